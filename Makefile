@@ -1,0 +1,65 @@
+# mote - the face of the build. CMake does the work; these targets are what
+# people type. See README.md.
+#
+#   make          build build/mote
+#   make run      install what is missing, build, start the hub
+#   make test     install, build, run every test: unit + integration (real
+#                 clients), the same under ASan+UBSan, and each fuzz target
+#   make bench    benchmarks against the peer brokers (bench/RESULTS.md)
+#   make fuzz     run the fuzz targets for longer (FUZZ_SECONDS, default 300)
+
+JOBS        ?= $(shell nproc)
+BUILD       ?= build
+SAN_BUILD   ?= build-san
+FUZZ_BUILD  ?= build-fuzz
+FUZZ_SECONDS ?= 300
+TEST_FUZZ_SECONDS ?= 30
+DATA        ?= data
+MQTT_ADDR   ?= 127.0.0.1:1883
+
+.PHONY: all build deps run test test-unit test-san test-fuzz bench fuzz clean format
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: deps build
+	@mkdir -p $(DATA)
+	@echo "mote hub: MQTT on $(MQTT_ADDR) (plaintext, loopback, anonymous allowed for now)"
+	@echo "  try:  build/mote sub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t 'demo/#' -v"
+	@echo "        build/mote pub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t demo/hello -m hi"
+	@echo "  or any client: mosquitto_sub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t '#' -v"
+	@echo "  Ctrl-C stops it."
+	exec $(BUILD)/mote hub --mqtt $(MQTT_ADDR) --data $(DATA) --allow-anonymous
+
+test: deps build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	$(MAKE) --no-print-directory test-san test-fuzz
+
+test-san:
+	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOTE_SANITIZE=ON >/dev/null
+	@cmake --build $(SAN_BUILD) -j $(JOBS)
+	ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
+
+test-fuzz:
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DMOTE_FUZZ=ON -DMOTE_FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
+
+fuzz: deps
+	$(MAKE) --no-print-directory test-fuzz TEST_FUZZ_SECONDS=$(FUZZ_SECONDS)
+
+bench: deps build
+	bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,14 @@
+/*
+ * clock.h - time sources. Monotonic for timers and expiry, wall clock for
+ * timestamps shown to people. Stateless, thread-safe.
+ */
+#ifndef MOTE_BASE_CLOCK_H
+#define MOTE_BASE_CLOCK_H
+
+#include <stdint.h>
+
+uint64_t mote_mono_ms(void); /* CLOCK_MONOTONIC in milliseconds */
+uint64_t mote_mono_ns(void); /* CLOCK_MONOTONIC in nanoseconds */
+uint64_t mote_wall_ms(void); /* CLOCK_REALTIME in ms since the Unix epoch */
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * subtree.h - the subscription index (private to src/broker/).
+ *
+ * A trie keyed by topic level. Each node holds the plain subscriptions whose
+ * filter ends there, and the shared-subscription groups ("$share/{group}/..."
+ * is stored under its real filter, grouped by name). Lookup walks the levels
+ * of a topic name once, following exact, '+' and '#' children, and applies
+ * the '$' rule (a filter starting with '+' or '#' does not match a topic
+ * starting with '$').
+ *
+ * The subscriber is an opaque `struct session *` owned by the broker; the tree
+ * never dereferences it. A session has at most one subscription per filter
+ * string (per group for shared ones): adding again replaces the options.
+ *
+ * Ownership: the tree owns its nodes and copies of filter strings; it
+ * borrows the session pointers, which the broker removes (subtree_remove or
+ * subtree_remove_all) before freeing a session.
+ *
+ * Threading: single-threaded, owned by the broker's loop thread.
+ */
+#ifndef MOTE_BROKER_SUBTREE_H
+#define MOTE_BROKER_SUBTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct session;
+struct subtree;
+
+struct sub_opts {
+	uint8_t qos;              /* maximum QoS granted */
+	bool no_local;
+	bool retain_as_published;
+	uint8_t retain_handling;  /* 0, 1, 2 */
+	uint32_t sub_id;          /* 0 = none */
+};
+
+struct subtree *subtree_new(void); /* NULL on allocation failure */
+void subtree_free(struct subtree *t);
+
+/*
+ * Adds or replaces the subscription of `s` to `filter` (valid per
+ * mqtt_topic_filter_valid; may be "$share/group/filter"). *existed (may be
+ * NULL) tells whether it replaced one. MOTE_ENOMEM leaves the tree unchanged.
+ */
+enum mote_err subtree_add(struct subtree *t, const uint8_t *filter, size_t len,
+			  struct session *s, const struct sub_opts *opts, bool *existed);
+
+/* Removes it; MOTE_ENOTFOUND if `s` had no subscription to that filter. */
+enum mote_err subtree_remove(struct subtree *t, const uint8_t *filter, size_t len,
+			     struct session *s);
+
+/*
+ * Calls `fn` once for each subscription matching topic `name`: every matching
+ * plain subscription, and for each matching shared group exactly one member,
+ * chosen round-robin among members for which `eligible(ctx, session)` returns
+ * true (all members if eligible is NULL; if none is eligible, the next member
+ * in turn). `shared` tells the callback which kind it is. A session with
+ * several matching filters is reported once per filter; the caller merges.
+ */
+typedef void (*subtree_match_fn)(void *ctx, struct session *s, const struct sub_opts *opts,
+				 bool shared);
+typedef bool (*subtree_eligible_fn)(void *ctx, struct session *s);
+void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_match_fn fn,
+		   subtree_eligible_fn eligible, void *ctx);
+
+/* Number of subscriptions (plain + shared members). */
+size_t subtree_count(const struct subtree *t);
+
+#endif
