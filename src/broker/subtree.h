@@ -11,6 +11,7 @@
  * The subscriber is an opaque `struct session *` owned by the broker; the tree
  * never dereferences it. A session has at most one subscription per filter
  * string (per group for shared ones): adding again replaces the options.
+ * Nodes left empty by removals are freed, so memory follows live filters.
  *
  * Ownership: the tree owns its nodes and copies of filter strings; it
  * borrows the session pointers, which the broker removes (subtree_remove or
@@ -42,16 +43,22 @@ struct subtree *subtree_new(void); /* NULL on allocation failure */
 void subtree_free(struct subtree *t);
 
 /*
- * Adds or replaces the subscription of `s` to `filter` (valid per
- * mqtt_topic_filter_valid; may be "$share/group/filter"). *existed (may be
- * NULL) tells whether it replaced one. MOTE_ENOMEM leaves the tree unchanged.
+ * A shared subscription "$share/{group}/{filter}" is passed split: `group`
+ * (NULL / 0 for a plain subscription) and the real `filter`. The caller
+ * (the broker) splits and validates with the codec; the tree trusts that
+ * `filter` is a valid topic filter.
+ *
+ * Adds or replaces the subscription of `s` to (group, filter). *existed (may
+ * be NULL) tells whether it replaced one. MOTE_ENOMEM leaves the tree
+ * unchanged.
  */
-enum mote_err subtree_add(struct subtree *t, const uint8_t *filter, size_t len,
-			  struct session *s, const struct sub_opts *opts, bool *existed);
+enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
+			  const uint8_t *filter, size_t flen, struct session *s,
+			  const struct sub_opts *opts, bool *existed);
 
-/* Removes it; MOTE_ENOTFOUND if `s` had no subscription to that filter. */
-enum mote_err subtree_remove(struct subtree *t, const uint8_t *filter, size_t len,
-			     struct session *s);
+/* Removes it; MOTE_ENOTFOUND if `s` had no such subscription. */
+enum mote_err subtree_remove(struct subtree *t, const uint8_t *group, size_t glen,
+			     const uint8_t *filter, size_t flen, struct session *s);
 
 /*
  * Calls `fn` once for each subscription matching topic `name`: every matching
@@ -69,5 +76,11 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
 
 /* Number of subscriptions (plain + shared members). */
 size_t subtree_count(const struct subtree *t);
+
+/*
+ * Removes every subscription of `s` (used when a session ends). Costs a walk
+ * of the whole tree; the broker prefers subtree_remove per filter it tracked.
+ */
+void subtree_remove_all(struct subtree *t, struct session *s);
 
 #endif

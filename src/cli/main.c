@@ -1,8 +1,43 @@
-/* main.c - placeholder until the subcommands land. */
+/* main.c - `mote SUBCOMMAND ...`: dispatch to the subcommands in cli.h. */
 #include <stdio.h>
+#include <string.h>
 
-int main(void)
+#include "cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *what;
+} commands[] = {
+	{ "hub", cli_hub, "run the hub: MQTT broker (and later the platform)" },
+	{ "pub", cli_pub, "publish a message (flags like mosquitto_pub)" },
+	{ "sub", cli_sub, "subscribe and print messages (flags like mosquitto_sub)" },
+};
+
+static void usage(FILE *out)
 {
-	fprintf(stderr, "mote: no subcommands yet\n");
-	return 1;
+	fprintf(out, "mote %s - a self-hosted IoT platform\n\n"
+		     "usage: mote COMMAND [OPTIONS]   (mote COMMAND --help for its options)\n\n"
+		     "commands:\n",
+		MOTE_VERSION);
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].what);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("mote %s\n", MOTE_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "mote: unknown command '%s'; run 'mote --help' for the list\n", argv[1]);
+	return 2;
 }

@@ -1,0 +1,308 @@
+/*
+ * broker.c - the broker object: configuration, listeners and accepting,
+ * internal publishes, statistics, and shutdown.
+ *
+ * Accepting: when the process runs out of file descriptors, accept() would
+ * fail forever while the listening socket stays readable, spinning the loop;
+ * so the listeners pause and retry after 100 ms.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "broker/broker_int.h"
+
+void broker_config_defaults(struct broker_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->allow_anonymous = false;
+	cfg->max_packet_size = 1024 * 1024;
+	cfg->receive_max = 64;
+	cfg->topic_alias_max = 16;
+	cfg->max_keepalive = 0;
+	cfg->max_session_expiry = 0;
+	cfg->max_queued = 1000;
+	cfg->max_inflight = 64;
+	cfg->connect_timeout_ms = 10000;
+	cfg->max_connections = 0;
+	cfg->sys_interval_s = 10;
+	cfg->max_client_outbuf = 4 * 1024 * 1024;
+}
+
+static void sys_publish_cb(struct loop *loop, struct loop_timer *t);
+static void accept_retry_cb(struct loop *loop, struct loop_timer *t);
+
+enum mote_err broker_new(const struct broker_config *cfg, const struct broker_hooks *hooks,
+			 struct loop *loop, struct broker **out)
+{
+	struct broker *b = calloc(1, sizeof *b);
+	if (!b)
+		return MOTE_ENOMEM;
+	b->cfg = *cfg;
+	if (b->cfg.max_packet_size == 0 || b->cfg.max_packet_size > MQTT_MAX_REMAINING_LENGTH)
+		b->cfg.max_packet_size = MQTT_MAX_REMAINING_LENGTH;
+	if (b->cfg.receive_max == 0)
+		b->cfg.receive_max = 1;
+	if (b->cfg.max_inflight == 0)
+		b->cfg.max_inflight = 1;
+	if (hooks)
+		b->hooks = *hooks;
+	b->loop = loop;
+	b->started_ms = mote_mono_ms();
+	b->subs = subtree_new();
+	b->retained = retain_new();
+	b->read_buf = malloc(READ_CHUNK);
+	if (!b->subs || !b->retained || !b->read_buf) {
+		broker_free(b);
+		return MOTE_ENOMEM;
+	}
+	loop_timer_init(&b->sys_timer, sys_publish_cb, b);
+	loop_timer_init(&b->accept_timer, accept_retry_cb, b);
+	if (b->cfg.sys_interval_s)
+		loop_timer_start(loop, &b->sys_timer, 0);
+	*out = b;
+	return MOTE_OK;
+}
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	/* Connections are gone after shutdown; force any left (error paths). */
+	while (b->conns) {
+		struct conn *c = b->conns;
+		b->conns = c->next;
+		if (c->state != CONN_CLOSED) {
+			loop_io_stop(b->loop, &c->io);
+			loop_timer_stop(b->loop, &c->timer);
+			c->stream.ops->close(&c->stream);
+		}
+		if (c->session)
+			c->session->conn = NULL;
+		outq_free(&c->out);
+		free(c->in);
+		free(c->username);
+		if (c->alias_in) {
+			for (uint32_t i = 0; i <= b->cfg.topic_alias_max; i++)
+				free(c->alias_in[i].topic);
+			free(c->alias_in);
+		}
+		if (c->alias_out) {
+			for (uint32_t i = 0; i < c->alias_out_used; i++)
+				free(c->alias_out[i].topic);
+			free(c->alias_out);
+		}
+		free(c);
+	}
+	b->shutting_down = true; /* sessions end without wills */
+	for (uint32_t i = 0; i < b->table_cap; i++) {
+		while (b->table[i]) {
+			struct session *s = b->table[i];
+			session_cancel_will(s);
+			session_destroy(s);
+		}
+	}
+	while (b->listeners) {
+		struct listener *l = b->listeners;
+		b->listeners = l->next;
+		loop_io_stop(b->loop, &l->io);
+		close(l->fd);
+		free(l);
+	}
+	loop_timer_stop(b->loop, &b->sys_timer);
+	loop_timer_stop(b->loop, &b->accept_timer);
+	subtree_free(b->subs);
+	retain_free(b->retained);
+	free(b->table);
+	free(b->hits);
+	free(b->read_buf);
+	free(b);
+}
+
+/* ---- listening ------------------------------------------------------------ */
+
+static void pause_accepting(struct broker *b)
+{
+	if (b->accept_paused)
+		return;
+	b->accept_paused = true;
+	for (struct listener *l = b->listeners; l; l = l->next)
+		loop_io_modify(b->loop, &l->io, 0);
+	loop_timer_start(b->loop, &b->accept_timer, 100);
+}
+
+static void accept_retry_cb(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct broker *b = t->data;
+	if (b->shutting_down)
+		return;
+	b->accept_paused = false;
+	for (struct listener *l = b->listeners; l; l = l->next)
+		loop_io_modify(b->loop, &l->io, LOOP_READ);
+}
+
+static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+	(void)loop;
+	(void)events;
+	struct listener *l = io->data;
+	struct broker *b = l->b;
+	for (int n = 0; n < 64 && !b->shutting_down; n++) {
+		int fd;
+		struct sockaddr_storage peer;
+		socklen_t plen;
+		enum mote_err err = net_accept(l->fd, &fd, &peer, &plen);
+		if (err == MOTE_EAGAIN)
+			return;
+		if (err == MOTE_EFULL) {
+			MOTE_WARN("broker", "event=accept_paused why=\"out of file descriptors\"");
+			b->stats.connections_refused++;
+			pause_accepting(b);
+			return;
+		}
+		if (err != MOTE_OK) {
+			MOTE_WARN("broker", "event=accept_failed errno=%d", errno);
+			return;
+		}
+		if (b->cfg.max_connections && b->conn_count >= b->cfg.max_connections) {
+			close(fd);
+			b->stats.connections_refused++;
+			continue;
+		}
+		char addr[64];
+		conn_accept(b, fd, net_addr_format((struct sockaddr *)&peer, addr, sizeof addr));
+	}
+}
+
+enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	enum mote_err err = net_addr_parse(addr, &ss, &len, errbuf, errcap);
+	if (err != MOTE_OK)
+		return err;
+	struct listener *l = calloc(1, sizeof *l);
+	if (!l)
+		return MOTE_ENOMEM;
+	err = net_listen((struct sockaddr *)&ss, len, 1024, &l->fd);
+	if (err != MOTE_OK) {
+		snprintf(errbuf, errcap, "cannot listen on %s: %s%s", addr, strerror(errno),
+			 errno == EADDRINUSE ? " (another broker running? pick another port)" : "");
+		free(l);
+		return err;
+	}
+	struct sockaddr_storage bound;
+	socklen_t blen = sizeof bound;
+	getsockname(l->fd, (struct sockaddr *)&bound, &blen);
+	l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+						    : ((struct sockaddr_in *)&bound)->sin_port);
+	l->b = b;
+	err = loop_io_start(b->loop, &l->io, l->fd, LOOP_READ, on_accept, l);
+	if (err != MOTE_OK) {
+		close(l->fd);
+		free(l);
+		snprintf(errbuf, errcap, "cannot watch listener %s", addr);
+		return err;
+	}
+	l->next = b->listeners;
+	b->listeners = l;
+	b->last_port = l->port;
+	char text[64];
+	MOTE_INFO("broker", "event=listen proto=mqtt addr=%s",
+		  net_addr_format((struct sockaddr *)&bound, text, sizeof text));
+	return MOTE_OK;
+}
+
+uint16_t broker_last_port(const struct broker *b)
+{
+	return b->last_port;
+}
+
+/* ---- shutdown --------------------------------------------------------------- */
+
+void broker_conn_gone(struct broker *b, struct conn *c)
+{
+	(void)c;
+	if (b->shutting_down && b->conn_count == 0)
+		loop_stop(b->loop);
+}
+
+void broker_shutdown(struct broker *b)
+{
+	if (b->shutting_down)
+		return;
+	b->shutting_down = true;
+	MOTE_INFO("broker", "event=shutdown connections=%u", b->conn_count);
+	loop_timer_stop(b->loop, &b->sys_timer);
+	loop_timer_stop(b->loop, &b->accept_timer);
+	for (struct listener *l = b->listeners; l; l = l->next)
+		loop_io_stop(b->loop, &l->io);
+	for (struct conn *c = b->conns; c; c = c->next)
+		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+	if (b->conn_count == 0)
+		loop_stop(b->loop);
+}
+
+/* ---- internal publishes and statistics ----------------------------------- */
+
+enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topic_len,
+			     const uint8_t *payload, size_t payload_len, uint8_t qos, bool retain)
+{
+	if (topic_len > UINT16_MAX || payload_len > MQTT_MAX_REMAINING_LENGTH || qos > 2 ||
+	    !mqtt_topic_name_valid(topic, topic_len))
+		return MOTE_EINVAL;
+	struct msg *m = msg_new(topic, (uint16_t)topic_len, NULL, 0, payload,
+				(uint32_t)payload_len, qos, retain, 0, 0);
+	if (!m)
+		return MOTE_ENOMEM;
+	route_message(b, m);
+	msg_unref(m);
+	return MOTE_OK;
+}
+
+void broker_get_stats(const struct broker *b, struct broker_stats *out)
+{
+	*out = b->stats;
+	out->sessions = b->session_count;
+	out->retained = retain_count(b->retained);
+	out->uptime_s = (mote_mono_ms() - b->started_ms) / 1000u;
+}
+
+static void sys_publish_cb(struct loop *loop, struct loop_timer *t)
+{
+	struct broker *b = t->data;
+	struct broker_stats st;
+	broker_get_stats(b, &st);
+	const struct {
+		const char *topic;
+		uint64_t value;
+	} rows[] = {
+		{ "$SYS/broker/uptime", st.uptime_s },
+		{ "$SYS/broker/clients/connected", st.clients_connected },
+		{ "$SYS/broker/clients/total", st.sessions },
+		{ "$SYS/broker/messages/received", st.msgs_received },
+		{ "$SYS/broker/messages/sent", st.msgs_sent },
+		{ "$SYS/broker/messages/dropped", st.msgs_dropped },
+		{ "$SYS/broker/bytes/received", st.bytes_received },
+		{ "$SYS/broker/bytes/sent", st.bytes_sent },
+		{ "$SYS/broker/subscriptions/count", st.subscriptions },
+		{ "$SYS/broker/retained/count", st.retained },
+	};
+	const char *version = "mote " MOTE_VERSION;
+	broker_publish(b, (const uint8_t *)"$SYS/broker/version", 19, (const uint8_t *)version,
+		       strlen(version), 0, true);
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		char text[24];
+		int n = snprintf(text, sizeof text, "%llu", (unsigned long long)rows[i].value);
+		broker_publish(b, (const uint8_t *)rows[i].topic, strlen(rows[i].topic),
+			       (const uint8_t *)text, (size_t)n, 0, true);
+	}
+	loop_timer_start(loop, t, (uint64_t)b->cfg.sys_interval_s * 1000u);
+}

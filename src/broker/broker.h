@@ -1,0 +1,155 @@
+/*
+ * broker.h - the MQTT broker: the face of src/broker/.
+ *
+ * The broker routes messages between MQTT connections: sessions, QoS 0/1/2,
+ * retained messages, wills, shared subscriptions, topic aliases, $SYS. It
+ * knows nothing of twins, the API, OTA or storage engines; those attach
+ * through struct broker_hooks (authenticate, authorize, message tap,
+ * connect/disconnect events, persistence) and publish through
+ * broker_publish() like any internal client.
+ *
+ * Threading: a broker lives on one struct loop and every function here must
+ * be called on that loop's thread. (Multi-loop operation comes with the
+ * performance work; the hooks will then be called from any loop thread.)
+ *
+ * Ownership: the caller owns the loop and must keep it alive until
+ * broker_free(). The broker copies the config; hooks are borrowed and must
+ * outlive the broker.
+ */
+#ifndef MOTE_BROKER_H
+#define MOTE_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "mqtt/mqtt.h"
+#include "net/loop.h"
+
+struct broker;
+
+struct broker_config {
+	bool allow_anonymous;        /* accept CONNECT without username */
+	uint32_t max_packet_size;    /* inbound limit, announced in CONNACK */
+	uint16_t receive_max;        /* inbound QoS 1/2 window, announced */
+	uint16_t topic_alias_max;    /* inbound aliases, announced */
+	uint16_t max_keepalive;      /* seconds, 0 = no cap */
+	uint32_t max_session_expiry; /* seconds, 0 = no cap */
+	uint32_t max_queued;         /* queued messages per session */
+	uint16_t max_inflight;       /* outbound QoS 1/2 window per client */
+	uint32_t connect_timeout_ms; /* time to complete CONNECT */
+	uint32_t max_connections;    /* 0 = limited by file descriptors */
+	uint32_t sys_interval_s;     /* $SYS publish period, 0 = off */
+	uint32_t max_client_outbuf;  /* bytes pending to one client before QoS 0 drops */
+};
+
+/* Safe defaults (see docs/operations). */
+void broker_config_defaults(struct broker_config *cfg);
+
+/* What hooks are told about a client. Views valid during the call only. */
+struct broker_client {
+	const uint8_t *client_id;
+	uint16_t client_id_len;
+	const uint8_t *username; /* NULL if none */
+	uint16_t username_len;
+	const char *peer;        /* "ip:port" */
+	uint8_t version;         /* enum mqtt_version */
+};
+
+enum broker_access {
+	BROKER_ACCESS_PUBLISH,
+	BROKER_ACCESS_SUBSCRIBE,
+};
+
+/* A routed message as the tap hook sees it (views valid during the call). */
+struct broker_msg_view {
+	const uint8_t *topic;
+	uint16_t topic_len;
+	const uint8_t *payload;
+	uint32_t payload_len;
+	uint8_t qos;
+	bool retain;
+};
+
+/*
+ * Every hook is optional (NULL). They run on the broker's loop thread and
+ * must not block: slow work goes to a queue of the hook's owner.
+ */
+struct broker_hooks {
+	void *ctx;
+	/*
+	 * CONNECT after the broker's own checks. Returns MQTT_RC_SUCCESS to
+	 * accept, or a 5.0 reason code to refuse (mapped to 3.1.1 return codes
+	 * for old clients). When NULL: anonymous clients follow
+	 * allow_anonymous; a client with a username is refused 0x86 unless
+	 * allow_anonymous is set (there is no user store yet).
+	 */
+	uint8_t (*authenticate)(void *ctx, const struct broker_client *c,
+				const struct mqtt_connect *pkt);
+	/* PUBLISH and SUBSCRIBE. true allows. When NULL everything is allowed
+	 * except client publishes to $SYS/... */
+	bool (*authorize)(void *ctx, const struct broker_client *c, enum broker_access access,
+			  const uint8_t *topic, size_t len);
+	/* Every message accepted for routing (clients and broker_publish);
+	 * c is NULL for messages from inside the hub and for wills. */
+	void (*tap)(void *ctx, const struct broker_client *c, const struct broker_msg_view *m);
+	/* A client completed CONNECT / its connection ended (reason sent or seen). */
+	void (*on_connect)(void *ctx, const struct broker_client *c);
+	void (*on_disconnect)(void *ctx, const struct broker_client *c, uint8_t reason);
+	/*
+	 * Persistence: called before a QoS 1/2 PUBLISH is acknowledged; a
+	 * non-zero return refuses it (0x97 quota exceeded / 3.1.1: no ack, close)
+	 * so nothing acknowledged is lost. The durable store implements it.
+	 */
+	enum mote_err (*persist_publish)(void *ctx, const struct broker_client *c,
+					 const struct broker_msg_view *m);
+};
+
+struct broker_stats {
+	uint64_t clients_connected;
+	uint64_t sessions;          /* connected + offline persistent sessions */
+	uint64_t msgs_received;     /* PUBLISH packets from clients */
+	uint64_t msgs_sent;         /* PUBLISH packets to clients */
+	uint64_t msgs_dropped;      /* queue full, too large for the client, expired */
+	uint64_t bytes_received;
+	uint64_t bytes_sent;
+	uint64_t subscriptions;
+	uint64_t retained;
+	uint64_t connections_refused; /* over limits or out of memory */
+	uint64_t uptime_s;
+};
+
+/* Creates a broker on `loop`. MOTE_ENOMEM / MOTE_EIO. Caller owns *out. */
+enum mote_err broker_new(const struct broker_config *cfg, const struct broker_hooks *hooks,
+			 struct loop *loop, struct broker **out);
+
+/*
+ * Listens for plain MQTT on "host:port". On failure, errbuf says why in
+ * words for the operator.
+ */
+enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap);
+/* The port actually bound by the most recent listener (useful with port 0). */
+uint16_t broker_last_port(const struct broker *b);
+
+/*
+ * Begins a clean shutdown: stops accepting, sends DISCONNECT 0x8B to 5.0
+ * clients, flushes what it can and closes every connection. The loop is
+ * stopped once all connections are closed.
+ */
+void broker_shutdown(struct broker *b);
+
+/* Frees everything. Call after loop_run() returned. NULL is accepted. */
+void broker_free(struct broker *b);
+
+/*
+ * Publishes a message from inside the hub (twins, rules, $SYS). Copies what
+ * it needs. MOTE_ENOMEM, MOTE_EINVAL for an invalid topic.
+ */
+enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topic_len,
+			     const uint8_t *payload, size_t payload_len, uint8_t qos,
+			     bool retain);
+
+void broker_get_stats(const struct broker *b, struct broker_stats *out);
+
+#endif

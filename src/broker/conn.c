@@ -1,0 +1,480 @@
+/*
+ * conn.c - one MQTT network connection: reading and framing packets,
+ * dispatching them, writing, timeouts and closing.
+ *
+ * Reading: bytes are read into the broker's shared read buffer and complete
+ * packets are handled in place; only a partial packet at the end is copied
+ * into a per-connection buffer (freed again once it completes), so an idle
+ * connection holds no input buffer. A packet larger than max_packet_size is
+ * refused from its fixed header, before its body is read.
+ *
+ * Writing: packets are queued in the connection's outq and flushed once per
+ * loop iteration (a deferred callback), so many packets to one client leave
+ * in one writev.
+ *
+ * Invariants: state CONN_CLOSED means the fd is closed, the watcher and timer
+ * are stopped and the session detached; the struct is freed by the deferred
+ * free callback and nothing may queue output on it.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "broker/broker_int.h"
+
+static void conn_on_io(struct loop *loop, struct loop_io *io, uint32_t events);
+static void conn_on_timer(struct loop *loop, struct loop_timer *t);
+
+void conn_fill_client(const struct conn *c, struct broker_client *out)
+{
+	memset(out, 0, sizeof *out);
+	if (c->session) {
+		out->client_id = c->session->client_id;
+		out->client_id_len = c->session->client_id_len;
+	}
+	out->username = c->username;
+	out->username_len = c->username_len;
+	out->peer = c->peer;
+	out->version = c->version;
+}
+
+void conn_log_fault(const struct conn *c, const char *event, const char *why)
+{
+	char id[96] = "\"\"";
+	if (c->session)
+		mote_log_quote(id, sizeof id, c->session->client_id, c->session->client_id_len);
+	MOTE_INFO("broker", "event=%s peer=%s client=%s why=\"%s\"", event, c->peer, id,
+		  why ? why : "");
+}
+
+void conn_accept(struct broker *b, int fd, const char *peer)
+{
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		b->stats.connections_refused++;
+		return;
+	}
+	c->b = b;
+	net_stream_tcp(&c->stream, fd);
+	outq_init(&c->out);
+	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->will_on_close = true;
+	c->last_rx_ms = loop_now(b->loop);
+	loop_timer_init(&c->timer, conn_on_timer, c);
+	if (loop_io_start(b->loop, &c->io, fd, LOOP_READ, conn_on_io, c) != MOTE_OK ||
+	    loop_timer_start(b->loop, &c->timer, b->cfg.connect_timeout_ms) != MOTE_OK) {
+		loop_io_stop(b->loop, &c->io);
+		c->stream.ops->close(&c->stream);
+		free(c);
+		b->stats.connections_refused++;
+		return;
+	}
+	c->next = b->conns;
+	if (b->conns)
+		b->conns->prev = c;
+	b->conns = c;
+	b->conn_count++;
+	MOTE_DEBUG("broker", "event=accept peer=%s", peer);
+}
+
+static void conn_free(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct conn *c = data;
+	struct broker *b = c->b;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		b->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	b->conn_count--;
+	outq_free(&c->out);
+	free(c->in);
+	if (c->alias_in) {
+		for (uint32_t i = 0; i <= b->cfg.topic_alias_max; i++)
+			free(c->alias_in[i].topic);
+		free(c->alias_in);
+	}
+	if (c->alias_out) {
+		for (uint32_t i = 0; i < c->alias_out_used; i++)
+			free(c->alias_out[i].topic);
+		free(c->alias_out);
+	}
+	free(c->username);
+	free(c);
+	broker_conn_gone(b, NULL);
+}
+
+/* ---- writing ----------------------------------------------------------- */
+
+static void conn_flush(struct conn *c)
+{
+	if (c->state == CONN_CLOSED || c->out.pending == 0)
+		return;
+	size_t written = 0;
+	enum mote_err err = outq_write(&c->out, &c->stream, &written);
+	c->b->stats.bytes_sent += written;
+	if (err == MOTE_OK) {
+		if (c->write_blocked) {
+			c->write_blocked = false;
+			loop_io_modify(c->b->loop, &c->io, LOOP_READ);
+		}
+	} else if (err == MOTE_EAGAIN) {
+		if (!c->write_blocked) {
+			c->write_blocked = true;
+			loop_io_modify(c->b->loop, &c->io, LOOP_READ | LOOP_WRITE);
+		}
+	} else {
+		conn_log_fault(c, "write_error", mote_strerror(err));
+		conn_close(c, -1, NULL);
+	}
+}
+
+static void conn_flush_cb(struct loop *loop, void *data)
+{
+	(void)loop;
+	conn_flush(data);
+}
+
+void conn_schedule_flush(struct conn *c)
+{
+	if (c->state != CONN_CLOSED && !c->write_blocked)
+		loop_defer(c->b->loop, &c->flush_defer, conn_flush_cb, c);
+}
+
+enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
+{
+	size_t size, used;
+	if (c->state == CONN_CLOSED)
+		return MOTE_ECLOSED;
+	enum mote_err err = mqtt_encoded_size(p, c->version, &size);
+	if (err != MOTE_OK)
+		return err;
+	uint8_t *dst = outq_reserve(&c->out, size);
+	if (!dst) {
+		conn_fail(c);
+		return MOTE_ENOMEM;
+	}
+	err = mqtt_encode(p, c->version, dst, size, &used);
+	if (err == MOTE_OK)
+		err = outq_commit(&c->out, used);
+	if (err != MOTE_OK) {
+		conn_fail(c);
+		return err;
+	}
+	conn_schedule_flush(c);
+	return MOTE_OK;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void conn_fail_cb(struct loop *loop, void *data)
+{
+	(void)loop;
+	struct conn *c = data;
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_log_fault(c, "connection_failed", "out of memory or encoding failure");
+	c->b->stats.msgs_dropped++;
+	conn_close(c, -1, NULL);
+}
+
+void conn_fail(struct conn *c)
+{
+	if (c->state == CONN_CLOSED || c->failing)
+		return;
+	c->failing = true;
+	loop_defer(c->b->loop, &c->fail_defer, conn_fail_cb, c);
+}
+
+void conn_close(struct conn *c, int reason, const char *why)
+{
+	struct broker *b = c->b;
+	if (c->state == CONN_CLOSED)
+		return;
+	if (reason >= 0 && c->version == MQTT_V5 && c->state == CONN_ACTIVE) {
+		struct mqtt_packet p = { .type = MQTT_DISCONNECT };
+		p.u.disconnect.reason = (uint8_t)reason;
+		if (why) {
+			size_t n = strlen(why);
+			p.u.disconnect.props.reason_string =
+				(struct mqtt_str){ (const uint8_t *)why, (uint16_t)(n > 200 ? 200 : n) };
+			MQTT_SET(&p.u.disconnect.props, MQTT_PROP_REASON_STRING);
+		}
+		conn_send_packet(c, &p);
+	}
+	/* Best effort: push what is queued (acks, the DISCONNECT) before closing. */
+	if (c->out.pending) {
+		size_t written;
+		outq_write(&c->out, &c->stream, &written);
+		b->stats.bytes_sent += written;
+	}
+	bool was_active = c->state == CONN_ACTIVE;
+	c->state = CONN_CLOSED;
+	loop_io_stop(b->loop, &c->io);
+	loop_timer_stop(b->loop, &c->timer);
+	c->stream.ops->close(&c->stream);
+	if (c->session) {
+		struct session *s = c->session;
+		if (was_active) {
+			b->stats.clients_connected--;
+			if (b->hooks.on_disconnect) {
+				struct broker_client info;
+				conn_fill_client(c, &info);
+				b->hooks.on_disconnect(b->hooks.ctx, &info,
+						       reason >= 0 ? (uint8_t)reason : 0);
+			}
+		}
+		char id[96];
+		MOTE_DEBUG("broker", "event=disconnect peer=%s client=%s will=%d", c->peer,
+			   mote_log_quote(id, sizeof id, s->client_id, s->client_id_len),
+			   c->will_on_close);
+		c->session = NULL;
+		s->conn = NULL;
+		session_detach(s, c->will_on_close);
+	}
+	loop_defer(b->loop, &c->free_defer, conn_free, c);
+}
+
+/* ---- timers ------------------------------------------------------------ */
+
+void conn_start_keepalive(struct conn *c)
+{
+	loop_timer_stop(c->b->loop, &c->timer);
+	if (c->keepalive_s == 0)
+		return;
+	/* [MQTT-3.1.2-24] one and a half times the keep alive period */
+	uint64_t window = (uint64_t)c->keepalive_s * 1500u;
+	uint64_t idle = loop_now(c->b->loop) - c->last_rx_ms;
+	loop_timer_start(c->b->loop, &c->timer, idle >= window ? 0 : window - idle);
+}
+
+static void conn_on_timer(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct conn *c = t->data;
+	if (c->state == CONN_NEW) {
+		conn_log_fault(c, "connect_timeout", "no CONNECT in time");
+		conn_close(c, -1, NULL);
+		return;
+	}
+	uint64_t window = (uint64_t)c->keepalive_s * 1500u;
+	if (loop_now(c->b->loop) - c->last_rx_ms >= window) {
+		conn_log_fault(c, "keepalive_timeout", "no packet within 1.5 x keep alive");
+		conn_close(c, MQTT_RC_KEEP_ALIVE_TIMEOUT, "keep alive timeout");
+		return;
+	}
+	conn_start_keepalive(c); /* traffic came since: wait for the rest */
+}
+
+/* ---- reading ----------------------------------------------------------- */
+
+static void protocol_fault(struct conn *c, const struct mqtt_fault *f)
+{
+	conn_log_fault(c, "protocol_error", f->why);
+	conn_close(c, f->reason, f->why);
+}
+
+static void dispatch(struct conn *c, const uint8_t *pkt, uint32_t len)
+{
+	struct mqtt_packet p;
+	struct mqtt_fault fault = { MQTT_RC_MALFORMED, "malformed packet" };
+	uint8_t type = pkt[0] >> 4;
+
+	if (c->state == CONN_NEW && type != MQTT_CONNECT) {
+		/* [MQTT-3.1.0-1] the first packet must be CONNECT: close, no CONNACK */
+		conn_log_fault(c, "protocol_error", "first packet is not CONNECT");
+		conn_close(c, -1, NULL);
+		return;
+	}
+	if (c->state == CONN_ACTIVE && type == MQTT_CONNECT) {
+		fault = (struct mqtt_fault){ MQTT_RC_PROTOCOL_ERROR, "second CONNECT" };
+		protocol_fault(c, &fault); /* [MQTT-3.1.0-2] */
+		return;
+	}
+	enum mote_err err = mqtt_decode(pkt, len, c->version, true, &p, &fault);
+	if (err != MOTE_OK) {
+		if (type == MQTT_CONNECT) {
+			handle_connect_fault(c, &p, &fault);
+			return;
+		}
+		protocol_fault(c, &fault);
+		return;
+	}
+
+	switch (p.type) {
+	case MQTT_CONNECT:
+		handle_connect(c, &p.u.connect);
+		break;
+	case MQTT_PUBLISH:
+		handle_publish(c, &p.u.publish);
+		break;
+	case MQTT_PUBACK:
+		handle_puback(c, &p.u.ack);
+		break;
+	case MQTT_PUBREC:
+		handle_pubrec(c, &p.u.ack);
+		break;
+	case MQTT_PUBREL:
+		handle_pubrel(c, &p.u.ack);
+		break;
+	case MQTT_PUBCOMP:
+		handle_pubcomp(c, &p.u.ack);
+		break;
+	case MQTT_SUBSCRIBE:
+		handle_subscribe(c, &p.u.subscribe);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		handle_unsubscribe(c, &p.u.unsubscribe);
+		break;
+	case MQTT_PINGREQ: {
+		struct mqtt_packet r = { .type = MQTT_PINGRESP };
+		conn_send_packet(c, &r);
+		break;
+	}
+	case MQTT_DISCONNECT:
+		handle_disconnect(c, &p.u.disconnect);
+		break;
+	case MQTT_AUTH:
+		/* No enhanced authentication method is offered, so any AUTH is
+		 * out of sequence [MQTT-4.12.0-1]. */
+		fault = (struct mqtt_fault){ MQTT_RC_PROTOCOL_ERROR, "unexpected AUTH" };
+		protocol_fault(c, &fault);
+		break;
+	default:
+		fault = (struct mqtt_fault){ MQTT_RC_PROTOCOL_ERROR, "unexpected packet type" };
+		protocol_fault(c, &fault);
+		break;
+	}
+}
+
+/*
+ * Handles every complete packet in buf[0..len). Returns the number of bytes
+ * consumed; stops early when the connection closes. *need gets the total
+ * size of the incomplete packet at the end when its header is known.
+ */
+static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *need)
+{
+	size_t off = 0;
+	*need = 0;
+	while (off < len && c->state != CONN_CLOSED) {
+		struct mqtt_frame fr;
+		struct mqtt_fault fault;
+		enum mote_err err =
+			mqtt_frame_parse(buf + off, len - off, c->b->cfg.max_packet_size, &fr, &fault);
+		if (err == MOTE_EAGAIN)
+			break; /* fixed header incomplete: the buffer grows as bytes come */
+		if (err != MOTE_OK) {
+			if (c->state == CONN_NEW)
+				conn_close(c, -1, NULL); /* no CONNACK yet: just close */
+			else
+				protocol_fault(c, &fault);
+			break;
+		}
+		if (fr.total_len > len - off) {
+			*need = fr.total_len;
+			break;
+		}
+		c->last_rx_ms = loop_now(c->b->loop);
+		c->b->stats.bytes_received += fr.total_len;
+		dispatch(c, buf + off, fr.total_len);
+		off += fr.total_len;
+	}
+	return off;
+}
+
+/* Keeps the unconsumed tail of a read for the next one. */
+static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t need)
+{
+	uint32_t cap = need > n ? need : (uint32_t)n;
+	if (cap < 256)
+		cap = 256;
+	if (c->in == NULL || c->in_cap < cap) {
+		uint8_t *p = malloc(cap);
+		if (!p)
+			return false;
+		memmove(p, src, n);
+		free(c->in);
+		c->in = p;
+		c->in_cap = cap;
+	} else {
+		memmove(c->in, src, n);
+	}
+	c->in_len = (uint32_t)n;
+	return true;
+}
+
+static void conn_read(struct conn *c)
+{
+	struct broker *b = c->b;
+	uint8_t *buf;
+	size_t cap, have;
+
+	if (c->in_len == 0) {
+		buf = b->read_buf;
+		cap = READ_CHUNK;
+		have = 0;
+	} else {
+		/* Continue the partial packet in the connection's own buffer. */
+		if (c->in_len == c->in_cap) {
+			uint32_t ncap = c->in_cap * 2;
+			if (ncap > b->cfg.max_packet_size + MQTT_MAX_FIXED_HEADER)
+				ncap = b->cfg.max_packet_size + MQTT_MAX_FIXED_HEADER;
+			if (ncap <= c->in_cap) { /* cannot happen: frame parse limits it */
+				conn_close(c, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
+				return;
+			}
+			uint8_t *p = realloc(c->in, ncap);
+			if (!p) {
+				conn_close(c, -1, NULL);
+				return;
+			}
+			c->in = p;
+			c->in_cap = ncap;
+		}
+		buf = c->in;
+		cap = c->in_cap;
+		have = c->in_len;
+	}
+
+	ssize_t n = c->stream.ops->read(&c->stream, buf + have, cap - have);
+	if (n == 0) {
+		conn_close(c, -1, NULL); /* peer closed: abnormal unless DISCONNECT came */
+		return;
+	}
+	if (n < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c, -1, NULL);
+		return;
+	}
+	have += (size_t)n;
+
+	uint32_t need;
+	size_t used = consume(c, buf, have, &need);
+	if (c->state == CONN_CLOSED)
+		return;
+	size_t rest = have - used;
+	if (rest == 0) {
+		free(c->in);
+		c->in = NULL;
+		c->in_len = c->in_cap = 0;
+	} else if (!keep_partial(c, buf + used, rest, need)) {
+		conn_close(c, -1, NULL);
+	}
+}
+
+static void conn_on_io(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+	(void)loop;
+	struct conn *c = io->data;
+	if ((events & LOOP_WRITE) && c->state != CONN_CLOSED)
+		conn_flush(c);
+	if ((events & LOOP_READ) && c->state != CONN_CLOSED)
+		conn_read(c);
+}

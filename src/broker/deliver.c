@@ -1,0 +1,382 @@
+/*
+ * deliver.c - outbound messages of one session: QoS 0 sends, the QoS 1/2
+ * in-flight window (Receive Maximum), the queue behind it, acks from the
+ * client, redelivery with DUP after a reconnect, topic aliases towards the
+ * client, message expiry and the client's Maximum Packet Size.
+ *
+ * Ordering: QoS 1/2 messages leave in the order they were given to the
+ * session: nothing bypasses a non-empty queue, and redelivery resends the
+ * in-flight window in original send order before the queue moves on.
+ * QoS 0 messages are not subject to the window and are sent at once; they are
+ * not queued for an offline session (as Mosquitto's default).
+ *
+ * A PUBLISH is encoded as a header in the connection's outq followed by a
+ * reference to the payload inside the shared struct msg: no payload copy.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker_int.h"
+
+/* ---- the queue --------------------------------------------------------- */
+
+static bool dqueue_push(struct dqueue *q, const struct delivery *d)
+{
+	if (q->count == q->cap) {
+		uint32_t cap = q->cap ? q->cap * 2 : 8;
+		struct delivery *items = malloc(cap * sizeof *items);
+		if (!items)
+			return false;
+		for (uint32_t i = 0; i < q->count; i++)
+			items[i] = q->items[(q->head + i) % q->cap];
+		free(q->items);
+		q->items = items;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->items[(q->head + q->count++) % q->cap] = *d;
+	return true;
+}
+
+static void dqueue_pop(struct dqueue *q, struct delivery *out)
+{
+	*out = q->items[q->head];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+	if (q->count == 0 && q->cap > 64) { /* give memory back after a burst */
+		free(q->items);
+		q->items = NULL;
+		q->cap = q->head = 0;
+	}
+}
+
+void dqueue_free(struct dqueue *q)
+{
+	for (uint32_t i = 0; i < q->count; i++)
+		msg_unref(q->items[(q->head + i) % q->cap].m);
+	free(q->items);
+	memset(q, 0, sizeof *q);
+}
+
+void session_release_inflight(struct session *s)
+{
+	for (uint32_t i = 0; i < s->inflight_cap; i++) {
+		msg_unref(s->inflight[i].m);
+		s->inflight[i].m = NULL;
+	}
+	s->inflight_count = 0;
+}
+
+/* ---- encoding one PUBLISH ---------------------------------------------- */
+
+enum send_result { SENT, DROPPED, FAILED };
+
+/* Finds or assigns an outbound alias for the topic; 0 = none. *is_new when
+ * the topic must be sent with it this time. Does not commit a new one. */
+static uint16_t pick_alias(struct conn *c, const struct msg *m, bool *is_new)
+{
+	*is_new = false;
+	uint16_t max = c->client_alias_max < MAX_OUT_ALIASES ? c->client_alias_max
+							     : MAX_OUT_ALIASES;
+	if (max == 0)
+		return 0;
+	for (uint16_t i = 0; i < c->alias_out_used; i++) {
+		struct out_alias *a = &c->alias_out[i];
+		if (a->len == m->topic_len && memcmp(a->topic, msg_topic(m), a->len) == 0)
+			return (uint16_t)(i + 1);
+	}
+	if (c->alias_out_used >= max)
+		return 0;
+	*is_new = true;
+	return (uint16_t)(c->alias_out_used + 1);
+}
+
+static bool commit_alias(struct conn *c, const struct msg *m)
+{
+	if (!c->alias_out) {
+		c->alias_out = calloc(MAX_OUT_ALIASES, sizeof *c->alias_out);
+		if (!c->alias_out)
+			return false;
+	}
+	uint8_t *t = malloc(m->topic_len);
+	if (!t)
+		return false;
+	memcpy(t, msg_topic(m), m->topic_len);
+	c->alias_out[c->alias_out_used++] = (struct out_alias){ t, m->topic_len };
+	return true;
+}
+
+static enum send_result send_publish(struct conn *c, const struct delivery *d, bool dup)
+{
+	struct broker *b = c->b;
+	const struct msg *m = d->m;
+	uint64_t now = loop_now(b->loop);
+	if (msg_expired(m, now))
+		return DROPPED;
+
+	struct mqtt_publish pub = {
+		.qos = d->qos,
+		.dup = dup,
+		.retain = d->retain,
+		.topic = { msg_topic(m), m->topic_len },
+		.packet_id = d->qos ? d->packet_id : 0,
+		.payload = { NULL, m->payload_len },
+	};
+	bool new_alias = false;
+	uint16_t alias = 0;
+	if (c->version == MQTT_V5) {
+		struct mqtt_props *pr = &pub.props;
+		if (m->expiry_ms) {
+			/* [MQTT-3.3.2-6] the interval left, rounded up */
+			pr->message_expiry = (uint32_t)((m->expiry_ms - now + 999) / 1000);
+			MQTT_SET(pr, MQTT_PROP_MESSAGE_EXPIRY);
+		}
+		alias = pick_alias(c, m, &new_alias);
+		if (alias) {
+			pr->topic_alias = alias;
+			MQTT_SET(pr, MQTT_PROP_TOPIC_ALIAS);
+			if (!new_alias)
+				pub.topic = (struct mqtt_str){ NULL, 0 };
+		}
+		pr->sub_ids = d->sub_ids;
+		pr->sub_id_count = d->n_sub_ids;
+		pr->raw_extra = (struct mqtt_bin){ msg_props(m), m->props_len };
+	}
+
+	/* Header bound: fixed header, topic, id, property block with its length. */
+	size_t bound = MQTT_MAX_FIXED_HEADER + 2 + pub.topic.len + 2 + 4 + m->props_len + 5 +
+		       3 + 5 + (size_t)d->n_sub_ids * 5 + 4;
+	uint8_t *dst = outq_reserve(&c->out, bound);
+	if (!dst)
+		return FAILED;
+	size_t head;
+	if (mqtt_encode_publish_head(&pub, c->version, dst, bound, &head) != MOTE_OK)
+		return FAILED;
+	if (c->client_max_packet && head + m->payload_len > c->client_max_packet) {
+		/* [MQTT-3.1.2-25] never send more than the client accepts */
+		b->stats.msgs_dropped++;
+		return DROPPED;
+	}
+	if (new_alias && !commit_alias(c, m))
+		return FAILED;
+	if (outq_commit(&c->out, head) != MOTE_OK ||
+	    outq_push_payload(&c->out, (struct msg *)m, 0, m->payload_len) != MOTE_OK)
+		return FAILED;
+	b->stats.msgs_sent++;
+	conn_schedule_flush(c);
+	return SENT;
+}
+
+/* ---- the in-flight window ---------------------------------------------- */
+
+static bool id_in_use(const struct session *s, uint16_t id)
+{
+	for (uint32_t i = 0; i < s->inflight_cap; i++)
+		if (s->inflight[i].m && s->inflight[i].packet_id == id)
+			return true;
+	return false;
+}
+
+static uint16_t next_id(struct session *s)
+{
+	for (;;) {
+		uint16_t id = s->next_packet_id++;
+		if (s->next_packet_id == 0)
+			s->next_packet_id = 1;
+		if (id != 0 && !id_in_use(s, id))
+			return id;
+	}
+}
+
+static struct delivery *free_slot(struct session *s)
+{
+	for (uint32_t i = 0; i < s->inflight_cap; i++)
+		if (!s->inflight[i].m)
+			return &s->inflight[i];
+	return NULL;
+}
+
+static void release(struct session *s, struct delivery *d)
+{
+	msg_unref(d->m);
+	d->m = NULL;
+	s->inflight_count--;
+}
+
+static bool window_open(const struct session *s)
+{
+	const struct conn *c = s->conn;
+	return c && c->state == CONN_ACTIVE && !c->failing && s->inflight_count < c->window &&
+	       s->inflight_count < s->inflight_cap;
+}
+
+/* Puts d (its reference moves in) into a free slot and sends it. */
+static void start_inflight(struct session *s, const struct delivery *d)
+{
+	struct delivery *slot = free_slot(s);
+	*slot = *d;
+	slot->packet_id = next_id(s);
+	slot->state = DLV_PUBLISH_SENT;
+	slot->seq = ++s->send_seq;
+	s->inflight_count++;
+	enum send_result r = send_publish(s->conn, slot, false);
+	if (r == DROPPED) {
+		release(s, slot); /* as if completed [MQTT-3.1.2-25] */
+	} else if (r == FAILED) {
+		conn_fail(s->conn); /* stays in flight: resent after reconnect */
+	}
+}
+
+void deliver_pump(struct session *s)
+{
+	while (s->queue.count > 0 && window_open(s)) {
+		struct delivery d;
+		dqueue_pop(&s->queue, &d);
+		if (msg_expired(d.m, loop_now(s->b->loop))) {
+			msg_unref(d.m);
+			s->b->stats.msgs_dropped++;
+			continue;
+		}
+		start_inflight(s, &d);
+	}
+}
+
+void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const uint32_t *sub_ids,
+	     uint8_t n_sub_ids)
+{
+	struct broker *b = s->b;
+	struct delivery d = { .m = m, .qos = qos, .retain = retain, .n_sub_ids = n_sub_ids };
+	memcpy(d.sub_ids, sub_ids, (size_t)n_sub_ids * sizeof *sub_ids);
+
+	struct conn *c = s->conn;
+	bool online = c && c->state == CONN_ACTIVE && !c->failing;
+	if (qos == 0) {
+		if (!online)
+			return; /* QoS 0 is not kept for offline sessions */
+		if (c->out.pending > b->cfg.max_client_outbuf) {
+			b->stats.msgs_dropped++; /* slow consumer: shed QoS 0 */
+			return;
+		}
+		if (send_publish(c, &d, false) == FAILED)
+			conn_fail(c);
+		return;
+	}
+	msg_ref(m);
+	if (s->queue.count == 0 && window_open(s)) {
+		start_inflight(s, &d);
+		return;
+	}
+	if (s->queue.count >= b->cfg.max_queued || !dqueue_push(&s->queue, &d)) {
+		b->stats.msgs_dropped++;
+		msg_unref(m);
+		if (s->queue.count == b->cfg.max_queued) {
+			char idq[96];
+			MOTE_DEBUG("broker", "event=queue_full client=%s queued=%u",
+				   mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len),
+				   s->queue.count);
+		}
+	}
+}
+
+/* ---- acks from the client ----------------------------------------------- */
+
+static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t state)
+{
+	for (uint32_t i = 0; i < s->inflight_cap; i++) {
+		struct delivery *d = &s->inflight[i];
+		if (d->m && d->packet_id == id && d->state == state)
+			return d;
+	}
+	return NULL;
+}
+
+static void send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
+{
+	struct mqtt_packet p = { .type = type };
+	p.u.ack.packet_id = id;
+	p.u.ack.reason = reason;
+	conn_send_packet(c, &p);
+}
+
+void handle_puback(struct conn *c, const struct mqtt_ack *a)
+{
+	struct session *s = c->session;
+	struct delivery *d = find_inflight(s, a->packet_id, DLV_PUBLISH_SENT);
+	if (!d || d->qos != 1)
+		return; /* unknown ids are ignored: the client may repeat an ack */
+	release(s, d);
+	deliver_pump(s);
+}
+
+void handle_pubrec(struct conn *c, const struct mqtt_ack *a)
+{
+	struct session *s = c->session;
+	struct delivery *d = find_inflight(s, a->packet_id, DLV_PUBLISH_SENT);
+	if (!d || d->qos != 2) {
+		if (!find_inflight(s, a->packet_id, DLV_PUBREL_SENT))
+			send_ack(c, MQTT_PUBREL, a->packet_id,
+				 c->version == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0);
+		else
+			send_ack(c, MQTT_PUBREL, a->packet_id, 0);
+		return;
+	}
+	if (a->reason >= 0x80) { /* the client refused it: the flow ends here */
+		release(s, d);
+		deliver_pump(s);
+		return;
+	}
+	d->state = DLV_PUBREL_SENT;
+	send_ack(c, MQTT_PUBREL, a->packet_id, 0);
+}
+
+void handle_pubcomp(struct conn *c, const struct mqtt_ack *a)
+{
+	struct session *s = c->session;
+	struct delivery *d = find_inflight(s, a->packet_id, DLV_PUBREL_SENT);
+	if (!d)
+		return;
+	release(s, d);
+	deliver_pump(s);
+}
+
+/* ---- reconnect ---------------------------------------------------------- */
+
+static int by_seq(const void *a, const void *b)
+{
+	const struct delivery *x = *(const struct delivery *const *)a;
+	const struct delivery *y = *(const struct delivery *const *)b;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+void deliver_resume(struct session *s)
+{
+	struct conn *c = s->conn;
+	if (s->inflight_count > 0) {
+		struct delivery **order = malloc(s->inflight_count * sizeof *order);
+		if (!order) {
+			conn_fail(c);
+			return;
+		}
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < s->inflight_cap; i++)
+			if (s->inflight[i].m)
+				order[n++] = &s->inflight[i];
+		qsort(order, n, sizeof *order, by_seq);
+		/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL */
+		for (uint32_t i = 0; i < n && c->state == CONN_ACTIVE; i++) {
+			struct delivery *d = order[i];
+			if (d->state == DLV_PUBREL_SENT) {
+				send_ack(c, MQTT_PUBREL, d->packet_id, 0);
+				continue;
+			}
+			enum send_result r = send_publish(c, d, true);
+			if (r == DROPPED)
+				release(s, d);
+			else if (r == FAILED)
+				conn_fail(c);
+		}
+		free(order);
+	}
+	deliver_pump(s);
+}

@@ -1,0 +1,176 @@
+/*
+ * outq.c - segment queue with a byte arena; see outq.h.
+ *
+ * Invariants: pending == sum of seg lengths; arena segments appear in arena
+ * order, so arena_head is the offset of the first arena segment's unsent byte
+ * (or arena_len when there is none). When the queue drains, the arena resets
+ * to offset 0 and shrinks back if it grew large, so an idle connection holds
+ * little memory.
+ */
+#include "broker/outq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_KEEP 16384 /* arena kept across drains; larger ones are freed */
+
+void outq_init(struct outq *q)
+{
+	memset(q, 0, sizeof *q);
+}
+
+void outq_free(struct outq *q)
+{
+	for (uint32_t i = 0; i < q->seg_count; i++)
+		msg_unref(q->segs[(q->seg_head + i) % q->seg_cap].m);
+	free(q->arena);
+	free(q->segs);
+	outq_init(q);
+}
+
+static struct outq_seg *seg_at(struct outq *q, uint32_t i)
+{
+	return &q->segs[(q->seg_head + i) % q->seg_cap];
+}
+
+static enum mote_err seg_room(struct outq *q)
+{
+	if (q->seg_count < q->seg_cap)
+		return MOTE_OK;
+	uint32_t cap = q->seg_cap ? q->seg_cap * 2 : 16;
+	struct outq_seg *s = malloc(cap * sizeof *s);
+	if (!s)
+		return MOTE_ENOMEM;
+	for (uint32_t i = 0; i < q->seg_count; i++)
+		s[i] = *seg_at(q, i);
+	free(q->segs);
+	q->segs = s;
+	q->seg_cap = cap;
+	q->seg_head = 0;
+	return MOTE_OK;
+}
+
+uint8_t *outq_reserve(struct outq *q, size_t n)
+{
+	if (q->pending == 0) { /* drained: start the arena over */
+		q->arena_head = q->arena_len = 0;
+		if (q->arena_cap > ARENA_KEEP && n <= ARENA_KEEP) {
+			free(q->arena);
+			q->arena = NULL;
+			q->arena_cap = 0;
+		}
+	}
+	if (n > UINT32_MAX - q->arena_len)
+		return NULL;
+	if (q->arena_len + n > q->arena_cap) {
+		/* Compact first: bytes before arena_head are already sent. */
+		if (q->arena_head > 0 && q->arena_head >= q->arena_len / 2) {
+			uint32_t live = q->arena_len - q->arena_head;
+			memmove(q->arena, q->arena + q->arena_head, live);
+			for (uint32_t i = 0; i < q->seg_count; i++) {
+				struct outq_seg *sg = seg_at(q, i);
+				if (!sg->m)
+					sg->off -= q->arena_head;
+			}
+			q->arena_len = live;
+			q->arena_head = 0;
+		}
+		if (q->arena_len + n > q->arena_cap) {
+			size_t cap = q->arena_cap ? q->arena_cap : 1024;
+			while (cap < q->arena_len + n)
+				cap *= 2;
+			if (cap > UINT32_MAX)
+				return NULL;
+			uint8_t *a = realloc(q->arena, cap);
+			if (!a)
+				return NULL;
+			q->arena = a;
+			q->arena_cap = (uint32_t)cap;
+		}
+	}
+	return q->arena + q->arena_len;
+}
+
+enum mote_err outq_commit(struct outq *q, size_t used)
+{
+	if (used == 0)
+		return MOTE_OK;
+	/* Extend the last segment when it is the arena bytes just before. */
+	if (q->seg_count > 0) {
+		struct outq_seg *last = seg_at(q, q->seg_count - 1);
+		if (!last->m && last->off + last->len == q->arena_len) {
+			last->len += (uint32_t)used;
+			q->arena_len += (uint32_t)used;
+			q->pending += used;
+			return MOTE_OK;
+		}
+	}
+	if (seg_room(q) != MOTE_OK)
+		return MOTE_ENOMEM;
+	*seg_at(q, q->seg_count++) = (struct outq_seg){ NULL, q->arena_len, (uint32_t)used };
+	q->arena_len += (uint32_t)used;
+	q->pending += used;
+	return MOTE_OK;
+}
+
+enum mote_err outq_push_payload(struct outq *q, struct msg *m, uint32_t off, uint32_t len)
+{
+	if (len == 0)
+		return MOTE_OK;
+	if (seg_room(q) != MOTE_OK)
+		return MOTE_ENOMEM;
+	*seg_at(q, q->seg_count++) = (struct outq_seg){ msg_ref(m), off, len };
+	q->pending += len;
+	return MOTE_OK;
+}
+
+enum mote_err outq_write(struct outq *q, struct net_stream *s, size_t *written)
+{
+	*written = 0;
+	while (q->seg_count > 0) {
+		struct iovec iov[OUTQ_IOV];
+		int n = 0;
+		size_t total = 0;
+		for (uint32_t i = 0; i < q->seg_count && n < OUTQ_IOV; i++) {
+			struct outq_seg *sg = seg_at(q, i);
+			const uint8_t *base = sg->m ? msg_payload(sg->m) : q->arena;
+			iov[n].iov_base = (void *)(base + sg->off);
+			iov[n].iov_len = sg->len;
+			total += sg->len;
+			n++;
+		}
+		ssize_t w = s->ops->writev(s, iov, n);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return MOTE_EAGAIN;
+			if (errno == EINTR)
+				continue;
+			return errno == EPIPE || errno == ECONNRESET ? MOTE_ECLOSED : MOTE_EIO;
+		}
+		size_t left = (size_t)w;
+		*written += left;
+		q->pending -= left;
+		while (left > 0) {
+			struct outq_seg *sg = seg_at(q, 0);
+			if (left < sg->len) {
+				sg->off += (uint32_t)left;
+				sg->len -= (uint32_t)left;
+				if (!sg->m)
+					q->arena_head += (uint32_t)left;
+				left = 0;
+				break;
+			}
+			left -= sg->len;
+			if (sg->m)
+				msg_unref(sg->m);
+			else
+				q->arena_head = sg->off + sg->len;
+			q->seg_head = (q->seg_head + 1) % q->seg_cap;
+			q->seg_count--;
+		}
+		if ((size_t)w < total)
+			return MOTE_EAGAIN; /* short write: the socket buffer is full */
+	}
+	return MOTE_OK;
+}

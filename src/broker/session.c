@@ -1,0 +1,193 @@
+/*
+ * session.c - the session table, session lifetime, expiry and wills.
+ *
+ * A session lives from the CONNECT that creates it until: its connection
+ * closes with session expiry 0; its expiry timer fires while offline; a new
+ * CONNECT with clean start replaces it. When it ends, a pending will is
+ * published at once ([MQTT-3.1.3-9]: the will goes out at the earlier of the
+ * will delay and the end of the session).
+ *
+ * The table is a chained hash table on the client id (FNV-1a), doubled when
+ * the load passes 1.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker_int.h"
+
+static uint32_t hash_id(const uint8_t *id, uint16_t len)
+{
+	uint32_t h = 2166136261u;
+	for (uint16_t i = 0; i < len; i++) {
+		h ^= id[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+struct session *session_find(struct broker *b, const uint8_t *id, uint16_t len)
+{
+	if (b->table_cap == 0)
+		return NULL;
+	struct session *s = b->table[hash_id(id, len) & (b->table_cap - 1)];
+	for (; s; s = s->hnext)
+		if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
+			return s;
+	return NULL;
+}
+
+static enum mote_err table_grow(struct broker *b)
+{
+	uint32_t cap = b->table_cap ? b->table_cap * 2 : 256;
+	struct session **t = calloc(cap, sizeof *t);
+	if (!t)
+		return MOTE_ENOMEM;
+	for (uint32_t i = 0; i < b->table_cap; i++) {
+		struct session *s = b->table[i];
+		while (s) {
+			struct session *next = s->hnext;
+			uint32_t slot = hash_id(s->client_id, s->client_id_len) & (cap - 1);
+			s->hnext = t[slot];
+			t[slot] = s;
+			s = next;
+		}
+	}
+	free(b->table);
+	b->table = t;
+	b->table_cap = cap;
+	return MOTE_OK;
+}
+
+static void on_expiry(struct loop *loop, struct loop_timer *t);
+static void on_will_delay(struct loop *loop, struct loop_timer *t);
+
+enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
+			     struct session **out)
+{
+	if (b->session_count >= b->table_cap && table_grow(b) != MOTE_OK)
+		return MOTE_ENOMEM;
+	struct session *s = calloc(1, sizeof *s);
+	if (!s)
+		return MOTE_ENOMEM;
+	s->client_id = malloc(len ? len : 1);
+	if (!s->client_id) {
+		free(s);
+		return MOTE_ENOMEM;
+	}
+	memcpy(s->client_id, id, len);
+	s->client_id_len = len;
+	s->b = b;
+	s->uid = ++b->next_uid;
+	s->next_packet_id = 1;
+	loop_timer_init(&s->expiry_timer, on_expiry, s);
+	loop_timer_init(&s->will_timer, on_will_delay, s);
+	uint32_t slot = hash_id(id, len) & (b->table_cap - 1);
+	s->hnext = b->table[slot];
+	b->table[slot] = s;
+	b->session_count++;
+	*out = s;
+	return MOTE_OK;
+}
+
+static void publish_will(struct session *s)
+{
+	struct msg *will = s->will;
+	if (!will)
+		return;
+	s->will = NULL;
+	loop_timer_stop(s->b->loop, &s->will_timer);
+	struct broker *b = s->b;
+	/* The will is a PUBLISH by this client: the same authorization applies. */
+	bool ok = true;
+	if (b->hooks.authorize) {
+		struct broker_client info = { .client_id = s->client_id,
+					      .client_id_len = s->client_id_len,
+					      .peer = "",
+					      .version = s->version };
+		ok = b->hooks.authorize(b->hooks.ctx, &info, BROKER_ACCESS_PUBLISH,
+					msg_topic(will), will->topic_len);
+	} else if (will->topic_len >= 4 && memcmp(msg_topic(will), "$SYS", 4) == 0) {
+		ok = false;
+	}
+	if (ok) {
+		char idq[96];
+		MOTE_DEBUG("broker", "event=will client=%s",
+			   mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len));
+		route_message(b, will);
+	}
+	msg_unref(will);
+}
+
+void session_set_will(struct session *s, struct msg *will, uint32_t delay_s)
+{
+	session_cancel_will(s);
+	s->will = will;
+	s->will_delay_s = delay_s;
+}
+
+void session_cancel_will(struct session *s)
+{
+	loop_timer_stop(s->b->loop, &s->will_timer);
+	msg_unref(s->will);
+	s->will = NULL;
+}
+
+static void on_will_delay(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	publish_will(t->data);
+}
+
+void session_destroy(struct session *s)
+{
+	struct broker *b = s->b;
+	publish_will(s);
+	loop_timer_stop(b->loop, &s->expiry_timer);
+	session_drop_subs(s);
+	session_release_inflight(s);
+	dqueue_free(&s->queue);
+	free(s->qos2_in);
+
+	struct session **pp = &b->table[hash_id(s->client_id, s->client_id_len) & (b->table_cap - 1)];
+	while (*pp && *pp != s)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = s->hnext;
+	b->session_count--;
+	free(s->inflight);
+	free(s->client_id);
+	free(s);
+}
+
+static void on_expiry(struct loop *loop, struct loop_timer *t)
+{
+	(void)loop;
+	struct session *s = t->data;
+	char idq[96];
+	MOTE_DEBUG("broker", "event=session_expired client=%s",
+		   mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len));
+	session_destroy(s);
+}
+
+void session_detach(struct session *s, bool publish)
+{
+	struct broker *b = s->b;
+	if (!publish)
+		session_cancel_will(s);
+	if (s->expiry_s == 0 || b->shutting_down) {
+		/* Shutting down frees every session: no will is sent to nobody. */
+		if (b->shutting_down)
+			session_cancel_will(s);
+		session_destroy(s);
+		return;
+	}
+	if (s->will) {
+		if (s->will_delay_s == 0)
+			publish_will(s);
+		else
+			loop_timer_start(b->loop, &s->will_timer, (uint64_t)s->will_delay_s * 1000u);
+	}
+	if (s->expiry_s != SESSION_NEVER_EXPIRES)
+		loop_timer_start(b->loop, &s->expiry_timer, (uint64_t)s->expiry_s * 1000u);
+}

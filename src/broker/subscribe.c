@@ -1,0 +1,191 @@
+/*
+ * subscribe.c - SUBSCRIBE and UNSUBSCRIBE: per-filter validation and
+ * authorization, the subscription tree, the session's own list of its
+ * subscriptions (so ending a session removes exactly its entries), and
+ * retained messages sent on subscribe per Retain Handling.
+ *
+ * Each filter of a SUBSCRIBE gets its own reason code [MQTT-3.8.4-6]; one bad
+ * filter does not fail the others. The SUBACK goes out before any retained
+ * message, so clients see their grant first.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "broker/broker_int.h"
+
+static struct session_sub **find_sub(struct session *s, const struct mqtt_str *group,
+				     const struct mqtt_str *filter)
+{
+	struct session_sub **pp = &s->subs;
+	for (; *pp; pp = &(*pp)->next) {
+		struct session_sub *e = *pp;
+		if (e->group_len == group->len && e->filter_len == filter->len &&
+		    memcmp(e->text, group->p, group->len) == 0 &&
+		    memcmp(e->text + group->len, filter->p, filter->len) == 0)
+			return pp;
+	}
+	return pp;
+}
+
+static bool remember_sub(struct session *s, const struct mqtt_str *group,
+			 const struct mqtt_str *filter)
+{
+	struct session_sub **pp = find_sub(s, group, filter);
+	if (*pp)
+		return true;
+	struct session_sub *e = malloc(sizeof *e + group->len + filter->len);
+	if (!e)
+		return false;
+	e->next = NULL;
+	e->group_len = group->len;
+	e->filter_len = filter->len;
+	if (group->len)
+		memcpy(e->text, group->p, group->len);
+	memcpy(e->text + group->len, filter->p, filter->len);
+	*pp = e;
+	return true;
+}
+
+void session_drop_subs(struct session *s)
+{
+	struct broker *b = s->b;
+	while (s->subs) {
+		struct session_sub *e = s->subs;
+		s->subs = e->next;
+		if (subtree_remove(b->subs, e->group_len ? e->text : NULL, e->group_len,
+				   e->text + e->group_len, e->filter_len, s) == MOTE_OK)
+			b->stats.subscriptions--;
+		free(e);
+	}
+}
+
+/* Retained messages for one new subscription. */
+struct retained_ctx {
+	struct session *s;
+	uint8_t qos;
+	uint32_t sub_id;
+};
+
+static void send_retained(void *ctx, struct msg *m)
+{
+	struct retained_ctx *r = ctx;
+	uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
+	/* [MQTT-3.3.1-9] retained messages sent on subscribe carry RETAIN 1 */
+	deliver(r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
+}
+
+void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
+{
+	struct broker *b = c->b;
+	struct session *s = c->session;
+	bool v5 = c->version == MQTT_V5;
+	uint8_t *reasons = malloc(p->count);
+	uint8_t *want_retained = calloc(p->count, 1);
+	if (!reasons || !want_retained) {
+		conn_fail(c);
+		goto out;
+	}
+	uint32_t sub_id = MQTT_HAS(&p->props, MQTT_PROP_SUBSCRIPTION_ID) ? p->props.sub_id : 0;
+
+	struct mqtt_topic_iter it;
+	struct mqtt_sub_entry e;
+	uint32_t i = 0;
+	mqtt_subscribe_iter(&it, p);
+	for (; i < p->count && mqtt_topics_next(&it, &e); i++) {
+		struct mqtt_str group = { NULL, 0 }, filter = e.filter;
+		uint8_t fail = v5 ? MQTT_RC_TOPIC_FILTER_INVALID : MQTT311_SUBACK_FAILURE;
+		reasons[i] = fail;
+		if (!mqtt_topic_filter_valid(e.filter.p, e.filter.len))
+			continue;
+		bool shared = mqtt_shared_split(e.filter.p, e.filter.len, &group, &filter);
+		if (shared && e.opts.no_local) {
+			/* [MQTT-3.8.3-4] */
+			conn_log_fault(c, "protocol_error", "no local on a shared subscription");
+			conn_close(c, MQTT_RC_PROTOCOL_ERROR, "no local on a shared subscription");
+			goto out;
+		}
+		if (!broker_authorize(b, c, BROKER_ACCESS_SUBSCRIBE, e.filter.p, e.filter.len)) {
+			reasons[i] = v5 ? MQTT_RC_NOT_AUTHORIZED : MQTT311_SUBACK_FAILURE;
+			continue;
+		}
+		struct sub_opts o = { .qos = e.opts.qos,
+				      .no_local = e.opts.no_local,
+				      .retain_as_published = e.opts.retain_as_published,
+				      .retain_handling = e.opts.retain_handling,
+				      .sub_id = sub_id };
+		bool existed = false;
+		if (!remember_sub(s, &group, &filter) ||
+		    subtree_add(b->subs, group.p, group.len, filter.p, filter.len, s, &o,
+				&existed) != MOTE_OK) {
+			reasons[i] = v5 ? MQTT_RC_UNSPECIFIED : MQTT311_SUBACK_FAILURE;
+			continue;
+		}
+		if (!existed)
+			b->stats.subscriptions++;
+		reasons[i] = e.opts.qos;
+		/* Shared subscriptions get no retained messages [MQTT-3.8.4-?]. */
+		want_retained[i] = !shared && (o.retain_handling == 0 ||
+					       (o.retain_handling == 1 && !existed));
+	}
+
+	struct mqtt_packet ack = { .type = MQTT_SUBACK };
+	ack.u.suback.packet_id = p->packet_id;
+	ack.u.suback.count = i;
+	ack.u.suback.reasons = reasons;
+	if (conn_send_packet(c, &ack) != MOTE_OK)
+		goto out;
+
+	mqtt_subscribe_iter(&it, p);
+	for (uint32_t k = 0; k < i && mqtt_topics_next(&it, &e); k++) {
+		if (!want_retained[k])
+			continue;
+		struct retained_ctx r = { s, e.opts.qos, sub_id };
+		retain_match(b->retained, e.filter.p, e.filter.len, loop_now(b->loop),
+			     send_retained, &r);
+	}
+out:
+	free(reasons);
+	free(want_retained);
+}
+
+void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p)
+{
+	struct broker *b = c->b;
+	struct session *s = c->session;
+	uint8_t *reasons = malloc(p->count);
+	if (!reasons) {
+		conn_fail(c);
+		return;
+	}
+	struct mqtt_topic_iter it;
+	struct mqtt_sub_entry e;
+	uint32_t i = 0;
+	mqtt_unsubscribe_iter(&it, p);
+	for (; i < p->count && mqtt_topics_next(&it, &e); i++) {
+		struct mqtt_str group = { NULL, 0 }, filter = e.filter;
+		reasons[i] = MQTT_RC_NO_SUBSCRIPTION_EXISTED;
+		if (!mqtt_topic_filter_valid(e.filter.p, e.filter.len)) {
+			reasons[i] = MQTT_RC_TOPIC_FILTER_INVALID;
+			continue;
+		}
+		mqtt_shared_split(e.filter.p, e.filter.len, &group, &filter);
+		struct session_sub **pp = find_sub(s, &group, &filter);
+		if (*pp) {
+			struct session_sub *gone = *pp;
+			*pp = gone->next;
+			free(gone);
+		}
+		if (subtree_remove(b->subs, group.p, group.len, filter.p, filter.len, s) ==
+		    MOTE_OK) {
+			b->stats.subscriptions--;
+			reasons[i] = MQTT_RC_SUCCESS;
+		}
+	}
+	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
+	ack.u.suback.packet_id = p->packet_id;
+	ack.u.suback.count = c->version == MQTT_V5 ? i : 0;
+	ack.u.suback.reasons = reasons;
+	conn_send_packet(c, &ack);
+	free(reasons);
+}

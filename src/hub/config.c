@@ -1,0 +1,327 @@
+/*
+ * config.c - hub options: one table drives the command-line flags, the
+ * config file and --help, so the three cannot drift apart.
+ *
+ * Values are validated as they are read: a number out of range or a bad
+ * boolean is an error that names the option and says what is allowed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hub/hub.h"
+
+enum opt_kind { OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS };
+
+struct opt {
+	const char *name;
+	enum opt_kind kind;
+	size_t offset;      /* into struct hub_config */
+	unsigned long max;  /* for numbers */
+	const char *arg;
+	const char *help;
+};
+
+#define BOFF(field) offsetof(struct hub_config, broker.field)
+#define HOFF(field) offsetof(struct hub_config, field)
+
+static const struct opt opts[] = {
+	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT",
+	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883)" },
+	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)" },
+	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
+	  "accept clients without a username (default off)" },
+	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
+	  "debug, info, warn or error (default info)" },
+	{ "sys-interval", OPT_U32, BOFF(sys_interval_s), 86400, "SEC",
+	  "publish $SYS statistics every SEC seconds, 0 = off (default 10)" },
+	{ "max-packet-size", OPT_U32, BOFF(max_packet_size), 268435455, "BYTES",
+	  "largest packet accepted from a client (default 1048576)" },
+	{ "receive-max", OPT_U16, BOFF(receive_max), 65535, "N",
+	  "QoS 1/2 messages a client may have in flight to the hub (default 64)" },
+	{ "topic-alias-max", OPT_U16, BOFF(topic_alias_max), 65535, "N",
+	  "topic aliases a client may use towards the hub (default 16)" },
+	{ "max-keepalive", OPT_U16, BOFF(max_keepalive), 65535, "SEC",
+	  "cap on the client keep alive, 0 = none (default 0)" },
+	{ "max-session-expiry", OPT_U32, BOFF(max_session_expiry), 0xFFFFFFFFul, "SEC",
+	  "cap on session expiry, 0 = none (default 0)" },
+	{ "max-queued", OPT_U32, BOFF(max_queued), 10000000, "N",
+	  "QoS 1/2 messages queued per session beyond the window (default 1000)" },
+	{ "max-inflight", OPT_U16, BOFF(max_inflight), 65535, "N",
+	  "QoS 1/2 messages in flight to one client (default 64)" },
+	{ "connect-timeout", OPT_MS, BOFF(connect_timeout_ms), 3600, "SEC",
+	  "seconds a new connection has to send CONNECT (default 10)" },
+	{ "max-connections", OPT_U32, BOFF(max_connections), 10000000, "N",
+	  "connection limit, 0 = file descriptors only (default 0)" },
+	{ "max-client-outbuf", OPT_U32, BOFF(max_client_outbuf), 0xFFFFFFFFul, "BYTES",
+	  "bytes waiting for one slow client before its QoS 0 messages are dropped "
+	  "(default 4194304)" },
+};
+
+void hub_config_defaults(struct hub_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	broker_config_defaults(&cfg->broker);
+	cfg->data_dir = "data";
+	cfg->log_level = MOTE_LOG_INFO;
+}
+
+void hub_config_free(struct hub_config *cfg)
+{
+	free(cfg->file_text);
+	cfg->file_text = NULL;
+}
+
+void hub_config_usage(FILE *out)
+{
+	fprintf(out, "usage: mote hub [OPTIONS]\n\n"
+		     "Runs the hub: an MQTT 3.1.1 / 5.0 broker. Flags override the config file.\n\n"
+		     "  --config FILE            read options from FILE (`name = value` lines)\n"
+		     "  --help                   show this help\n");
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+		char left[64];
+		snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
+			 opts[i].arg ? opts[i].arg : "");
+		fprintf(out, "  %-24s %s\n", left, opts[i].help);
+	}
+}
+
+static const struct opt *find_opt(const char *name, size_t len)
+{
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return &opts[i];
+	return NULL;
+}
+
+static bool parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "on") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "off") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return false;
+	return true;
+}
+
+static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const char *v,
+			   char *errbuf, size_t errcap)
+{
+	char *base = (char *)cfg;
+	switch (o->kind) {
+	case OPT_BOOL: {
+		bool b = true;
+		if (v && !parse_bool(v, &b)) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not true or false", o->name, v);
+			return MOTE_EINVAL;
+		}
+		*(bool *)(base + o->offset) = b;
+		return MOTE_OK;
+	}
+	case OPT_STR:
+		*(const char **)(base + o->offset) = v;
+		return MOTE_OK;
+	case OPT_LISTEN:
+		if (cfg->mqtt_count == HUB_MAX_LISTENERS) {
+			snprintf(errbuf, errcap, "--%s: at most %d listeners", o->name,
+				 HUB_MAX_LISTENERS);
+			return MOTE_EINVAL;
+		}
+		cfg->mqtt[cfg->mqtt_count++] = v;
+		return MOTE_OK;
+	case OPT_LOGLEVEL:
+		if (mote_log_level_parse(v, (enum mote_log_level *)(base + o->offset)) != 0) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not debug, info, warn or error",
+				 o->name, v);
+			return MOTE_EINVAL;
+		}
+		return MOTE_OK;
+	case OPT_U32:
+	case OPT_U16:
+	case OPT_MS: {
+		char *end;
+		errno = 0;
+		unsigned long long n = strtoull(v, &end, 10);
+		if (*v == '\0' || *v == '-' || *end != '\0' || errno || n > o->max) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not a whole number from 0 to %lu",
+				 o->name, v, o->max);
+			return MOTE_EINVAL;
+		}
+		if (o->kind == OPT_U16)
+			*(uint16_t *)(base + o->offset) = (uint16_t)n;
+		else if (o->kind == OPT_MS)
+			*(uint32_t *)(base + o->offset) = (uint32_t)n * 1000u;
+		else
+			*(uint32_t *)(base + o->offset) = (uint32_t)n;
+		return MOTE_OK;
+	}
+	}
+	return MOTE_EINVAL;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+enum mote_err hub_config_parse_text(struct hub_config *cfg, char *text, char *errbuf,
+				    size_t errcap)
+{
+	unsigned lineno = 0;
+	char *save = NULL;
+	/* strtok_r would merge empty lines and lose the count: split by hand. */
+	for (char *line = text; line; line = save) {
+		lineno++;
+		char *nl = strchr(line, '\n');
+		save = nl ? nl + 1 : NULL;
+		if (nl)
+			*nl = '\0';
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		line = trim(line);
+		if (*line == '\0')
+			continue;
+		size_t klen = strcspn(line, " \t=");
+		char *value = line + klen;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		if (*value == '=')
+			value++;
+		value = trim(value);
+		const struct opt *o = find_opt(line, klen);
+		if (!o) {
+			snprintf(errbuf, errcap, "config line %u: unknown option '%.*s' (see mote hub --help)",
+				 lineno, (int)klen, line);
+			return MOTE_EINVAL;
+		}
+		if (*value == '\0' && o->kind != OPT_BOOL) {
+			snprintf(errbuf, errcap, "config line %u: option '%s' needs a value", lineno,
+				 o->name);
+			return MOTE_EINVAL;
+		}
+		char msg[256];
+		if (apply(cfg, o, *value ? value : NULL, msg, sizeof msg) != MOTE_OK) {
+			snprintf(errbuf, errcap, "config line %u: %s", lineno, msg);
+			return MOTE_EINVAL;
+		}
+	}
+	return MOTE_OK;
+}
+
+static enum mote_err read_file(const char *path, char **out, char *errbuf, size_t errcap)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(errbuf, errcap, "--config %s: %s", path, strerror(errno));
+		return MOTE_EIO;
+	}
+	enum mote_err err = MOTE_OK;
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+	while (buf) {
+		size_t n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+		if (len + 1 == cap) {
+			if (cap >= 1u << 20) {
+				snprintf(errbuf, errcap, "--config %s: larger than 1 MiB", path);
+				err = MOTE_ETOOBIG;
+				break;
+			}
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+	}
+	fclose(f);
+	if (!buf)
+		return MOTE_ENOMEM;
+	if (err != MOTE_OK) {
+		free(buf);
+		return err;
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return MOTE_OK;
+}
+
+enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bool *show_help,
+			       char *errbuf, size_t errcap)
+{
+	*show_help = false;
+	/* The file first, so that flags override it. */
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--config") == 0 || strncmp(argv[i], "--config=", 9) == 0) {
+			const char *path = argv[i][8] == '=' ? argv[i] + 9 : argv[i + 1];
+			if (!path) {
+				snprintf(errbuf, errcap, "--config needs a file name");
+				return MOTE_EINVAL;
+			}
+			enum mote_err err = read_file(path, &cfg->file_text, errbuf, errcap);
+			if (err == MOTE_OK)
+				err = hub_config_parse_text(cfg, cfg->file_text, errbuf, errcap);
+			if (err != MOTE_OK)
+				return err;
+			break;
+		}
+	}
+	bool flag_listener = false;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			*show_help = true;
+			return MOTE_OK;
+		}
+		if (strncmp(a, "--", 2) != 0) {
+			snprintf(errbuf, errcap, "unexpected argument '%s' (see mote hub --help)", a);
+			return MOTE_EINVAL;
+		}
+		const char *name = a + 2;
+		const char *eq = strchr(name, '=');
+		size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+		if (nlen == 6 && strncmp(name, "config", 6) == 0) {
+			if (!eq)
+				i++;
+			continue;
+		}
+		const struct opt *o = find_opt(name, nlen);
+		if (!o) {
+			snprintf(errbuf, errcap, "unknown option '%s' (see mote hub --help)", a);
+			return MOTE_EINVAL;
+		}
+		const char *value = eq ? eq + 1 : NULL;
+		if (!value && o->kind != OPT_BOOL) {
+			if (i + 1 >= argc) {
+				snprintf(errbuf, errcap, "--%s needs a value: --%s %s", o->name, o->name,
+					 o->arg);
+				return MOTE_EINVAL;
+			}
+			value = argv[++i];
+		}
+		if (o->kind == OPT_LISTEN && !flag_listener) {
+			/* Listeners on the command line replace those of the file. */
+			flag_listener = true;
+			cfg->mqtt_count = 0;
+		}
+		enum mote_err err = apply(cfg, o, value, errbuf, errcap);
+		if (err != MOTE_OK)
+			return err;
+	}
+	if (cfg->mqtt_count == 0)
+		cfg->mqtt[cfg->mqtt_count++] = "127.0.0.1:1883";
+	return MOTE_OK;
+}

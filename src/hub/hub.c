@@ -1,0 +1,114 @@
+/*
+ * hub.c - runs the hub: data folder, event loop, broker, listeners, signals.
+ *
+ * Signals arrive through a signalfd watched by the loop, so handlers never
+ * run asynchronously: SIGINT/SIGTERM begin a clean shutdown (a second one
+ * stops at once), SIGPIPE is ignored (a write to a closed socket is an
+ * error return, not a death).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "hub/hub.h"
+
+struct hub {
+	struct loop *loop;
+	struct broker *broker;
+	struct loop_io sig_io;
+	int sigfd;
+	unsigned signals_seen;
+};
+
+static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+	(void)events;
+	struct hub *h = io->data;
+	struct signalfd_siginfo si;
+	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM)
+			continue;
+		if (h->signals_seen++ == 0) {
+			MOTE_INFO("hub", "event=signal signal=%s action=shutdown",
+				  si.ssi_signo == SIGINT ? "SIGINT" : "SIGTERM");
+			broker_shutdown(h->broker);
+		} else {
+			MOTE_WARN("hub", "event=signal action=stop_now");
+			loop_stop(loop);
+		}
+	}
+}
+
+static enum mote_err make_dir(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+		return MOTE_EINVAL;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return MOTE_EIO;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+		return MOTE_EIO;
+	return access(buf, W_OK) == 0 ? MOTE_OK : MOTE_EIO;
+}
+
+enum mote_err hub_run(const struct hub_config *cfg)
+{
+	struct hub h = { .sigfd = -1 };
+	enum mote_err err;
+	char msg[256];
+	sigset_t mask;
+
+	mote_log_setup(cfg->log_level, NULL);
+	if (make_dir(cfg->data_dir) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"cannot create or write data folder %s: %s\"",
+			   cfg->data_dir, strerror(errno));
+		return MOTE_EIO;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	h.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (h.sigfd < 0)
+		return MOTE_EIO;
+
+	err = loop_new(&h.loop);
+	if (err != MOTE_OK)
+		goto out;
+	err = broker_new(&cfg->broker, NULL, h.loop, &h.broker);
+	if (err != MOTE_OK)
+		goto out;
+	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
+		err = broker_listen_tcp(h.broker, cfg->mqtt[i], msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
+	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
+	if (err != MOTE_OK)
+		goto out;
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
+		  cfg->broker.allow_anonymous ? "allowed" : "refused");
+	err = loop_run(h.loop);
+	MOTE_INFO("hub", "event=stopped");
+out:
+	if (h.loop && h.sig_io.active)
+		loop_io_stop(h.loop, &h.sig_io);
+	broker_free(h.broker);
+	loop_free(h.loop);
+	if (h.sigfd >= 0)
+		close(h.sigfd);
+	return err;
+}

@@ -1,0 +1,57 @@
+/*
+ * hub.h - the hub: its configuration (file + command-line flags) and the
+ * composition of the event loop and the broker (later also store, twins,
+ * rules, API). The face of src/hub/.
+ *
+ * Threading: hub_run() runs the loop on the calling thread until SIGINT or
+ * SIGTERM; everything else is plain data handling.
+ */
+#ifndef MOTE_HUB_H
+#define MOTE_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "base/err.h"
+#include "base/log.h"
+#include "broker/broker.h"
+
+#define HUB_MAX_LISTENERS 8
+
+struct hub_config {
+	struct broker_config broker;
+	const char *mqtt[HUB_MAX_LISTENERS]; /* "host:port"; borrowed from argv/file */
+	unsigned mqtt_count;
+	const char *data_dir;
+	enum mote_log_level log_level;
+	/* Strings read from --config are owned here (freed by hub_config_free). */
+	char *file_text;
+};
+
+void hub_config_defaults(struct hub_config *cfg);
+void hub_config_free(struct hub_config *cfg);
+
+/*
+ * Applies --config FILE (if given) and then every flag, so flags override the
+ * file. MOTE_EINVAL with a sentence for the operator in errbuf.
+ * *show_help is set when --help was asked for.
+ */
+enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bool *show_help,
+			       char *errbuf, size_t errcap);
+
+/*
+ * Parses the text of a config file: `name = value` lines (or `name value`),
+ * `#` comments, blank lines; names are the long flags without `--`. `text` is
+ * modified in place and must outlive cfg (values point into it).
+ */
+enum mote_err hub_config_parse_text(struct hub_config *cfg, char *text, char *errbuf,
+				    size_t errcap);
+
+/* Prints every option with its default. */
+void hub_config_usage(FILE *out);
+
+/* Runs the hub until SIGINT/SIGTERM. MOTE_OK on a clean stop. */
+enum mote_err hub_run(const struct hub_config *cfg);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * tcp.h - sockets for the event loop: listening, accepting, and the stream
+ * interface that connections read and write through.
+ *
+ * struct net_stream is the transport seam (as coreMQTT's transport interface
+ * or NNG's TLS engine): the broker reads and writes through ops, so TLS and
+ * WebSocket streams can slot in without #ifdefs in the broker. Plain TCP is
+ * the one implementation today.
+ *
+ * Threading: a stream belongs to the loop thread that owns its connection.
+ */
+#ifndef MOTE_NET_TCP_H
+#define MOTE_NET_TCP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "base/err.h"
+
+/*
+ * Parses "host:port", "[v6]:port" or ":port" (all addresses) into *ss.
+ * host may be a name (resolved once, numeric preferred). MOTE_EINVAL with a
+ * message in errbuf on failure.
+ */
+enum mote_err net_addr_parse(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+			     char *errbuf, size_t errcap);
+/* "127.0.0.1:1883" / "[::1]:1883" into buf. Returns buf. */
+char *net_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
+/* A non-blocking listening socket with SO_REUSEADDR. *fd is the caller's to close. */
+enum mote_err net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int *fd);
+
+/*
+ * Accepts one connection (non-blocking, close-on-exec, TCP_NODELAY).
+ * MOTE_EAGAIN when none is pending; MOTE_EFULL when the process is out of file
+ * descriptors (the caller pauses accepting); MOTE_EIO otherwise.
+ */
+enum mote_err net_accept(int lfd, int *fd, struct sockaddr_storage *peer, socklen_t *plen);
+
+struct net_stream;
+struct net_stream_ops {
+	/* >0 bytes read, 0 at end of stream, -1 with errno (EAGAIN: no data). */
+	ssize_t (*read)(struct net_stream *s, void *buf, size_t len);
+	/* bytes written, -1 with errno (EAGAIN: socket buffer full). */
+	ssize_t (*writev)(struct net_stream *s, const struct iovec *iov, int iovcnt);
+	/* Closes the fd and releases transport state. */
+	void (*close)(struct net_stream *s);
+};
+
+struct net_stream {
+	const struct net_stream_ops *ops;
+	int fd;
+	void *impl; /* transport state (TLS session, ...), NULL for TCP */
+};
+
+/* Plain TCP over an accepted or connected fd; takes ownership of fd. */
+void net_stream_tcp(struct net_stream *s, int fd);
+
+#endif
