@@ -61,8 +61,9 @@ void handle_connect_fault(struct conn *c, const struct mqtt_packet *p, const str
 {
 	uint8_t seen = p->u.connect.version;
 	if (f->reason == MQTT_RC_UNSUPPORTED_VERSION) {
-		/* [MQTT-3.1.2-2] answer in a format the client can read */
-		c->version = seen == MQTT_V5 ? MQTT_V5 : MQTT_V311;
+		/* [MQTT-3.1.2-2] answer in a format the client can read: levels
+		 * from 5 up get the 5.0 CONNACK (0x84), older ones 3.1.1's rc 1. */
+		c->version = seen >= MQTT_V5 ? MQTT_V5 : MQTT_V311;
 		refuse(c, MQTT_RC_UNSUPPORTED_VERSION, f->why);
 		return;
 	}

@@ -21,7 +21,7 @@ static struct session_sub **find_sub(struct session *s, const struct mqtt_str *g
 	for (; *pp; pp = &(*pp)->next) {
 		struct session_sub *e = *pp;
 		if (e->group_len == group->len && e->filter_len == filter->len &&
-		    memcmp(e->text, group->p, group->len) == 0 &&
+		    (group->len == 0 || memcmp(e->text, group->p, group->len) == 0) &&
 		    memcmp(e->text + group->len, filter->p, filter->len) == 0)
 			return pp;
 	}

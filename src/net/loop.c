@@ -246,6 +246,7 @@ static int run_timers(struct loop *l)
 		}
 		loop_timer_stop(l, t);
 		t->fn(l, t); /* may restart t or free its owner */
+		run_deferred(l);
 	}
 	return l->stopping ? 0 : -1;
 }
