@@ -363,21 +363,19 @@ static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *
 	size_t off = 0;
 	*need = 0;
 	while (off < len && c->state != CONN_CLOSED) {
-		struct mqtt_frame fr;
+		struct mqtt_frame fr = { 0 };
 		struct mqtt_fault fault;
 		enum mote_err err =
 			mqtt_frame_parse(buf + off, len - off, c->b->cfg.max_packet_size, &fr, &fault);
-		if (err == MOTE_EAGAIN)
-			break; /* fixed header incomplete: the buffer grows as bytes come */
+		if (err == MOTE_EAGAIN) {
+			*need = fr.total_len; /* known once the fixed header is whole */
+			break;
+		}
 		if (err != MOTE_OK) {
 			if (c->state == CONN_NEW)
 				conn_close(c, -1, NULL); /* no CONNACK yet: just close */
 			else
 				protocol_fault(c, &fault);
-			break;
-		}
-		if (fr.total_len > len - off) {
-			*need = fr.total_len;
 			break;
 		}
 		c->last_rx_ms = loop_now(c->b->loop);

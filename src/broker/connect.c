@@ -136,7 +136,8 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 
 	c->version = p->version;
 	if (b->shutting_down) {
-		refuse(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
+		/* 0x8B is not a CONNACK reason code (3.2.2.2): say unavailable */
+		refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "server shutting down");
 		return;
 	}
 	if (id_len == 0) {

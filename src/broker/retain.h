@@ -36,7 +36,9 @@ enum mote_err retain_set(struct retain *r, struct msg *m);
 /*
  * Calls fn for each stored message whose topic matches `filter` (a valid
  * topic filter, not a $share one). Messages found expired at now_ms are
- * removed instead of reported.
+ * removed instead of reported; the only allocation is shrinking a child
+ * table after such removals, and its failure is harmless. fn must not
+ * modify the store nor call retain_match again.
  */
 typedef void (*retain_fn)(void *ctx, struct msg *m);
 void retain_match(struct retain *r, const uint8_t *filter, size_t len, uint64_t now_ms,
@@ -45,5 +47,7 @@ void retain_match(struct retain *r, const uint8_t *filter, size_t len, uint64_t 
 size_t retain_count(const struct retain *r);
 /* Total payload bytes held. */
 size_t retain_bytes(const struct retain *r);
+/* Number of trie nodes below the root (introspection: tests, metrics). */
+size_t retain_node_count(const struct retain *r);
 
 #endif

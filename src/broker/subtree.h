@@ -67,6 +67,8 @@ enum mote_err subtree_remove(struct subtree *t, const uint8_t *group, size_t gle
  * true (all members if eligible is NULL; if none is eligible, the next member
  * in turn). `shared` tells the callback which kind it is. A session with
  * several matching filters is reported once per filter; the caller merges.
+ * Never allocates. fn and eligible must not modify the tree nor call
+ * subtree_match again (the walk uses the tree's own scratch stack).
  */
 typedef void (*subtree_match_fn)(void *ctx, struct session *s, const struct sub_opts *opts,
 				 bool shared);
@@ -76,6 +78,9 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
 
 /* Number of subscriptions (plain + shared members). */
 size_t subtree_count(const struct subtree *t);
+
+/* Number of trie nodes below the root (introspection: tests, metrics). */
+size_t subtree_node_count(const struct subtree *t);
 
 /*
  * Removes every subscription of `s` (used when a session ends). Costs a walk

@@ -207,8 +207,10 @@ struct mqtt_user_prop {
  * and mqtt_props_copy_user()), or any properties a broker forwards
  * unchanged; the encoder does not re-validate them. Subscription
  * identifiers go in `sub_ids`/`sub_id_count` (the bit for
- * MQTT_PROP_SUBSCRIPTION_ID is then ignored). `raw` is ignored by the
- * encoder.
+ * MQTT_PROP_SUBSCRIPTION_ID is then ignored; with sub_id_count 0 a set bit
+ * writes `sub_id` once, so decoded SUBSCRIBE properties re-encode as they
+ * are). `raw`, `user_first` and the user property bit are ignored by the
+ * encoder: user properties travel in `raw_extra` only.
  */
 struct mqtt_props {
 	uint64_t present;
@@ -435,7 +437,9 @@ struct mqtt_frame {
 /*
  * Finds one packet at the start of buf[0..len).
  *   MOTE_OK:         *out describes a whole packet of out->total_len bytes
- *   MOTE_EAGAIN:     need more bytes
+ *                    (all of them are in buf)
+ *   MOTE_EAGAIN:     need more bytes; once the fixed header is complete,
+ *                    *out is filled too, so total_len says how much to buffer
  *   MOTE_EMALFORMED: bad variable byte integer (fault->reason 0x81)
  *   MOTE_ETOOBIG:    total_len would exceed max_packet (0 = no limit beyond
  *                    the protocol's); fault->reason 0x95. out is filled so the
