@@ -39,6 +39,7 @@ static bool fault_ok(enum mote_err err, const struct mqtt_fault *f)
 	case MQTT_RC_PROTOCOL_ERROR:
 	case MQTT_RC_UNSUPPORTED_VERSION:
 	case MQTT_RC_TOPIC_NAME_INVALID:
+	case MQTT_RC_TOPIC_ALIAS_INVALID:
 		return err == MOTE_EPROTO;
 	default:
 		return false;
