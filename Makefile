@@ -26,9 +26,11 @@ deps:
 
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-run: deps build
+run: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target mote -- --no-print-directory
 	@mkdir -p $(DATA)
 	@echo "mote hub: MQTT on $(MQTT_ADDR) (plaintext, loopback, anonymous allowed for now)"
 	@echo "  try:  build/mote sub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t 'demo/#' -v"
@@ -43,13 +45,13 @@ test: deps build
 
 test-san:
 	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOTE_SANITIZE=ON >/dev/null
-	@cmake --build $(SAN_BUILD) -j $(JOBS)
+	@cmake --build $(SAN_BUILD) -j $(JOBS) -- --no-print-directory
 	ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
 
 test-fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DMOTE_FUZZ=ON -DMOTE_FUZZ_SECONDS=$(TEST_FUZZ_SECONDS) >/dev/null
-	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) -- --no-print-directory
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
 
 fuzz: deps

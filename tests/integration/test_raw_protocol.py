@@ -11,7 +11,7 @@ import signal
 
 import harness
 from harness import mote_only
-from rawmqtt import (Closed, DISCONNECT, PUBCOMP, PUBLISH, PUBREC,
+from rawmqtt import (Closed, DISCONNECT, PUBACK, disconnect, PUBCOMP, PUBLISH, PUBREC,
                      PUBREL, SUBACK, UNSUBACK, V311, V5, RawCase, connect, is_mote, pingreq,
                      puback, pubcomp, publish, pubrec, pubrel, subscribe, unsubscribe,
                      ASSIGNED_CLIENT_IDENTIFIER, MAXIMUM_PACKET_SIZE, MAXIMUM_QOS,
@@ -367,6 +367,43 @@ class Session(RawCase):
             for _ in range(3):
                 c.send(pingreq())
                 self.assertEqual(c.recv_raw(), b"\xd0\x00")
+
+    def test_session_expiry_set_at_disconnect_after_zero_is_refused(self):
+        # 5.0 [MQTT-3.14.2-2]: Session Expiry 0 at CONNECT and non-zero at
+        # DISCONNECT is a Protocol Error: the server answers DISCONNECT 0x82.
+        b = self.start_broker()
+        c = self.client(b, client_id="sx-zero")
+        c.send(disconnect(props=[(SESSION_EXPIRY_INTERVAL, 60)]))
+        self.expect_disconnect(c, 0x82)
+        self.assert_serving(b)
+
+    def test_session_expiry_lowered_at_disconnect_ends_the_session(self):
+        # 5.0 3.14.2.2.2: DISCONNECT may change the interval; 0 ends the
+        # session at once, so the next CONNECT finds none.
+        b = self.start_broker()
+        keep = dict(clean=False, props=[(SESSION_EXPIRY_INTERVAL, 300)])
+        c = self.client(b, client_id="sx-lower", **keep)
+        c.send(disconnect(props=[(SESSION_EXPIRY_INTERVAL, 0)]))
+        c.close()
+        again = self.raw(b)
+        self.assertFalse(again.connect("sx-lower", **keep).session_present)
+        # and without the change it is kept
+        again.send(disconnect())
+        again.close()
+        third = self.raw(b)
+        self.assertTrue(third.connect("sx-lower", **keep).session_present)
+
+    @mote_only
+    def test_clients_may_not_publish_to_sys(self):
+        # $SYS belongs to the broker (docs/mqtt-conformance.md): a client's
+        # publish there is refused with 0x87 (5.0) and never delivered.
+        b = self.start_broker()
+        watcher = self.client(b, client_id="sys-watch")
+        self.assertEqual(watcher.subscribe(1, [("$SYS/forged", 1)]), [1])
+        c = self.client(b, client_id="sys-forger")
+        ack = c.publish("$SYS/forged", b"x", qos=1, packet_id=5)
+        self.assertEqual((ack.type, ack.reason), (PUBACK, 0x87))
+        watcher.expect_nothing(0.5)
 
     def test_empty_client_id_v311_needs_clean_session(self):
         # 3.1.1 [MQTT-3.1.3-8]: empty id with CleanSession 0 -> return code 2, close.
