@@ -77,13 +77,13 @@ void hub_config_usage(FILE *out)
 {
 	fprintf(out, "usage: mote hub [OPTIONS]\n\n"
 		     "Runs the hub: an MQTT 3.1.1 / 5.0 broker. Flags override the config file.\n\n"
-		     "  --config FILE            read options from FILE (`name = value` lines)\n"
-		     "  --help                   show this help\n");
+		     "  --config FILE              read options from FILE (`name = value` lines)\n"
+		     "  --help                     show this help\n");
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
 		char left[64];
 		snprintf(left, sizeof left, "--%s%s%s", opts[i].name, opts[i].arg ? " " : "",
 			 opts[i].arg ? opts[i].arg : "");
-		fprintf(out, "  %-24s %s\n", left, opts[i].help);
+		fprintf(out, "  %-26s %s\n", left, opts[i].help);
 	}
 }
 
