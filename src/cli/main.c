@@ -12,6 +12,7 @@ static const struct {
 	{ "hub", cli_hub, "run the hub: MQTT broker (and later the platform)" },
 	{ "pub", cli_pub, "publish a message (flags like mosquitto_pub)" },
 	{ "sub", cli_sub, "subscribe and print messages (flags like mosquitto_sub)" },
+	{ "bench", cli_bench, "load-test an MQTT broker: throughput, latency, connections" },
 };
 
 static void usage(FILE *out)
