@@ -1,12 +1,12 @@
 /*
  * subtree.c - the subscription trie; see subtree.h.
  *
- * One node per distinct filter prefix, one level per edge. A node's literal
- * children sit in a level_map (array, then hash table); its '+' and '#'
- * children have their own pointers so the match walk reaches wildcards
- * without hashing. Subscriptions ending at a node are a small vector of
- * (session, opts); shared subscriptions are per-node groups keyed by name,
- * each with members in join order and a round-robin cursor.
+ * One node per distinct filter prefix, one level per edge, on the wild trie
+ * of trie.h: a node's literal children sit in a level_map (array, then hash
+ * table); its '+' and '#' children have their own pointers so the match walk
+ * reaches wildcards without hashing. Subscriptions ending at a node are a
+ * small vector of (session, opts); shared subscriptions are per-node groups
+ * keyed by name, each with members in join order and a round-robin cursor.
  *
  * Invariants:
  *  - every node but the root holds a subscription, a group or a child
@@ -15,15 +15,14 @@
  *  - a '#' node has no children (the codec guarantees '#' is last);
  *  - a session appears at most once in a node's `subs` and at most once in
  *    each group; a group has >= 1 member and cursor < its member count;
- *  - t->frames holds at least (levels of the deepest filter ever added) + 2
- *    frames, and a node at depth d is reached with d+1 frames, so walks use
- *    an explicit stack that never overflows and never allocates. Walks do
- *    not recurse because a valid filter may have 32k levels.
+ *  - walks use the trie's frame stack (see trie.h): it never overflows and
+ *    never allocates, so subtree_match allocates nothing.
  *
  * Out of memory: subtree_add allocates everything first (frame stack, new
  * nodes, the group, the entry slot, the parent's child-table slot) and
- * links the new nodes last. A failure can leave grown capacity behind (a
- * longer frame stack, vector or table), never a node, group or entry.
+ * links the new nodes last (trie_path_build, then trie_path_attach). A
+ * failure can leave grown capacity behind (a longer frame stack, vector or
+ * table), never a node, group or entry.
  *
  * Callbacks (subtree_match's fn and eligible) must not modify the tree.
  */
@@ -33,9 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/level_map.h"
-
-#define MIN_FRAMES 16
+#include "broker/trie.h"
 
 struct sub_entry {
 	struct session *s;
@@ -55,37 +52,22 @@ struct group {
 };
 
 struct snode {
-	struct lm_link link;   /* this node's level; in the parent's kids if literal */
-	struct level_map kids; /* literal children */
-	struct snode *plus;
-	struct snode *hash;
+	struct trie_wnode w; /* first: the trie allocates and frees nodes through it */
 	struct sub_vec subs;
 	struct group **groups;
 	uint32_t ngroups, gcap;
-	uint8_t key[];
 };
-
-/* One entry of an explicit walk stack; frame d holds a node at depth d. */
-struct frame {
-	struct snode *n;
-	size_t pos; /* match: start of the topic level n consumes; > len when none left */
-	size_t end; /* match: end of that level */
-	struct lm_iter it;
-	uint8_t stage;
-};
+static_assert(offsetof(struct snode, w) == 0, "trie node base must come first");
 
 struct subtree {
-	struct snode *root;
-	struct lm_key key;
-	size_t count; /* plain subscriptions + shared members */
-	size_t nodes; /* nodes below the root */
-	struct frame *frames;
-	size_t nframes;
+	struct trie trie; /* match frames: pos = start of the topic level n consumes
+			   * (> len when none left), end = end of that level */
+	size_t count;     /* plain subscriptions + shared members */
 };
 
-static struct snode *as_node(struct lm_link *l)
+static struct snode *sn(struct trie_node *b)
 {
-	return LM_CONTAINER(l, struct snode, link);
+	return LM_CONTAINER(b, struct snode, w.base);
 }
 
 /* ---- vectors and groups ---- */
@@ -230,117 +212,40 @@ static void node_drop_group(struct snode *n, uint32_t gi)
 	}
 }
 
-/* ---- nodes ---- */
+/* ---- nodes (the payload side; structure is trie.c's) ---- */
 
-static struct snode *node_new(const struct lm_key *k, const uint8_t *lv, size_t len)
+static bool payload_empty(const struct trie_node *b)
 {
-	struct snode *c = calloc(1, sizeof *c + len);
-	if (!c)
-		return NULL;
-	if (len)
-		memcpy(c->key, lv, len);
-	lm_link_init(&c->link, k, c->key, (uint32_t)len);
-	return c;
+	const struct snode *n = LM_CONTAINER(b, const struct snode, w.base);
+	return n->subs.len == 0 && n->ngroups == 0;
 }
 
-/* Frees n and what it holds; its children must be gone or freed separately. */
-static void node_free(struct snode *n)
+static void payload_release(struct trie_node *b)
 {
+	struct snode *n = sn(b);
 	free(n->subs.v);
 	for (uint32_t i = 0; i < n->ngroups; i++)
 		group_free(n->groups[i]);
 	free(n->groups);
-	lm_release(&n->kids);
-	free(n);
 }
 
-static bool node_empty(const struct snode *n)
-{
-	return n->subs.len == 0 && n->ngroups == 0 && n->kids.len == 0 && !n->plus && !n->hash;
-}
-
-static struct snode *node_child(const struct subtree *t, const struct snode *n,
-				const uint8_t *lv, size_t len)
-{
-	if (lvl_is_plus(lv, len))
-		return n->plus;
-	if (lvl_is_hash(lv, len))
-		return n->hash;
-	struct lm_link *l = lm_find(&n->kids, &t->key, lv, len);
-	return l ? as_node(l) : NULL;
-}
-
-static enum mote_err link_child(struct snode *p, struct snode *c)
-{
-	if (lvl_is_plus(c->key, c->link.klen)) {
-		p->plus = c;
-		return MOTE_OK;
-	}
-	if (lvl_is_hash(c->key, c->link.klen)) {
-		p->hash = c;
-		return MOTE_OK;
-	}
-	return lm_insert(&p->kids, &c->link);
-}
-
-/* Not for use while p->kids is being iterated (lm_remove may resize). */
-static void unlink_child(struct snode *p, struct snode *c)
-{
-	if (p->plus == c)
-		p->plus = NULL;
-	else if (p->hash == c)
-		p->hash = NULL;
-	else
-		lm_remove(&p->kids, &c->link);
-}
-
-/* Frees a chain built by subtree_add that never got linked: one child each. */
-static void chain_free(struct snode *c)
-{
-	while (c) {
-		struct snode *next = c->plus ? c->plus : c->hash;
-		if (!next && c->kids.len)
-			next = as_node(c->kids.slots[0]);
-		node_free(c);
-		c = next;
-	}
-}
-
-static enum mote_err frames_reserve(struct subtree *t, size_t levels)
-{
-	if (levels + 2 <= t->nframes)
-		return MOTE_OK;
-	if (levels > SIZE_MAX / sizeof(struct frame) - 2)
-		return MOTE_ENOMEM;
-	struct frame *nf = realloc(t->frames, (levels + 2) * sizeof *nf);
-	if (!nf)
-		return MOTE_ENOMEM;
-	t->frames = nf;
-	t->nframes = levels + 2;
-	return MOTE_OK;
-}
+static const struct trie_ops subtree_ops = {
+	.node_size = sizeof(struct snode),
+	.wild = true,
+	.payload_empty = payload_empty,
+	.payload_release = payload_release,
+};
 
 /* ---- public ---- */
 
 struct subtree *subtree_new(void)
 {
 	struct subtree *t = calloc(1, sizeof *t);
-	if (!t)
-		goto fail;
-	lm_key_init(&t->key);
-	t->root = node_new(&t->key, NULL, 0);
-	t->frames = calloc(MIN_FRAMES, sizeof *t->frames);
-	if (!t->root || !t->frames)
-		goto fail;
-	t->nframes = MIN_FRAMES;
-	return t;
-fail:
-	if (t) {
-		free(t->root);
-		free(t->frames);
+	if (t && trie_init(&t->trie, &subtree_ops) != MOTE_OK) {
 		free(t);
+		t = NULL;
 	}
-	return NULL;
+	return t;
 }
 
 enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
@@ -348,13 +253,8 @@ enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
 			  const struct sub_opts *opts, bool *existed)
 {
 	enum mote_err err = MOTE_OK;
-	struct snode *chain = NULL;  /* new nodes, linked to each other, not yet to the tree */
-	struct snode *attach = NULL; /* the existing node the chain will hang from */
-	struct group *newg = NULL;   /* a new group, not yet in its node */
-	size_t added = 0;
-	struct snode *n = t->root;
-	size_t pos = 0;
-	bool whole = false;
+	struct trie_path path = { .chain = NULL }; /* new nodes: not in the tree until attached */
+	struct group *newg = NULL;                 /* a new group, not yet in its node */
 
 	if (existed)
 		*existed = false;
@@ -362,48 +262,9 @@ enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
 		err = MOTE_EINVAL;
 		goto out;
 	}
-	if ((err = frames_reserve(t, lvl_count(filter, flen))) != MOTE_OK)
+	if ((err = trie_path_build(&t->trie, filter, flen, &path)) != MOTE_OK)
 		goto out;
-
-	/* Follow the part of the path that exists. */
-	for (;;) {
-		size_t end = lvl_end(filter, flen, pos);
-		struct snode *c = node_child(t, n, filter + pos, end - pos);
-		if (!c)
-			break;
-		n = c;
-		if (end == flen) {
-			whole = true;
-			break;
-		}
-		pos = end + 1;
-	}
-	/* Build the missing levels off the tree. */
-	if (!whole) {
-		attach = n;
-		struct snode *last = NULL;
-		for (;;) {
-			size_t end = lvl_end(filter, flen, pos);
-			struct snode *c = node_new(&t->key, filter + pos, end - pos);
-			if (!c) {
-				err = MOTE_ENOMEM;
-				goto out;
-			}
-			if (!last) {
-				chain = c;
-			} else if ((err = link_child(last, c)) != MOTE_OK) {
-				node_free(c);
-				goto out;
-			}
-			last = c;
-			added++;
-			if (end == flen)
-				break;
-			pos = end + 1;
-		}
-		n = last;
-	}
-
+	struct snode *n = sn(path.node);
 	struct sub_vec *vec = &n->subs;
 	if (glen) {
 		uint32_t gi;
@@ -428,7 +289,7 @@ enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
 	}
 	if ((err = vec_reserve(vec)) != MOTE_OK)
 		goto out;
-	if (chain && (err = link_child(attach, chain)) != MOTE_OK)
+	if ((err = trie_path_attach(&t->trie, &path)) != MOTE_OK)
 		goto out;
 
 	/* Nothing below can fail. */
@@ -437,11 +298,9 @@ enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
 		n->groups[n->ngroups++] = newg;
 		newg = NULL;
 	}
-	chain = NULL;
-	t->nodes += added;
 	t->count++;
 out:
-	chain_free(chain);
+	trie_path_drop(&t->trie, &path);
 	group_free(newg);
 	return err;
 }
@@ -450,24 +309,10 @@ enum mote_err subtree_remove(struct subtree *t, const uint8_t *group, size_t gle
 			     const uint8_t *filter, size_t flen, struct session *s)
 {
 	enum mote_err err = MOTE_ENOTFOUND;
-	struct frame *f = t->frames;
-	size_t d = 0, pos = 0;
-
-	/* Record the path; it cannot be deeper than the frames (see top). */
-	f[0].n = t->root;
-	for (;;) {
-		size_t end = lvl_end(filter, flen, pos);
-		if (d + 2 > t->nframes)
-			goto out;
-		struct snode *c = node_child(t, f[d].n, filter + pos, end - pos);
-		if (!c)
-			goto out;
-		f[++d].n = c;
-		if (end == flen)
-			break;
-		pos = end + 1;
-	}
-	struct snode *n = f[d].n;
+	size_t d = trie_path_find(&t->trie, filter, flen);
+	if (d == 0)
+		goto out;
+	struct snode *n = sn(t->trie.frames[d].n);
 	if (glen) {
 		uint32_t gi;
 		struct group *g = group_find(n, group, glen, &gi);
@@ -487,11 +332,7 @@ enum mote_err subtree_remove(struct subtree *t, const uint8_t *group, size_t gle
 	}
 	t->count--;
 	err = MOTE_OK;
-	for (; d > 0 && node_empty(f[d].n); d--) {
-		unlink_child(f[d - 1].n, f[d].n);
-		node_free(f[d].n);
-		t->nodes--;
-	}
+	trie_prune_path(&t->trie, d);
 out:
 	return err;
 }
@@ -517,37 +358,38 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
 {
 	/* [MQTT-4.7.2-1] wildcards at the first level never match a '$' topic */
 	bool dollar = len > 0 && name[0] == '$';
-	struct frame *f = t->frames;
+	struct trie_frame *f = t->trie.frames;
 	size_t top = 0;
-	f[0] = (struct frame){ .n = t->root, .pos = 0 };
+	f[0] = (struct trie_frame){ .n = t->trie.root, .pos = 0 };
 	for (;;) {
-		struct frame *cur = &f[top];
-		struct snode *n = cur->n, *next = NULL;
+		struct trie_frame *cur = &f[top];
+		struct snode *n = sn(cur->n);
+		struct trie_node *next = NULL;
 		bool wild = !(top == 0 && dollar);
 		if (cur->stage == 0 && cur->pos > len) {
 			report(n, fn, eligible, ctx);
-			if (n->hash)
-				report(n->hash, fn, eligible, ctx);
+			if (n->w.hash)
+				report(sn(n->w.hash), fn, eligible, ctx);
 			cur->stage = 2;
 		}
 		if (cur->stage == 0) {
 			cur->stage = 1;
 			cur->end = lvl_end(name, len, cur->pos);
-			if (wild && n->hash)
-				report(n->hash, fn, eligible, ctx);
-			struct lm_link *l =
-				lm_find(&n->kids, &t->key, name + cur->pos, cur->end - cur->pos);
+			if (wild && n->w.hash)
+				report(sn(n->w.hash), fn, eligible, ctx);
+			struct lm_link *l = lm_find(&n->w.base.kids, &t->trie.key, name + cur->pos,
+						    cur->end - cur->pos);
 			if (l)
-				next = as_node(l);
+				next = trie_node_of(l);
 		}
 		if (!next && cur->stage == 1) {
 			cur->stage = 2;
 			if (wild)
-				next = n->plus;
+				next = n->w.plus;
 		}
 		if (next) {
-			assert(top + 1 < t->nframes);
-			f[++top] = (struct frame){ .n = next, .pos = cur->end + 1 };
+			assert(top + 1 < t->trie.nframes);
+			f[++top] = (struct trie_frame){ .n = next, .pos = cur->end + 1 };
 			continue;
 		}
 		if (top == 0)
@@ -563,7 +405,7 @@ size_t subtree_count(const struct subtree *t)
 
 size_t subtree_node_count(const struct subtree *t)
 {
-	return t->nodes;
+	return t->trie.nodes;
 }
 
 /* Drops the entries of s at n, or all of them when `all`. */
@@ -603,53 +445,46 @@ enum { ST_ENTER, ST_KIDS, ST_PLUS, ST_HASH, ST_DONE };
 /* Post-order walk of the whole tree: purge each node, free it once empty. */
 static void walk_purge(struct subtree *t, const struct session *s, bool all)
 {
-	struct frame *f = t->frames;
+	struct trie_frame *f = t->trie.frames;
 	size_t top = 0;
-	f[0] = (struct frame){ .n = t->root, .stage = ST_ENTER };
+	f[0] = (struct trie_frame){ .n = t->trie.root, .stage = ST_ENTER };
 	for (;;) {
-		struct frame *cur = &f[top];
-		struct snode *n = cur->n, *next = NULL;
+		struct trie_frame *cur = &f[top];
+		struct snode *n = sn(cur->n);
+		struct trie_node *next = NULL;
 		if (cur->stage == ST_ENTER) {
 			purge(t, n, s, all);
-			lm_iter_init(&n->kids, &cur->it);
+			lm_iter_init(&n->w.base.kids, &cur->it);
 			cur->stage = ST_KIDS;
 		}
 		if (cur->stage == ST_KIDS) {
-			struct lm_link *l = lm_iter_next(&n->kids, &cur->it);
+			struct lm_link *l = lm_iter_next(&n->w.base.kids, &cur->it);
 			if (l) {
-				next = as_node(l);
+				next = trie_node_of(l);
 			} else {
-				lm_shrink(&n->kids);
+				lm_shrink(&n->w.base.kids);
 				cur->stage = ST_PLUS;
 			}
 		}
 		if (!next && cur->stage == ST_PLUS) {
 			cur->stage = ST_HASH;
-			next = n->plus;
+			next = n->w.plus;
 		}
 		if (!next && cur->stage == ST_HASH) {
 			cur->stage = ST_DONE;
-			next = n->hash;
+			next = n->w.hash;
 		}
 		if (next) {
-			assert(top + 1 < t->nframes);
-			f[++top] = (struct frame){ .n = next, .stage = ST_ENTER };
+			assert(top + 1 < t->trie.nframes);
+			f[++top] = (struct trie_frame){ .n = next, .stage = ST_ENTER };
 			continue;
 		}
 		if (top == 0)
 			break;
 		top--;
-		if (!node_empty(n))
-			continue;
-		struct snode *p = f[top].n;
-		if (p->plus == n)
-			p->plus = NULL;
-		else if (p->hash == n)
-			p->hash = NULL;
-		else
-			lm_iter_remove(&p->kids, &f[top].it); /* p is walking its kids */
-		node_free(n);
-		t->nodes--;
+		/* a literal n is the link f[top].it returned last (plus/hash go by level) */
+		if (payload_empty(cur->n))
+			trie_drop_if_leaf(&t->trie, f[top].n, cur->n, &f[top].it);
 	}
 }
 
@@ -663,7 +498,6 @@ void subtree_free(struct subtree *t)
 	if (!t)
 		return;
 	walk_purge(t, NULL, true);
-	node_free(t->root);
-	free(t->frames);
+	trie_fini(&t->trie);
 	free(t);
 }

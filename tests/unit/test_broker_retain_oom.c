@@ -5,10 +5,9 @@
  * nodes, reference counts; ASan reports leaks). Deletion and expiry only
  * shrink memory, so failures there must not change their result.
  *
- * How: as in test_broker_subtree_oom.c, this file compiles its own copy of
- * retain.c and level_map.c with the allocator redirected to a counting
- * wrapper; msg.c comes from the library, unwrapped, so test messages are
- * never the ones that fail.
+ * How: this file compiles its own copy of retain.c, trie.c and level_map.c
+ * with the allocator redirected by oom_inject.h; msg.c comes from the
+ * library, unwrapped, so test messages are never the ones that fail.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,53 +20,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Process-wide because malloc has no context argument. */
-static struct {
-	long calls;
-	long fail_at;
-	bool persist;
-	bool armed;
-} fault;
-
-static void arm(long fail_at, bool persist)
-{
-	fault.calls = 0;
-	fault.fail_at = fail_at;
-	fault.persist = persist;
-	fault.armed = true;
-}
-
-static void disarm(void)
-{
-	fault.armed = false;
-}
-
-static bool must_fail(void)
-{
-	if (!fault.armed)
-		return false;
-	long i = fault.calls++;
-	return fault.fail_at >= 0 && (i == fault.fail_at || (fault.persist && i > fault.fail_at));
-}
-
-/* unused is allowed: the file under test may not call every one of them */
-__attribute__((unused)) static void *t_malloc(size_t n)
-{
-	return must_fail() ? NULL : malloc(n);
-}
-__attribute__((unused)) static void *t_calloc(size_t a, size_t b)
-{
-	return must_fail() ? NULL : calloc(a, b);
-}
-__attribute__((unused)) static void *t_realloc(void *p, size_t n)
-{
-	return must_fail() ? NULL : realloc(p, n);
-}
-
-#define malloc(n) t_malloc(n)
-#define calloc(a, b) t_calloc(a, b)
-#define realloc(p, n) t_realloc(p, n)
+#include "oom_inject.h"
 #include "broker/level_map.c"
+#include "broker/trie.c"
 #include "broker/retain.c"
 #undef malloc
 #undef calloc

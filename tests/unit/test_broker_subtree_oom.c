@@ -5,11 +5,8 @@
  * leak of the half-built parts). Removal paths only shrink memory, so a
  * failure there must not change their result. Matching must not allocate.
  *
- * How: this file compiles its own copy of subtree.c and level_map.c with
- * malloc/calloc/realloc redirected to a counting wrapper, which keeps the
- * fault injection local to this test (no link-time wrapping, nothing in the
- * sources). The library's copies are not linked in: the static archive only
- * supplies members for undefined symbols, and these are all defined here.
+ * How: this file compiles its own copy of subtree.c, trie.c and level_map.c
+ * with malloc/calloc/realloc redirected to a counting wrapper (oom_inject.h).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,53 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Process-wide because malloc has no context argument. */
-static struct {
-	long calls;    /* allocations seen since arming */
-	long fail_at;  /* index of the first one to fail; -1 = none */
-	bool persist;  /* keep failing after the first failure */
-	bool armed;
-} fault;
-
-static void arm(long fail_at, bool persist)
-{
-	fault.calls = 0;
-	fault.fail_at = fail_at;
-	fault.persist = persist;
-	fault.armed = true;
-}
-
-static void disarm(void)
-{
-	fault.armed = false;
-}
-
-static bool must_fail(void)
-{
-	if (!fault.armed)
-		return false;
-	long i = fault.calls++;
-	return fault.fail_at >= 0 && (i == fault.fail_at || (fault.persist && i > fault.fail_at));
-}
-
-/* unused is allowed: the file under test may not call every one of them */
-__attribute__((unused)) static void *t_malloc(size_t n)
-{
-	return must_fail() ? NULL : malloc(n);
-}
-__attribute__((unused)) static void *t_calloc(size_t a, size_t b)
-{
-	return must_fail() ? NULL : calloc(a, b);
-}
-__attribute__((unused)) static void *t_realloc(void *p, size_t n)
-{
-	return must_fail() ? NULL : realloc(p, n);
-}
-
-#define malloc(n) t_malloc(n)
-#define calloc(a, b) t_calloc(a, b)
-#define realloc(p, n) t_realloc(p, n)
+#include "oom_inject.h"
 #include "broker/level_map.c"
+#include "broker/trie.c"
 #include "broker/subtree.c"
 #undef malloc
 #undef calloc
