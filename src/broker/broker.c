@@ -85,20 +85,7 @@ void broker_free(struct broker *b)
 		}
 		if (c->session)
 			c->session->conn = NULL;
-		outq_free(&c->out);
-		free(c->in);
-		free(c->username);
-		if (c->alias_in) {
-			for (uint32_t i = 0; i <= b->cfg.topic_alias_max; i++)
-				free(c->alias_in[i].topic);
-			free(c->alias_in);
-		}
-		if (c->alias_out) {
-			for (uint32_t i = 0; i < c->alias_out_used; i++)
-				free(c->alias_out[i].topic);
-			free(c->alias_out);
-		}
-		free(c);
+		conn_release(c);
 	}
 	b->shutting_down = true; /* sessions end without wills */
 	for (uint32_t i = 0; i < b->table_cap; i++) {

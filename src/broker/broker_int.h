@@ -232,6 +232,8 @@ void conn_schedule_flush(struct conn *c);
 void conn_close(struct conn *c, int reason, const char *why);
 /* Restarts the keep-alive timer from the effective keep alive. */
 void conn_start_keepalive(struct conn *c);
+/* Frees a connection's memory (not its fd or session: close first). */
+void conn_release(struct conn *c);
 /* Closes the connection after the current event batch (out of memory etc.). */
 void conn_fail(struct conn *c);
 void conn_fill_client(const struct conn *c, struct broker_client *out);

@@ -93,10 +93,16 @@ static void conn_free(struct loop *loop, void *data)
 	if (c->next)
 		c->next->prev = c->prev;
 	b->conn_count--;
+	conn_release(c);
+	broker_conn_gone(b, NULL);
+}
+
+void conn_release(struct conn *c)
+{
 	outq_free(&c->out);
 	free(c->in);
 	if (c->alias_in) {
-		for (uint32_t i = 0; i <= b->cfg.topic_alias_max; i++)
+		for (uint32_t i = 0; i <= c->b->cfg.topic_alias_max; i++)
 			free(c->alias_in[i].topic);
 		free(c->alias_in);
 	}
@@ -107,7 +113,6 @@ static void conn_free(struct loop *loop, void *data)
 	}
 	free(c->username);
 	free(c);
-	broker_conn_gone(b, NULL);
 }
 
 /* ---- writing ----------------------------------------------------------- */
