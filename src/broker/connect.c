@@ -235,18 +235,8 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 								 : b->cfg.max_inflight;
 	if (c->window == 0)
 		c->window = 1;
-	if (s->inflight_cap < c->window) {
-		struct delivery *arr = calloc(c->window, sizeof *arr);
-		if (!arr) {
-			refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
-			return;
-		}
-		if (s->inflight)
-			memcpy(arr, s->inflight, s->inflight_cap * sizeof *arr);
-		free(s->inflight);
-		s->inflight = arr;
-		s->inflight_cap = c->window;
-	}
+	/* The in-flight array grows on demand (deliver.c), up to the window:
+	 * an idle or QoS 0 client never pays for it. */
 
 	if (p->will) {
 		struct msg *will = make_will(b, p, s->uid);

@@ -207,11 +207,33 @@ static void release(struct session *s, struct delivery *d)
 static bool window_open(const struct session *s)
 {
 	const struct conn *c = s->conn;
-	return c && c->state == CONN_ACTIVE && !c->failing && s->inflight_count < c->window &&
-	       s->inflight_count < s->inflight_cap;
+	return c && c->state == CONN_ACTIVE && !c->failing && s->inflight_count < c->window;
 }
 
-/* Puts d (its reference moves in) into a free slot and sends it. */
+/*
+ * Makes sure a free slot exists, growing the array (doubling, from 4, up
+ * to the window) when all are taken. Slots are found by scanning, so moving
+ * them with realloc is safe: nothing keeps a slot pointer across this call.
+ */
+static bool slot_room(struct session *s)
+{
+	if (s->inflight_count < s->inflight_cap)
+		return true;
+	uint32_t cap = s->inflight_cap ? s->inflight_cap * 2 : 4;
+	uint32_t window = s->conn ? s->conn->window : cap;
+	if (cap > window)
+		cap = window > s->inflight_cap ? window : s->inflight_cap + 1;
+	struct delivery *arr = realloc(s->inflight, cap * sizeof *arr);
+	if (!arr)
+		return false;
+	memset(arr + s->inflight_cap, 0, (cap - s->inflight_cap) * sizeof *arr);
+	s->inflight = arr;
+	s->inflight_cap = cap;
+	return true;
+}
+
+/* Puts d (its reference moves in) into a free slot and sends it. The caller
+ * made room with slot_room(). */
 static void start_inflight(struct session *s, const struct delivery *d)
 {
 	struct delivery *slot = free_slot(s);
@@ -231,6 +253,10 @@ static void start_inflight(struct session *s, const struct delivery *d)
 void deliver_pump(struct session *s)
 {
 	while (s->queue.count > 0 && window_open(s)) {
+		if (!slot_room(s)) {
+			conn_fail(s->conn); /* the queue keeps the messages */
+			return;
+		}
 		struct delivery d;
 		dqueue_pop(&s->queue, &d);
 		if (msg_expired(d.m, loop_now(s->b->loop))) {
@@ -263,7 +289,7 @@ void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const u
 		return;
 	}
 	msg_ref(m);
-	if (s->queue.count == 0 && window_open(s)) {
+	if (s->queue.count == 0 && window_open(s) && slot_room(s)) {
 		start_inflight(s, &d);
 		return;
 	}

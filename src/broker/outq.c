@@ -3,9 +3,9 @@
  *
  * Invariants: pending == sum of seg lengths; arena segments appear in arena
  * order, so arena_head is the offset of the first arena segment's unsent byte
- * (or arena_len when there is none). When the queue drains, the arena resets
- * to offset 0 and shrinks back if it grew large, so an idle connection holds
- * little memory.
+ * (or arena_len when there is none). When outq_write drains the queue it
+ * frees the arena and the segment array, so an idle connection holds no
+ * output memory.
  */
 #include "broker/outq.h"
 
@@ -172,5 +172,8 @@ enum mote_err outq_write(struct outq *q, struct net_stream *s, size_t *written)
 		if ((size_t)w < total)
 			return MOTE_EAGAIN; /* short write: the socket buffer is full */
 	}
+	/* Drained: give the buffers back. One free per flush (not per packet)
+	 * is cheap next to the writev, and idle connections then hold nothing. */
+	outq_free(q);
 	return MOTE_OK;
 }
