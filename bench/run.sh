@@ -1,8 +1,33 @@
 #!/usr/bin/env bash
-# bench/run.sh - `make bench`. The load generator (`mote bench`) and the
-# side-by-side runs against Mosquitto and NATS are the performance issue's
-# work; until they land this says so and fails, rather than print numbers
-# that measure nothing.
-echo "make bench: no benchmark exists yet: the load generator 'mote bench' and the" >&2
-echo "side-by-side scenarios against mosquitto come with the performance work." >&2
-exit 2
+# bench/run.sh - `make bench`: the same load scenarios (bench/scenarios.py)
+# against Debian's mosquitto, Debian's nats-server (MQTT listener) and mote,
+# then bench/RESULTS.md and bench/plots/*.svg from that run (bench/report.py).
+#
+# mote is built in Release into build-release/ so its numbers are not those of
+# a debug build. Raw JSON lines stay in bench/out/ (gitignored). Knobs (env):
+# REPEAT, DURATION, LAT_DURATION, CONN_TOTAL, CONN_HOLD, CONN_RATE, BROKERS,
+# SCENARIOS; see bench/scenarios.py. Defaults take ~15-18 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=/usr/bin/python3
+for tool in /usr/sbin/mosquitto /usr/sbin/nats-server "$PY"; do
+  if [ ! -x "$tool" ]; then
+    echo "bench: $tool is missing; run scripts/deps.sh (make deps)" >&2
+    exit 1
+  fi
+done
+
+echo "bench: building mote (Release) in build-release/"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j "$(nproc)" --target mote -- --no-print-directory >/dev/null
+
+# Brokers and bench processes inherit this; scenarios.py also raises it in
+# each child, and skips the idle-connection scenario if the hard limit is low.
+ulimit -n 20000 2>/dev/null || echo "bench: could not raise the fd limit to 20000 (hard limit $(ulimit -Hn))"
+
+mkdir -p bench/out bench/plots
+raw="bench/out/raw-$(date +%Y%m%d-%H%M%S).jsonl"
+MOTE="$PWD/build-release/mote" "$PY" bench/scenarios.py "$raw"
+"$PY" bench/report.py "$raw" bench/RESULTS.md
+echo "bench: results in bench/RESULTS.md, plots in bench/plots/, raw in $raw"

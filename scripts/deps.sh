@@ -17,6 +17,7 @@ pkgs=(
   libcmocka-dev     # unit tests
   mosquitto-clients # real peer: mosquitto_pub / mosquitto_sub
   mosquitto         # the peer broker for side-by-side benchmarks
+  nats-server       # second peer broker for `make bench` (its MQTT listener)
   python3-paho-mqtt # real peer: Eclipse Paho (Python), MQTT 3.1.1 and 5.0
   python3           # /usr/bin/python3 for the integration tests
   nodejs            # real peer: MQTT.js

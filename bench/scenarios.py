@@ -1,0 +1,307 @@
+#!/usr/bin/python3
+"""bench/scenarios.py - run the `make bench` scenarios against mosquitto, NATS
+and mote and append one JSON line per (scenario, broker, round) to a raw file.
+
+Every run gets a freshly started broker on a free loopback port, so one
+scenario's leftovers (queued messages, heap growth) never bias the next. Within
+a round the broker order rotates, so slow drift of the machine (thermal, page
+cache, other load) is spread over all brokers instead of hitting one.
+
+Standard library only; run with /usr/bin/python3. Environment knobs:
+REPEAT (rounds, default 3), DURATION (seconds of a throughput run, default 10),
+LAT_DURATION (latency runs, default 5), CONN_TOTAL (idle connections, default
+19000), CONN_HOLD (seconds they are held, default 5),
+CONN_RATE (connects/s per bench process, default 1000), BROKERS (comma list,
+default mosquitto,nats,mote), SCENARIOS (comma list of a..f, default all).
+"""
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MOTE = os.environ.get("MOTE", os.path.join(ROOT, "build-release", "mote"))
+FD_WANT = 20000
+
+REPEAT = int(os.environ.get("REPEAT", "3"))
+DURATION = int(os.environ.get("DURATION", "10"))
+LAT_DURATION = int(os.environ.get("LAT_DURATION", "5"))
+CONN_TOTAL = int(os.environ.get("CONN_TOTAL", "19000"))
+CONN_HOLD = int(os.environ.get("CONN_HOLD", "5"))
+# Per bench process. Unpaced (0) connects overflow the listen backlog: SYN
+# retransmits then dominate the "rate" and NATS timed every client out.
+CONN_RATE = int(os.environ.get("CONN_RATE", "1000"))
+BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f").split(",")
+
+# Raised limits given to every broker: mosquitto's 0 means "no maximum";
+# mote caps Receive Maximum / inflight at the MQTT limit 65535 and takes an
+# explicit queue length, so the queue limit is set the same (1,000,000) on both.
+QUEUE_MAX = 1000000
+
+
+def free_port():
+    """A port the kernel just handed out on 127.0.0.1 (closed again)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def raise_fd_limit():
+    """preexec_fn: the equivalent of `ulimit -n 20000` in the child's shell."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = FD_WANT if hard == resource.RLIM_INFINITY else min(FD_WANT, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def wait_port(port, proc, seconds=15.0):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Broker:
+    """One broker process with its own temporary folder (on tmpfs when there
+    is one, so nothing any broker writes costs disk I/O)."""
+
+    def __init__(self, name):
+        self.name = name
+        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        self.tmp = tempfile.mkdtemp(prefix="mote-bench-%s-" % name, dir=base)
+        self.port = free_port()
+        self.log = open(os.path.join(self.tmp, "broker.log"), "wb")
+        self.proc = None
+
+    def command(self):
+        if self.name == "mosquitto":
+            conf = os.path.join(self.tmp, "mosquitto.conf")
+            with open(conf, "w") as f:
+                f.write("listener %d 127.0.0.1\n" % self.port)
+                f.write("allow_anonymous true\n")
+                f.write("set_tcp_nodelay true\n")
+                f.write("persistence false\n")
+                f.write("max_inflight_messages 0\n")
+                f.write("max_queued_messages %d\n" % QUEUE_MAX)
+                f.write("max_queued_bytes 0\n")
+                f.write("log_type error\n")
+                f.write("log_dest stderr\n")
+            return ["/usr/sbin/mosquitto", "-c", conf]
+        if self.name == "nats":
+            conf = os.path.join(self.tmp, "nats.conf")
+            with open(conf, "w") as f:
+                f.write("server_name: mote_bench\n")
+                f.write("listen: 127.0.0.1:-1\n")
+                f.write("max_payload: 1048576\n")
+                f.write('jetstream { store_dir: "%s" }\n' % os.path.join(self.tmp, "js"))
+                # max_ack_pending: QoS 1 messages in flight per subscription
+                # (default 1024), raised to its maximum like the others.
+                f.write("mqtt { host: 127.0.0.1, port: %d, max_ack_pending: 65535 }\n"
+                        % self.port)
+            return ["/usr/sbin/nats-server", "-c", conf]
+        hub = [MOTE, "hub", "--mqtt", "127.0.0.1:%d" % self.port, "--allow-anonymous",
+               "--data", os.path.join(self.tmp, "data"), "--sys-interval", "0",
+               "--log-level", "warn"]
+        if self.name == "mote-default":
+            # Optional extra broker (BROKERS=...,mote-default): mote with its
+            # default limits, to show what the raised ones cost.
+            return hub
+        return hub + ["--max-queued", str(QUEUE_MAX), "--max-inflight", "65535",
+                      "--receive-max", "65535", "--max-client-outbuf", str(64 * 1024 * 1024)]
+
+    def start(self):
+        self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=self.log,
+                                     preexec_fn=raise_fd_limit)
+        if not wait_port(self.port, self.proc):
+            self.stop()
+            raise RuntimeError("%s did not start; log in %s" % (self.name, self.tmp))
+
+    def rss_kb(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def fds(self):
+        try:
+            return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+        except OSError:
+            return 0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def bench_cmd(port, args):
+    return [MOTE, "bench"] + args + ["-p", str(port), "--json", "--quiet"]
+
+
+def run_bench(port, args, timeout):
+    cmd = bench_cmd(port, args)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, preexec_fn=raise_fd_limit)
+    out = p.stdout.decode(errors="replace").strip().splitlines()
+    if not out:
+        return {"error": "exit %d: %s" % (p.returncode, p.stderr.decode(errors="replace")[-300:])}
+    try:
+        res = json.loads(out[-1])
+    except ValueError:
+        return {"error": "unparsable output: %s" % out[-1][:300]}
+    res["exit"] = p.returncode
+    return res
+
+
+def throughput_variants():
+    d = str(DURATION)
+    pl = ["-s", "100", "--threads", "2"]
+    return {
+        "a": [("qos0", 0, ["pubsub", "--pubs", "10", "--subs", "10", "-q", "0", "-d", d] + pl, 1)],
+        "b": [("qos1", 1, ["pubsub", "--pubs", "10", "--subs", "10", "-q", "1", "-d", d] + pl, 1)],
+        "c": [("qos0", 0, ["pubsub", "--fan-out", "--pubs", "1", "--subs", "1000", "-q", "0",
+                           "-d", d, "--conn-rate", "2000"] + pl, 1000)],
+        "d": [("qos0", 0, ["pubsub", "--fan-in", "--pubs", "1000", "--subs", "1", "-q", "0",
+                           "-d", d, "--conn-rate", "2000"] + pl, 1)],
+        "e": [("%dk-qos%d" % (total // 1000, q), q,
+               ["pubsub", "--pubs", "10", "--subs", "10", "-q", str(q), "-s", "100",
+                "-d", str(LAT_DURATION), "--rate", str(total // 10), "--threads", "2"], 1)
+              for total in (10000, 50000) for q in (0, 1)],
+    }
+
+
+_source_seq = [0]
+
+
+def next_source_ip():
+    """A loopback address no earlier idle-connection run of this process used:
+    ~9,500 closed connections sit in TIME_WAIT for 60 s and keep their local
+    ports, so reusing an address within a minute ran out of ephemeral ports
+    (the next run's connects failed). 127.0.1.1 .. 127.0.250.250."""
+    n = _source_seq[0]
+    _source_seq[0] += 1
+    return "127.0.%d.%d" % (1 + n // 250 % 250, 1 + n % 250)
+
+
+def conn_scenario(broker, emit):
+    """f: idle connections spread over bench processes of < 10,000 each, each
+    bound to its own source address so no ephemeral port range runs dry."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < CONN_TOTAL + 200:
+        emit({"skipped": "hard fd limit %d < %d connections + 200; raise it "
+              "(ulimit -Hn) to run the idle-connection scenario" % (hard, CONN_TOTAL)})
+        return
+    nproc = (CONN_TOTAL + 9499) // 9500
+    per = [CONN_TOTAL // nproc + (1 if i < CONN_TOTAL % nproc else 0) for i in range(nproc)]
+    time.sleep(0.5)
+    rss0 = broker.rss_kb()
+    fds0 = broker.fds()
+    procs = []
+    for i, n in enumerate(per):
+        args = ["conn", "-c", str(n), "-d", str(CONN_HOLD), "--threads", "1",
+                "--conn-rate", str(CONN_RATE),
+                "--source-ip", next_source_ip(), "--id-prefix", "idle%d" % i]
+        procs.append((args, subprocess.Popen(bench_cmd(broker.port, args), stdout=subprocess.PIPE,
+                                             stderr=subprocess.DEVNULL,
+                                             preexec_fn=raise_fd_limit)))
+    best_fds, rss_at_best = 0, rss0
+    while any(p.poll() is None for _, p in procs):
+        f = broker.fds()
+        if f >= best_fds and broker.proc.poll() is None:
+            best_fds, rss_at_best = f, broker.rss_kb()
+        time.sleep(0.25)
+    results = []
+    for args, p in procs:
+        out = p.stdout.read().decode(errors="replace").strip().splitlines()
+        try:
+            results.append(json.loads(out[-1]))
+        except (ValueError, IndexError):
+            results.append({"error": "no report, exit %s" % p.returncode})
+    connected = sum(r.get("connections", {}).get("connected", 0) for r in results)
+    held = sum(r.get("connections", {}).get("held", 0) for r in results)
+    secs = max([r.get("connections", {}).get("seconds", 0) for r in results] or [0])
+    open_conns = best_fds - fds0
+    emit({"mode": "conn", "processes": results, "connected": connected, "held": held,
+          "attempted": CONN_TOTAL, "connect_seconds": secs,
+          "connect_rate": connected / secs if secs > 0 else 0,
+          "rss_before_kb": rss0, "rss_after_kb": rss_at_best, "broker_conns_seen": open_conns,
+          "bytes_per_conn": (rss_at_best - rss0) * 1024.0 / open_conns
+          if open_conns > 0 and held > 0 else None,
+          "commands": [" ".join(["mote", "bench"] + a + ["-p", "PORT", "--json"]) for a, _ in procs]})
+
+
+def main():
+    out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "bench", "out", "raw.jsonl")
+    os.makedirs(os.path.dirname(out_path), exist_ok=True)
+    variants = throughput_variants()
+    t0 = time.time()
+    with open(out_path, "a") as out:
+        for rnd in range(REPEAT):
+            order = BROKERS[rnd % len(BROKERS):] + BROKERS[:rnd % len(BROKERS)]
+            for sc in SCENARIOS:
+                runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else [])
+                for var, qos, args, fan in runs:
+                    for name in order:
+                        rec = {"scenario": sc, "variant": var or "idle", "broker": name,
+                               "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                        print("[%5.0fs] scenario %s %-8s broker %-9s round %d/%d" %
+                              (time.time() - t0, sc, var or "idle", name, rnd + 1, REPEAT),
+                              flush=True)
+                        if name == "nats" and qos == 2:
+                            rec.update({"skipped": "NATS MQTT supports QoS 0/1 only"})
+                            out.write(json.dumps(rec) + "\n")
+                            continue
+                        broker = Broker(name)
+                        try:
+                            broker.start()
+                            if sc == "f":
+                                conn_scenario(broker, rec.update)
+                            else:
+                                rec["command"] = " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])
+                                rec["fan"] = fan
+                                rec["result"] = run_bench(broker.port, args, timeout=DURATION + 120)
+                                rec["broker_alive"] = broker.proc.poll() is None
+                        except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
+                            rec["error"] = str(e)
+                        finally:
+                            broker.stop()
+                        r = rec.get("result", rec)
+                        if "error" in r or "error" in rec:
+                            print("        error: %s" % (r.get("error") or rec.get("error")), flush=True)
+                        elif sc == "f" and "skipped" not in rec:
+                            print("        %d held, %.0f conn/s, %s B/conn" %
+                                  (rec["held"], rec["connect_rate"],
+                                   "%.0f" % rec["bytes_per_conn"] if rec["bytes_per_conn"] else "?"),
+                                  flush=True)
+                        elif "received_per_s" in r:
+                            lat = r.get("latency_us", {})
+                            print("        sent %.0f/s recv %.0f/s p50 %s us p99 %s us" %
+                                  (r["sent_per_s"], r["received_per_s"], lat.get("p50"),
+                                   lat.get("p99")), flush=True)
+                        out.write(json.dumps(rec) + "\n")
+                        out.flush()
+    print("raw results: %s (%.0f s)" % (out_path, time.time() - t0), flush=True)
+
+
+if __name__ == "__main__":
+    main()
