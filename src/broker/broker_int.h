@@ -222,6 +222,8 @@ void conn_accept(struct broker *b, int fd, const char *peer);
 /* Queues packet bytes encoded by mqtt_encode; on failure the connection is
  * closed by a deferred callback (never synchronously: see route.c). */
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p);
+/* PUBACK, PUBREC, PUBREL or PUBCOMP with a 5.0 reason code. */
+void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason);
 /* Asks for a flush at the end of this loop iteration. */
 void conn_schedule_flush(struct conn *c);
 /*

@@ -176,6 +176,14 @@ enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 	return MOTE_OK;
 }
 
+void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
+{
+	struct mqtt_packet p = { .type = type };
+	p.u.ack.packet_id = id;
+	p.u.ack.reason = c->version == MQTT_V5 ? reason : 0; /* 3.1.1 has none */
+	conn_send_packet(c, &p);
+}
+
 /* ---- closing ----------------------------------------------------------- */
 
 static void conn_fail_cb(struct loop *loop, void *data)

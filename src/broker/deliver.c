@@ -317,14 +317,6 @@ static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t st
 	return NULL;
 }
 
-static void send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
-{
-	struct mqtt_packet p = { .type = type };
-	p.u.ack.packet_id = id;
-	p.u.ack.reason = reason;
-	conn_send_packet(c, &p);
-}
-
 void handle_puback(struct conn *c, const struct mqtt_ack *a)
 {
 	struct session *s = c->session;
@@ -341,10 +333,10 @@ void handle_pubrec(struct conn *c, const struct mqtt_ack *a)
 	struct delivery *d = find_inflight(s, a->packet_id, DLV_PUBLISH_SENT);
 	if (!d || d->qos != 2) {
 		if (!find_inflight(s, a->packet_id, DLV_PUBREL_SENT))
-			send_ack(c, MQTT_PUBREL, a->packet_id,
+			conn_send_ack(c, MQTT_PUBREL, a->packet_id,
 				 c->version == MQTT_V5 ? MQTT_RC_PACKET_ID_NOT_FOUND : 0);
 		else
-			send_ack(c, MQTT_PUBREL, a->packet_id, 0);
+			conn_send_ack(c, MQTT_PUBREL, a->packet_id, 0);
 		return;
 	}
 	if (a->reason >= 0x80) { /* the client refused it: the flow ends here */
@@ -353,7 +345,7 @@ void handle_pubrec(struct conn *c, const struct mqtt_ack *a)
 		return;
 	}
 	d->state = DLV_PUBREL_SENT;
-	send_ack(c, MQTT_PUBREL, a->packet_id, 0);
+	conn_send_ack(c, MQTT_PUBREL, a->packet_id, 0);
 }
 
 void handle_pubcomp(struct conn *c, const struct mqtt_ack *a)
@@ -393,7 +385,7 @@ void deliver_resume(struct session *s)
 		for (uint32_t i = 0; i < n && c->state == CONN_ACTIVE; i++) {
 			struct delivery *d = order[i];
 			if (d->state == DLV_PUBREL_SENT) {
-				send_ack(c, MQTT_PUBREL, d->packet_id, 0);
+				conn_send_ack(c, MQTT_PUBREL, d->packet_id, 0);
 				continue;
 			}
 			enum send_result r = send_publish(c, d, true);

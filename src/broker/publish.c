@@ -47,14 +47,6 @@ static bool qos2_add(struct session *s, uint16_t id, uint32_t pos)
 	return true;
 }
 
-static void send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
-{
-	struct mqtt_packet p = { .type = type };
-	p.u.ack.packet_id = id;
-	p.u.ack.reason = c->version == MQTT_V5 ? reason : 0;
-	conn_send_packet(c, &p);
-}
-
 static void fault(struct conn *c, uint8_t reason, const char *why)
 {
 	conn_log_fault(c, "protocol_error", why);
@@ -125,7 +117,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	if (p->qos == 2) {
 		uint32_t pos;
 		if (qos2_find(s, p->packet_id, &pos)) {
-			send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* a resend: ack, don't route */
+			conn_send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* a resend: ack, don't route */
 			return;
 		}
 		if (s->qos2_in_count >= b->cfg.receive_max) {
@@ -140,7 +132,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 			fault(c, MQTT_RC_PAYLOAD_FORMAT_INVALID, "payload is not UTF-8");
 			return;
 		}
-		send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+		conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 			 MQTT_RC_PAYLOAD_FORMAT_INVALID);
 		return;
 	}
@@ -150,9 +142,9 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 			  mote_log_quote(t, sizeof t, p->topic.p, p->topic.len));
 		/* 3.1.1 has no way to say no: acknowledge and drop [MQTT-3.3.5-2] */
 		if (p->qos == 1)
-			send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
+			conn_send_ack(c, MQTT_PUBACK, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
 		else if (p->qos == 2)
-			send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
+			conn_send_ack(c, MQTT_PUBREC, p->packet_id, MQTT_RC_NOT_AUTHORIZED);
 		return;
 	}
 
@@ -169,7 +161,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		if (b->hooks.persist_publish(b->hooks.ctx, &info, &v) != MOTE_OK) {
 			msg_unref(m);
 			if (c->version == MQTT_V5)
-				send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
+				conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
 					 MQTT_RC_QUOTA_EXCEEDED);
 			else
 				conn_close(c, -1, NULL);
@@ -181,7 +173,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 
 	uint8_t rc = receivers ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
 	if (p->qos == 1) {
-		send_ack(c, MQTT_PUBACK, p->packet_id, rc);
+		conn_send_ack(c, MQTT_PUBACK, p->packet_id, rc);
 	} else if (p->qos == 2) {
 		uint32_t pos;
 		qos2_find(s, p->packet_id, &pos);
@@ -189,7 +181,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 			conn_fail(c);
 			return;
 		}
-		send_ack(c, MQTT_PUBREC, p->packet_id, rc);
+		conn_send_ack(c, MQTT_PUBREC, p->packet_id, rc);
 	}
 }
 
@@ -198,11 +190,11 @@ void handle_pubrel(struct conn *c, const struct mqtt_ack *a)
 	struct session *s = c->session;
 	uint32_t pos;
 	if (!qos2_find(s, a->packet_id, &pos)) {
-		send_ack(c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		conn_send_ack(c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
 		return;
 	}
 	memmove(s->qos2_in + pos, s->qos2_in + pos + 1,
 		(s->qos2_in_count - pos - 1) * sizeof *s->qos2_in);
 	s->qos2_in_count--;
-	send_ack(c, MQTT_PUBCOMP, a->packet_id, 0);
+	conn_send_ack(c, MQTT_PUBCOMP, a->packet_id, 0);
 }
