@@ -214,9 +214,8 @@ uint16_t broker_last_port(const struct broker *b)
 
 /* ---- shutdown --------------------------------------------------------------- */
 
-void broker_conn_gone(struct broker *b, struct conn *c)
+void broker_conn_gone(struct broker *b)
 {
-	(void)c;
 	if (b->shutting_down && b->conn_count == 0)
 		loop_stop(b->loop);
 }

@@ -292,7 +292,8 @@ void session_set_will(struct session *s, struct msg *will, uint32_t delay_s);
 void session_cancel_will(struct session *s);
 
 /* ---- broker.c ---------------------------------------------------------- */
-void broker_conn_gone(struct broker *b, struct conn *c);
+/* A connection was freed: finishes a shutdown when it was the last. */
+void broker_conn_gone(struct broker *b);
 bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access a,
 		      const uint8_t *topic, size_t len);
 

@@ -94,7 +94,7 @@ static void conn_free(struct loop *loop, void *data)
 		c->next->prev = c->prev;
 	b->conn_count--;
 	conn_release(c);
-	broker_conn_gone(b, NULL);
+	broker_conn_gone(b);
 }
 
 void conn_release(struct conn *c)

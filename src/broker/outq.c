@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ARENA_KEEP 16384 /* arena kept across drains; larger ones are freed */
 
 void outq_init(struct outq *q)
 {
@@ -53,14 +52,8 @@ static enum mote_err seg_room(struct outq *q)
 
 uint8_t *outq_reserve(struct outq *q, size_t n)
 {
-	if (q->pending == 0) { /* drained: start the arena over */
+	if (q->pending == 0) /* only reserved bytes were left: start over */
 		q->arena_head = q->arena_len = 0;
-		if (q->arena_cap > ARENA_KEEP && n <= ARENA_KEEP) {
-			free(q->arena);
-			q->arena = NULL;
-			q->arena_cap = 0;
-		}
-	}
 	if (n > UINT32_MAX - q->arena_len)
 		return NULL;
 	if (q->arena_len + n > q->arena_cap) {

@@ -130,9 +130,9 @@ class UnknownAck(RawCase):
 
 
 class ReceiveMaximum(RawCase):
-    def test_client_receive_maximum_first_window(self):
-        # 5.0 3.1.2.11.3 / 4.9: never more than Receive Maximum unacked QoS 1/2
-        # PUBLISH packets towards the client.
+    def first_window_of_two(self):
+        """A subscriber with Receive Maximum 2 and five QoS 1 messages for it:
+        returns it and the two PUBLISH packets that arrive before any ack."""
         b = self.start_broker()
         s = self.client(b, props=[(RECEIVE_MAXIMUM, 2)])
         self.assertEqual(s.subscribe(1, [("rm/t", 1)]), [1])
@@ -141,6 +141,12 @@ class ReceiveMaximum(RawCase):
             p.publish("rm/t", b"m%d" % i, qos=1, packet_id=i + 1)
         got = [s.expect(PUBLISH), s.expect(PUBLISH)]
         s.expect_nothing(0.5)
+        return s, got
+
+    def test_client_receive_maximum_first_window(self):
+        # 5.0 3.1.2.11.3 / 4.9: never more than Receive Maximum unacked QoS 1/2
+        # PUBLISH packets towards the client.
+        s, got = self.first_window_of_two()
         self.assertNotEqual(got[0].packet_id, got[1].packet_id)
         acked = 0
         while len(got) < 5:
@@ -155,14 +161,7 @@ class ReceiveMaximum(RawCase):
         # The same rule checked after every PUBACK: one ack frees one slot, so
         # exactly one more PUBLISH follows it. (mosquitto 2.0.11 sends two after
         # the first PUBACK, 3 in flight: a Receive Maximum violation.)
-        b = self.start_broker()
-        s = self.client(b, props=[(RECEIVE_MAXIMUM, 2)])
-        self.assertEqual(s.subscribe(1, [("rm/t", 1)]), [1])
-        p = self.client(b, version=V311)
-        for i in range(5):
-            p.publish("rm/t", b"m%d" % i, qos=1, packet_id=i + 1)
-        got = [s.expect(PUBLISH), s.expect(PUBLISH)]
-        s.expect_nothing(0.5)
+        s, got = self.first_window_of_two()
         for i in range(3):
             s.send(puback(got[i].packet_id))
             got.append(s.expect(PUBLISH))
