@@ -35,6 +35,7 @@
 #define MAX_INLINE_SUB_IDS 4 /* sub ids carried in one delivery */
 #define MAX_OUT_ALIASES 64   /* topic aliases the broker uses towards one client */
 #define READ_CHUNK 65536     /* bytes read per readable event per connection */
+#define FLUSH_NOW_BYTES 65536 /* queued output that is written without waiting */
 
 /* One message waiting for, or in, delivery to one session. */
 struct delivery {
@@ -121,7 +122,8 @@ struct conn {
 	struct net_stream stream;
 	struct loop_io io;
 	struct loop_timer timer;    /* connect timeout, then keep-alive */
-	struct loop_defer flush_defer;
+	struct loop_defer flush_defer; /* flush at the end of this batch (big output) */
+	struct loop_idle flush_idle;   /* flush when the loop runs dry (coalesced) */
 	struct loop_defer free_defer;
 	struct loop_defer fail_defer;
 	bool failing;               /* a deferred close is pending */
@@ -138,9 +140,10 @@ struct conn {
 	uint64_t last_rx_ms;
 
 	/* input: partial packet carried between reads; NULL when none */
-	uint8_t *in;
+	uint8_t *in;                /* partial packet carried to the next read, or NULL */
 	uint32_t in_len;
 	uint32_t in_cap;
+	uint32_t in_need;           /* its total size once its fixed header is whole, else 0 */
 
 	struct outq out;
 

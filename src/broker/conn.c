@@ -146,10 +146,22 @@ static void conn_flush_cb(struct loop *loop, void *data)
 	conn_flush(data);
 }
 
+/*
+ * Small output waits until the loop runs out of input (or a few busy rounds
+ * pass), so that under load many packets to one client leave in one write
+ * and wake the client once; output past FLUSH_NOW_BYTES leaves at the end of
+ * the current batch.
+ */
 void conn_schedule_flush(struct conn *c)
 {
-	if (c->state != CONN_CLOSED && !c->write_blocked)
+	if (c->state == CONN_CLOSED || c->write_blocked)
+		return;
+	if (c->out.pending >= FLUSH_NOW_BYTES) {
+		loop_idle_cancel(c->b->loop, &c->flush_idle);
 		loop_defer(c->b->loop, &c->flush_defer, conn_flush_cb, c);
+	} else {
+		loop_idle_add(c->b->loop, &c->flush_idle, conn_flush_cb, c);
+	}
 }
 
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
@@ -229,6 +241,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
+	loop_idle_cancel(b->loop, &c->flush_idle);
 	loop_io_stop(b->loop, &c->io);
 	loop_timer_stop(b->loop, &c->timer);
 	c->stream.ops->close(&c->stream);
@@ -399,7 +412,11 @@ static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *
 	return off;
 }
 
-/* Keeps the unconsumed tail of a read for the next one. */
+/*
+ * Keeps the unconsumed tail of a read for the next one. The buffer is sized
+ * for the whole packet when its size is known, so that a packet larger than
+ * READ_CHUNK completes in its own buffer without repeated growth.
+ */
 static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t need)
 {
 	uint32_t cap = need > n ? need : (uint32_t)n;
@@ -417,39 +434,38 @@ static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t 
 		memmove(c->in, src, n);
 	}
 	c->in_len = (uint32_t)n;
+	c->in_need = need;
 	return true;
 }
 
+static void drop_partial(struct conn *c)
+{
+	free(c->in);
+	c->in = NULL;
+	c->in_len = c->in_cap = c->in_need = 0;
+}
+
+/*
+ * Reads into the broker's shared READ_CHUNK buffer, so one read takes up to
+ * READ_CHUNK bytes whatever came before. A partial packet left by the last
+ * read is moved to the front of it first; only a packet larger than
+ * READ_CHUNK is completed in the connection's own buffer (sized by
+ * keep_partial from its fixed header, which the frame parser has already
+ * checked against max_packet_size).
+ */
 static void conn_read(struct conn *c)
 {
 	struct broker *b = c->b;
-	uint8_t *buf;
-	size_t cap, have;
+	uint8_t *buf = b->read_buf;
+	size_t cap = READ_CHUNK, have = 0;
 
-	if (c->in_len == 0) {
-		buf = b->read_buf;
-		cap = READ_CHUNK;
-		have = 0;
-	} else {
-		/* Continue the partial packet in the connection's own buffer. */
-		if (c->in_len == c->in_cap) {
-			uint32_t ncap = c->in_cap * 2;
-			if (ncap > b->cfg.max_packet_size + MQTT_MAX_FIXED_HEADER)
-				ncap = b->cfg.max_packet_size + MQTT_MAX_FIXED_HEADER;
-			if (ncap <= c->in_cap) { /* cannot happen: frame parse limits it */
-				conn_close(c, MQTT_RC_PACKET_TOO_LARGE, "packet too large");
-				return;
-			}
-			uint8_t *p = realloc(c->in, ncap);
-			if (!p) {
-				conn_close(c, -1, NULL);
-				return;
-			}
-			c->in = p;
-			c->in_cap = ncap;
+	if (c->in_len > 0) {
+		if (c->in_need > READ_CHUNK) {
+			buf = c->in;
+			cap = c->in_need;
+		} else {
+			memcpy(buf, c->in, c->in_len);
 		}
-		buf = c->in;
-		cap = c->in_cap;
 		have = c->in_len;
 	}
 
@@ -471,13 +487,24 @@ static void conn_read(struct conn *c)
 	if (c->state == CONN_CLOSED)
 		return;
 	size_t rest = have - used;
+	bool kept = true;
 	if (rest == 0) {
-		free(c->in);
+		drop_partial(c);
+	} else if (buf != c->in) {
+		kept = keep_partial(c, buf + used, rest, need);
+	} else if (used == 0) {
+		c->in_len = (uint32_t)have; /* the big packet is still incomplete */
+	} else {
+		/* The big packet completed: carry what followed it in a buffer of
+		 * its own size, not the big one. */
+		uint8_t *big = c->in;
 		c->in = NULL;
-		c->in_len = c->in_cap = 0;
-	} else if (!keep_partial(c, buf + used, rest, need)) {
-		conn_close(c, -1, NULL);
+		c->in_cap = 0;
+		kept = keep_partial(c, big + used, rest, need);
+		free(big);
 	}
+	if (!kept)
+		conn_close(c, -1, NULL);
 }
 
 static void conn_on_io(struct loop *loop, struct loop_io *io, uint32_t events)

@@ -111,6 +111,13 @@ enum mote_err outq_push_payload(struct outq *q, struct msg *m, uint32_t off, uin
 {
 	if (len == 0)
 		return MOTE_OK;
+	if (len <= OUTQ_COPY_MAX) {
+		uint8_t *dst = outq_reserve(q, len);
+		if (!dst)
+			return MOTE_ENOMEM;
+		memcpy(dst, msg_payload(m) + off, len);
+		return outq_commit(q, len);
+	}
 	if (seg_room(q) != MOTE_OK)
 		return MOTE_ENOMEM;
 	*seg_at(q, q->seg_count++) = (struct outq_seg){ msg_ref(m), off, len };

@@ -3,10 +3,13 @@
  *
  * Bytes waiting to be written to one connection, as a list of segments:
  * packet headers and small packets are appended to a byte arena owned by the
- * queue; PUBLISH payloads are referenced in place in their struct msg (the
- * queue holds one msg_ref per payload segment), so fan-out to N subscribers
- * never copies a payload. outq_write() sends as much as the socket takes with
- * one writev of up to OUTQ_IOV segments.
+ * queue; PUBLISH payloads larger than OUTQ_COPY_MAX are referenced in place
+ * in their struct msg (the queue holds one msg_ref per payload segment), so
+ * fan-out to N subscribers never copies a large payload. Smaller payloads are
+ * copied into the arena: a 100-byte memcpy costs less than an iovec entry and
+ * a refcount touch, and back-to-back small packets then leave as one
+ * contiguous segment. outq_write() sends as much as the socket takes, up to
+ * OUTQ_IOV segments per writev.
  *
  * Ownership: the queue owns its arena and segment array and one reference on
  * each queued msg; outq_free() drops them.
@@ -22,7 +25,8 @@
 #include "broker/msg.h"
 #include "net/tcp.h"
 
-#define OUTQ_IOV 64
+#define OUTQ_IOV 256
+#define OUTQ_COPY_MAX 512
 
 struct outq_seg {
 	struct msg *m;    /* payload segment: reference held; NULL: arena bytes */

@@ -31,6 +31,10 @@ struct loop {
 	/* FIFO run after each event batch: a flush queued before a free runs first */
 	struct loop_defer *defer_head;
 	struct loop_defer *defer_tail;
+	/* Coalesced work (loop_idle_add), in the order added; rounds since it last ran */
+	struct loop_idle *idle_head;
+	struct loop_idle *idle_tail;
+	uint32_t busy_rounds;
 };
 
 enum mote_err loop_new(struct loop **out)
@@ -156,6 +160,54 @@ static void run_deferred(struct loop *l)
 	}
 }
 
+void loop_idle_add(struct loop *l, struct loop_idle *d, loop_defer_fn fn, void *data)
+{
+	if (d->queued)
+		return;
+	d->fn = fn;
+	d->data = data;
+	d->queued = true;
+	d->next = NULL;
+	d->prev = l->idle_tail;
+	if (l->idle_tail)
+		l->idle_tail->next = d;
+	else
+		l->idle_head = d;
+	l->idle_tail = d;
+}
+
+void loop_idle_cancel(struct loop *l, struct loop_idle *d)
+{
+	if (!d->queued)
+		return;
+	if (d->prev)
+		d->prev->next = d->next;
+	else
+		l->idle_head = d->next;
+	if (d->next)
+		d->next->prev = d->prev;
+	else
+		l->idle_tail = d->prev;
+	d->prev = d->next = NULL;
+	d->queued = false;
+}
+
+/* Runs the coalesced work queued so far (entries added meanwhile wait). */
+static void run_idle(struct loop *l)
+{
+	struct loop_idle *last = l->idle_tail;
+	l->busy_rounds = 0;
+	while (l->idle_head) {
+		struct loop_idle *d = l->idle_head;
+		bool was_last = d == last;
+		loop_idle_cancel(l, d);
+		d->fn(l, d->data); /* may free d's owner */
+		run_deferred(l);
+		if (was_last)
+			break;
+	}
+}
+
 /* ---- timer heap ---------------------------------------------------------- */
 
 static void heap_set(struct loop *l, uint32_t i, struct loop_timer *t)
@@ -260,7 +312,18 @@ enum mote_err loop_run(struct loop *l)
 		int timeout = run_timers(l);
 		if (l->stopping)
 			break;
-		int n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+		int n;
+		if (l->idle_head) {
+			/* Poll first: coalesced work runs only when nothing is ready. */
+			n = epoll_wait(l->epfd, events, MAX_EVENTS, 0);
+			if (n == 0 || ++l->busy_rounds >= LOOP_IDLE_MAX_ROUNDS) {
+				run_idle(l);
+				if (n == 0)
+					continue;
+			}
+		} else {
+			n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -90,6 +90,24 @@ struct loop_defer {
 };
 void loop_defer(struct loop *loop, struct loop_defer *d, loop_defer_fn fn, void *data);
 
+/*
+ * Coalesced work: `fn(loop, data)` runs once on the loop thread when the loop
+ * runs out of ready events (a zero-timeout epoll_wait finds none), or after
+ * LOOP_IDLE_MAX_ROUNDS busy rounds, whichever comes first. Under load this
+ * lets output for one connection pile up over several input batches and leave
+ * in one write; when idle it adds no delay (one extra epoll_wait). Cancel an
+ * entry before freeing its owner. Adding an already queued entry does nothing.
+ */
+#define LOOP_IDLE_MAX_ROUNDS 8
+struct loop_idle {
+	struct loop_idle *prev, *next;
+	loop_defer_fn fn;
+	void *data;
+	bool queued;
+};
+void loop_idle_add(struct loop *loop, struct loop_idle *d, loop_defer_fn fn, void *data);
+void loop_idle_cancel(struct loop *loop, struct loop_idle *d);
+
 /* Prepares a timer (not started). */
 void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data);
 /* (Re)starts the timer to fire once after delay_ms. */

@@ -468,5 +468,38 @@ class ConnackProps(RawCase):
         self.assertNotEqual(ids[0], ids[1])
 
 
+
+
+class Framing(RawCase):
+    """Packets split across TCP reads at every kind of boundary: the broker
+    reassembles them (a packet larger than its 64 KiB read buffer included),
+    keeps reading large chunks after a partial packet, and delivers
+    everything in order."""
+
+    def test_stream_cut_at_odd_boundaries(self):
+        import random
+        import time
+        b = self.start_broker()
+        sub = self.client(b, version=V5)
+        self.assertEqual(sub.subscribe(1, [("frame/#", 0)]), [0])
+        rng = random.Random(7)
+        sizes = [100] * 50 + [200_000] + [100] * 50 + [70_000, 3, 65_535] + [111] * 300
+        payloads = [bytes([i % 251]) * n for i, n in enumerate(sizes)]
+        stream = b"".join(publish("frame/%d" % i, p) for i, p in enumerate(payloads))
+        pub = self.client(b, version=V5)
+        off = 0
+        while off < len(stream):  # 1..9000-byte pieces, with short pauses
+            n = rng.choice([1, 2, 7, 111, 1000, 4096, 9000])
+            pub.send(stream[off:off + n])
+            off += n
+            if rng.random() < 0.05:
+                time.sleep(0.002)
+        for i, p in enumerate(payloads):
+            m = sub.expect(PUBLISH, timeout=10)
+            self.assertEqual((m.topic, len(m.payload)), ("frame/%d" % i, len(p)))
+            self.assertEqual(m.payload, p)
+        self.assert_serving(b)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -133,6 +133,92 @@ static void defers_run_once_in_order(void **state)
 	loop_free(loop);
 }
 
+/* ---- coalesced (idle) work ---------------------------------------------- */
+
+struct busy {
+	int fds[2];
+	struct loop_io io;
+	struct loop_idle idle, cancelled;
+	int reads;        /* readable events handled */
+	int rearm;        /* keep the fd readable for this many events */
+	int idle_runs;
+	int idle_at_read; /* reads seen when the idle work ran */
+	int cancelled_runs;
+};
+
+static void busy_idle(struct loop *loop, void *data)
+{
+	struct busy *b = data;
+	b->idle_runs++;
+	b->idle_at_read = b->reads;
+	if (b->reads >= b->rearm)
+		loop_stop(loop);
+}
+
+static void busy_cancelled(struct loop *loop, void *data)
+{
+	(void)loop;
+	((struct busy *)data)->cancelled_runs++;
+}
+
+static void busy_read(struct loop *loop, struct loop_io *io, uint32_t events)
+{
+	(void)events;
+	struct busy *b = io->data;
+	char c;
+	assert_int_equal(read(b->fds[0], &c, 1), 1);
+	b->reads++;
+	if (b->reads == 1) {
+		loop_idle_add(loop, &b->idle, busy_idle, b);
+		loop_idle_add(loop, &b->idle, busy_idle, b); /* queued once */
+		loop_idle_add(loop, &b->cancelled, busy_cancelled, b);
+		loop_idle_cancel(loop, &b->cancelled);
+		loop_idle_cancel(loop, &b->cancelled); /* idempotent */
+	}
+	if (b->reads < b->rearm)
+		assert_int_equal(write(b->fds[1], "x", 1), 1);
+	else if (b->idle_runs)
+		loop_stop(loop);
+}
+
+static void run_busy(struct busy *b, int rearm)
+{
+	struct loop *loop;
+	memset(b, 0, sizeof *b);
+	b->rearm = rearm;
+	assert_int_equal(loop_new(&loop), MOTE_OK);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, b->fds), 0);
+	assert_int_equal(loop_io_start(loop, &b->io, b->fds[0], LOOP_READ, busy_read, b), MOTE_OK);
+	assert_int_equal(write(b->fds[1], "x", 1), 1);
+	assert_int_equal(loop_run(loop), MOTE_OK);
+	loop_io_stop(loop, &b->io);
+	close(b->fds[0]);
+	close(b->fds[1]);
+	loop_free(loop);
+}
+
+static void idle_work_waits_until_input_runs_dry(void **state)
+{
+	(void)state;
+	struct busy b;
+	run_busy(&b, 3); /* fewer busy rounds than the cap */
+	assert_int_equal(b.idle_runs, 1);
+	assert_int_equal(b.idle_at_read, 3);
+	assert_int_equal(b.cancelled_runs, 0);
+}
+
+static void idle_work_runs_after_max_busy_rounds(void **state)
+{
+	(void)state;
+	struct busy b;
+	run_busy(&b, 5 * LOOP_IDLE_MAX_ROUNDS); /* input never runs dry for long */
+	/* It ran while input was still arriving, within the cap. */
+	assert_true(b.idle_runs >= 1);
+	assert_true(b.idle_at_read >= 1);
+	assert_true(b.idle_at_read <= LOOP_IDLE_MAX_ROUNDS + 1);
+	assert_int_equal(b.cancelled_runs, 0);
+}
+
 static void on_wake(struct loop *loop, void *data)
 {
 	*(int *)data += 1;
@@ -187,6 +273,8 @@ int main(void)
 		cmocka_unit_test(io_watcher_sees_data),
 		cmocka_unit_test(defers_run_once_in_order),
 		cmocka_unit_test(wake_from_another_thread),
+		cmocka_unit_test(idle_work_waits_until_input_runs_dry),
+		cmocka_unit_test(idle_work_runs_after_max_busy_rounds),
 		cmocka_unit_test(addr_parse_and_format),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
