@@ -33,44 +33,93 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->max_connections = 0;
 	cfg->sys_interval_s = 10;
 	cfg->max_client_outbuf = 4 * 1024 * 1024;
+	cfg->threads = 1;
 }
 
 static void sys_publish_cb(struct loop *loop, struct loop_timer *t);
 static void accept_retry_cb(struct loop *loop, struct loop_timer *t);
 
-enum mote_err broker_new(const struct broker_config *cfg, const struct broker_hooks *hooks,
-			 struct loop *loop, struct broker **out)
+static void shard_free(struct broker *b);
+
+/* One shard's own state; the group fields are set by broker_new. */
+static enum mote_err shard_new(const struct broker *proto, uint32_t id, struct loop *loop,
+			       struct broker **out)
 {
 	struct broker *b = calloc(1, sizeof *b);
 	if (!b)
 		return MOTE_ENOMEM;
-	b->cfg = *cfg;
-	if (b->cfg.max_packet_size == 0 || b->cfg.max_packet_size > MQTT_MAX_REMAINING_LENGTH)
-		b->cfg.max_packet_size = MQTT_MAX_REMAINING_LENGTH;
-	if (b->cfg.receive_max == 0)
-		b->cfg.receive_max = 1;
-	if (b->cfg.max_inflight == 0)
-		b->cfg.max_inflight = 1;
-	if (hooks)
-		b->hooks = *hooks;
-	b->loop = loop;
-	b->started_ms = mote_mono_ms();
+	*out = b;
+	b->cfg = proto->cfg;
+	b->hooks = proto->hooks;
+	b->shard_id = id;
+	b->nshards = proto->nshards;
+	b->shards = proto->shards;
+	b->shared = proto->shared;
+	b->started_ms = proto->started_ms;
 	b->subs = subtree_new();
 	b->retained = retain_new();
 	b->read_buf = malloc(READ_CHUNK);
-	if (!b->subs || !b->retained || !b->read_buf) {
-		broker_free(b);
+	if (!b->subs || !b->retained || !b->read_buf)
 		return MOTE_ENOMEM;
-	}
+	enum mote_err err = shard_init(b, loop);
+	if (err != MOTE_OK)
+		return err;
 	loop_timer_init(&b->sys_timer, sys_publish_cb, b);
 	loop_timer_init(&b->accept_timer, accept_retry_cb, b);
+	return MOTE_OK;
+}
+
+enum mote_err broker_new(const struct broker_config *cfg, const struct broker_hooks *hooks,
+			 struct loop *loop, struct broker **out)
+{
+	struct broker proto = { .cfg = *cfg };
+	if (proto.cfg.max_packet_size == 0 || proto.cfg.max_packet_size > MQTT_MAX_REMAINING_LENGTH)
+		proto.cfg.max_packet_size = MQTT_MAX_REMAINING_LENGTH;
+	if (proto.cfg.receive_max == 0)
+		proto.cfg.receive_max = 1;
+	if (proto.cfg.max_inflight == 0)
+		proto.cfg.max_inflight = 1;
+	if (proto.cfg.threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		proto.cfg.threads = n > 0 ? (uint32_t)n : 1;
+	}
+	if (proto.cfg.threads > 256)
+		proto.cfg.threads = 256;
+	if (hooks)
+		proto.hooks = *hooks;
+	proto.nshards = proto.cfg.threads;
+	proto.started_ms = mote_mono_ms();
+	/* The shard array and the shared state belong to shard 0. */
+	proto.shards = calloc(proto.nshards, sizeof *proto.shards);
+	proto.shared = calloc(1, sizeof *proto.shared);
+	if (!proto.shards || !proto.shared) {
+		free(proto.shards);
+		free(proto.shared);
+		return MOTE_ENOMEM;
+	}
+	enum mote_err err = MOTE_OK;
+	for (uint32_t i = 0; i < proto.nshards && err == MOTE_OK; i++)
+		err = shard_new(&proto, i, i == 0 ? loop : NULL, &proto.shards[i]);
+	struct broker *b = proto.shards[0];
+	if (err == MOTE_OK)
+		err = shard_start_threads(b);
+	if (err != MOTE_OK) {
+		if (b)
+			broker_free(b);
+		else {
+			free(proto.shards);
+			free(proto.shared);
+		}
+		return err;
+	}
 	if (b->cfg.sys_interval_s)
 		loop_timer_start(loop, &b->sys_timer, 0);
 	*out = b;
 	return MOTE_OK;
 }
 
-void broker_free(struct broker *b)
+/* Frees one shard (its thread has been joined). */
+static void shard_free(struct broker *b)
 {
 	if (!b)
 		return;
@@ -95,6 +144,7 @@ void broker_free(struct broker *b)
 			session_destroy(s);
 		}
 	}
+	share_free_stubs(b);
 	while (b->listeners) {
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
@@ -102,14 +152,42 @@ void broker_free(struct broker *b)
 		close(l->fd);
 		free(l);
 	}
-	loop_timer_stop(b->loop, &b->sys_timer);
-	loop_timer_stop(b->loop, &b->accept_timer);
+	if (b->loop) {
+		loop_timer_stop(b->loop, &b->sys_timer);
+		loop_timer_stop(b->loop, &b->accept_timer);
+	}
+	shard_join_and_free(b); /* after sessions: their ends may stage items */
 	subtree_free(b->subs);
 	retain_free(b->retained);
 	free(b->table);
 	free(b->hits);
 	free(b->read_buf);
+	if (b->own_loop)
+		loop_free(b->loop);
 	free(b);
+}
+
+void broker_free(struct broker *b)
+{
+	if (!b)
+		return;
+	struct broker **shards = b->shards;
+	struct shared_state *shared = b->shared;
+	uint32_t n = b->nshards;
+	/* Stop and join every thread first: after that nothing runs but us. */
+	for (uint32_t i = 1; i < n; i++) {
+		struct broker *o = shards[i];
+		if (o && o->thread_started) {
+			if (!o->shutting_down)
+				shard_shutdown_others(b);
+			pthread_join(o->thread, NULL);
+			o->thread_started = false;
+		}
+	}
+	for (uint32_t i = 0; i < n; i++)
+		shard_free(shards[i]);
+	free(shards);
+	free(shared);
 }
 
 /* ---- listening ------------------------------------------------------------ */
@@ -150,7 +228,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 			return;
 		if (err == MOTE_EFULL) {
 			MOTE_WARN("broker", "event=accept_paused why=\"out of file descriptors\"");
-			b->stats.connections_refused++;
+			STAT_ADD(b, connections_refused, 1);
 			pause_accepting(b);
 			return;
 		}
@@ -158,13 +236,25 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 			MOTE_WARN("broker", "event=accept_failed errno=%d", errno);
 			return;
 		}
-		if (b->cfg.max_connections && b->conn_count >= b->cfg.max_connections) {
+		if (b->cfg.max_connections &&
+		    atomic_load_explicit(&b->shared->conn_count, memory_order_relaxed) >=
+			    b->cfg.max_connections) {
 			close(fd);
-			b->stats.connections_refused++;
+			STAT_ADD(b, connections_refused, 1);
 			continue;
 		}
 		char addr[64];
-		conn_accept(b, fd, net_addr_format((struct sockaddr *)&peer, addr, sizeof addr));
+		net_addr_format((struct sockaddr *)&peer, addr, sizeof addr);
+		/* Spread connections over the shards; a CONNECT may move it once
+		 * more, to the shard of its client id (conn.c). */
+		uint32_t to = b->next_adopt++ % b->nshards;
+		if (to == b->shard_id) {
+			conn_accept(b, fd, addr);
+			continue;
+		}
+		struct inbox_item it = { .kind = IN_ADOPT, .fd = fd };
+		snprintf(it.peer, sizeof it.peer, "%s", addr);
+		shard_send(b, to, &it);
 	}
 }
 
@@ -216,24 +306,36 @@ uint16_t broker_last_port(const struct broker *b)
 
 void broker_conn_gone(struct broker *b)
 {
-	if (b->shutting_down && b->conn_count == 0)
+	if (!b->shutting_down || b->conn_count > 0)
+		return;
+	/* Shard 0 runs the caller's loop: it stops last, when every other
+	 * shard has stopped too (they tell it through its inbox). */
+	if (b->shard_id != 0 || shard_all_stopped(b))
 		loop_stop(b->loop);
 }
 
-void broker_shutdown(struct broker *b)
+void broker_shutdown_shard(struct broker *b)
 {
 	if (b->shutting_down)
 		return;
 	b->shutting_down = true;
-	MOTE_INFO("broker", "event=shutdown connections=%u", b->conn_count);
 	loop_timer_stop(b->loop, &b->sys_timer);
 	loop_timer_stop(b->loop, &b->accept_timer);
 	for (struct listener *l = b->listeners; l; l = l->next)
 		loop_io_stop(b->loop, &l->io);
 	for (struct conn *c = b->conns; c; c = c->next)
 		conn_close(c, MQTT_RC_SERVER_SHUTTING_DOWN, "server shutting down");
-	if (b->conn_count == 0)
-		loop_stop(b->loop);
+	broker_conn_gone(b);
+}
+
+void broker_shutdown(struct broker *b)
+{
+	if (b->shutting_down)
+		return;
+	uint32_t total = atomic_load_explicit(&b->shared->conn_count, memory_order_relaxed);
+	MOTE_INFO("broker", "event=shutdown connections=%u threads=%u", total, b->nshards);
+	shard_shutdown_others(b);
+	broker_shutdown_shard(b);
 }
 
 /* ---- internal publishes and statistics ----------------------------------- */
@@ -253,13 +355,33 @@ enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topi
 	return MOTE_OK;
 }
 
+#define SUM(f) (total += atomic_load_explicit(&o->stats.f, memory_order_relaxed))
 void broker_get_stats(const struct broker *b, struct broker_stats *out)
 {
-	*out = b->stats;
-	out->sessions = b->session_count;
+	memset(out, 0, sizeof *out);
+	for (uint32_t i = 0; i < b->nshards; i++) {
+		const struct broker *o = b->shards[i];
+		uint64_t total;
+#define ROW(f)                 \
+	total = out->f;        \
+	SUM(f);                \
+	out->f = total
+		ROW(clients_connected);
+		ROW(sessions);
+		ROW(msgs_received);
+		ROW(msgs_sent);
+		ROW(msgs_dropped);
+		ROW(bytes_received);
+		ROW(bytes_sent);
+		ROW(subscriptions);
+		ROW(connections_refused);
+#undef ROW
+	}
+	/* Every shard keeps the same retained set: count this one's. */
 	out->retained = retain_count(b->retained);
 	out->uptime_s = (mote_mono_ms() - b->started_ms) / 1000u;
 }
+#undef SUM
 
 static void sys_publish_cb(struct loop *loop, struct loop_timer *t)
 {

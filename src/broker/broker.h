@@ -42,6 +42,7 @@ struct broker_config {
 	uint32_t max_connections;    /* 0 = limited by file descriptors */
 	uint32_t sys_interval_s;     /* $SYS publish period, 0 = off */
 	uint32_t max_client_outbuf;  /* bytes pending to one client before QoS 0 drops */
+	uint32_t threads;            /* event loops; 0 = one per online CPU */
 };
 
 /* Safe defaults (see docs/operations). */

@@ -14,11 +14,18 @@
  *                   point at each other while attached.
  *   struct msg      shared by reference (see msg.h).
  *
- * Threading: everything runs on the broker's loop thread.
+ * Threading: the broker is a group of shards (struct broker each), one per
+ * event loop and thread (shard.c). A shard owns its connections, the
+ * sessions whose client id hashes to it, its own subscription tree and its
+ * own copy of the retained index; everything in a struct broker is touched
+ * only by its own thread, except what is marked "cross-thread" below. Shards
+ * talk through each other's inbox (shard.c).
  */
 #ifndef MOTE_BROKER_INT_H
 #define MOTE_BROKER_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -73,7 +80,10 @@ struct session_sub {
 
 struct session {
 	struct broker *b;
-	struct session *hnext;      /* session table chain */
+	struct session *hnext;      /* session table chain (or stub table) */
+	uint16_t stub_home;         /* stub for a shared-group member homed on shard
+				     * stub_home - 1 (share.c); 0 = a real session */
+	uint32_t stub_refs;         /* stub: its memberships in this shard's tree */
 	uint8_t *client_id;         /* owned, not NUL-terminated */
 	uint16_t client_id_len;
 	uint64_t uid;               /* unique per session lifetime (no-local) */
@@ -183,10 +193,84 @@ struct route_hit {
 	uint32_t sub_ids[MAX_INLINE_SUB_IDS];
 };
 
+/*
+ * Counters other shards read (broker_get_stats sums them). Each has one
+ * writer, its shard's thread, so a relaxed load + store is enough: no locked
+ * instruction on the hot path, and no data race for the readers.
+ */
+struct shard_stats {
+	_Atomic uint64_t clients_connected, sessions, msgs_received, msgs_sent, msgs_dropped,
+		bytes_received, bytes_sent, subscriptions, connections_refused;
+};
+#define STAT_ADD(b, f, n)                                                                  \
+	atomic_store_explicit(&(b)->stats.f,                                               \
+			      atomic_load_explicit(&(b)->stats.f, memory_order_relaxed) +   \
+				      (uint64_t)(n),                                        \
+			      memory_order_relaxed)
+#define STAT_SUB(b, f, n)                                                                  \
+	atomic_store_explicit(&(b)->stats.f,                                               \
+			      atomic_load_explicit(&(b)->stats.f, memory_order_relaxed) -   \
+				      (uint64_t)(n),                                        \
+			      memory_order_relaxed)
+
+/* What one shard asks of another (shard.c). */
+enum inbox_kind {
+	IN_ADOPT,         /* take over a connection: fd, peer, bytes read so far */
+	IN_ROUTE,         /* route a message published on another shard */
+	IN_SHARE_SUB,     /* a member on another shard joined a shared group we own */
+	IN_SHARE_UNSUB,   /* ... left it */
+	IN_SHARE_DELIVER, /* deliver to our session, chosen by a group's owner */
+	IN_SHUTDOWN,      /* close everything and stop */
+	IN_STOPPED,       /* (to shard 0) a shard has stopped */
+};
+
+struct inbox_item {
+	uint8_t kind;
+	uint8_t qos;              /* SHARE_SUB: sub opts; SHARE_DELIVER: granted qos */
+	bool flag;                /* SHARE_DELIVER: retain flag to send */
+	uint8_t n_sub_ids;
+	uint16_t home;            /* SHARE_SUB: the member's shard */
+	int fd;                   /* ADOPT */
+	struct msg *m;            /* ROUTE, SHARE_DELIVER: one reference, owned */
+	uint8_t *data;            /* owned: ADOPT bytes; SHARE_*: client id|group|filter */
+	uint32_t len;             /* ADOPT: bytes; SHARE_*: client id length */
+	uint16_t glen, flen;      /* SHARE_SUB/UNSUB: group and filter lengths */
+	struct sub_opts opts;     /* SHARE_SUB */
+	uint32_t sub_ids[MAX_INLINE_SUB_IDS];
+	char peer[64];            /* ADOPT */
+};
+
+/* An array of items: a shard's inbox, or what it has staged for another. */
+struct item_vec {
+	struct inbox_item *v;
+	uint32_t len, cap;
+};
+
 struct broker {
 	struct broker_config cfg;
+	/* the group: every shard points at the same array (shard.c) */
+	uint32_t shard_id;
+	uint32_t nshards;
+	struct broker **shards;
+	pthread_t thread;           /* shards other than 0 run on their own thread */
+	bool thread_started;
+	struct shared_state *shared; /* cross-thread: owned by shard 0 */
+	/* cross-thread: the inbox, guarded by inbox_mu; any shard appends */
+	pthread_mutex_t inbox_mu;
+	struct item_vec inbox;
+	bool inbox_mu_ready;
+	struct item_vec inbox_work; /* the batch being processed (this thread only) */
+	/* this thread only: items for each other shard, sent at loop idle */
+	struct item_vec *stage;
+	struct loop_idle stage_idle;
+	uint32_t next_adopt;        /* round robin over shards for accepted connections */
+	/* cross-thread: subscriptions in this shard's tree (others skip routing here when 0) */
+	_Atomic uint32_t route_interest;
+	struct session **stubs;     /* remote members of shared groups we own (share.c) */
+	uint32_t stubs_cap, stub_count;
 	struct broker_hooks hooks;
 	struct loop *loop;
+	bool own_loop;              /* shards 1..N-1 own theirs; shard 0 borrows the caller's */
 	struct listener *listeners;
 	struct conn *conns;
 	uint32_t conn_count;
@@ -217,11 +301,58 @@ struct broker {
 	struct loop_timer sys_timer;
 	uint64_t started_ms;
 	uint16_t last_port;
-	struct broker_stats stats;
+	struct shard_stats stats;
+};
+
+/* State all shards share (shard.c). */
+struct shared_state {
+	_Atomic uint32_t conn_count;  /* all shards: for max_connections */
+	_Atomic uint32_t running;     /* shards (other than 0) whose loop still runs */
 };
 
 /* ---- conn.c ------------------------------------------------------------ */
 void conn_accept(struct broker *b, int fd, const char *peer);
+/* A connection handed over by another shard, with the bytes it had read. */
+void conn_adopt(struct broker *b, int fd, const char *peer, const uint8_t *bytes, size_t len);
+
+/* ---- shard.c ----------------------------------------------------------- */
+/* The shard a client id lives on (its sessions, its connection). */
+uint32_t shard_of_id(const struct broker *b, const uint8_t *id, size_t len);
+/* The shard that owns a shared group (group, filter): it picks the member. */
+uint32_t shard_of_group(const struct broker *b, const uint8_t *group, size_t glen,
+			const uint8_t *filter, size_t flen);
+/* Queues an item for shard `to` (sent when this loop runs dry). Takes
+ * ownership of the item's m, data and fd; on failure frees them itself. */
+void shard_send(struct broker *b, uint32_t to, struct inbox_item *it);
+/* Sends a message to every other shard that may route it. Returns whether
+ * any of them has subscriptions. */
+bool shard_forward(struct broker *b, struct msg *m);
+/* Frees what an item owns (unsent items at shutdown). */
+void inbox_item_free(struct inbox_item *it);
+/* Lifetime (broker.c): set up a shard's inbox and loop (its own when loop is
+ * NULL); start shards 1..N-1; ask them to shut down; join and free. */
+enum mote_err shard_init(struct broker *b, struct loop *loop);
+enum mote_err shard_start_threads(struct broker *b0);
+void shard_shutdown_others(struct broker *b0);
+bool shard_all_stopped(const struct broker *b0);
+void shard_join_and_free(struct broker *b);
+/* Subscription count changed: tells other shards whether to send us messages. */
+void shard_note_interest(struct broker *b);
+
+/* ---- share.c ----------------------------------------------------------- */
+/* SUBSCRIBE/UNSUBSCRIBE of a shared group owned by another shard. */
+void share_remote_sub(struct session *s, const struct mqtt_str *group,
+		      const struct mqtt_str *filter, const struct sub_opts *o);
+void share_remote_unsub(struct session *s, const uint8_t *group, size_t glen,
+			const uint8_t *filter, size_t flen);
+/* The owner side of those, and of a delivery chosen by the owner. */
+void share_on_sub(struct broker *b, struct inbox_item *it);
+void share_on_unsub(struct broker *b, struct inbox_item *it);
+void share_on_deliver(struct broker *b, struct inbox_item *it);
+/* A stub member was chosen for m: send it to the member's home shard. */
+void share_send_to_stub(struct broker *b, struct session *stub, struct msg *m, uint8_t qos,
+			bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids);
+void share_free_stubs(struct broker *b);
 /* Queues packet bytes encoded by mqtt_encode; on failure the connection is
  * closed by a deferred callback (never synchronously: see route.c). */
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p);
@@ -261,9 +392,12 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p);
 void session_drop_subs(struct session *s);
 
 /* ---- route.c ----------------------------------------------------------- */
-/* Routes m to every matching subscription; stores it if retained.
- * Returns the number of sessions it was given to. */
+/* Routes m to every matching subscription on every shard; stores it if
+ * retained. Returns the number of local sessions it was given to, plus one
+ * if another shard with subscriptions got it. */
 uint32_t route_message(struct broker *b, struct msg *m);
+/* This shard's part of routing (no tap, no forwarding): inbox ROUTE items. */
+uint32_t route_local(struct broker *b, struct msg *m);
 /* Builds the forwarded-properties block of a received PUBLISH. */
 enum mote_err route_msg_from_publish(struct broker *b, const struct mqtt_publish *p,
 				     const uint8_t *topic, uint16_t topic_len,
@@ -297,6 +431,8 @@ void session_cancel_will(struct session *s);
 /* ---- broker.c ---------------------------------------------------------- */
 /* A connection was freed: finishes a shutdown when it was the last. */
 void broker_conn_gone(struct broker *b);
+/* Closes this shard's connections and stops its loop when they are gone. */
+void broker_shutdown_shard(struct broker *b);
 bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access a,
 		      const uint8_t *topic, size_t len);
 

@@ -50,13 +50,13 @@ void conn_log_fault(const struct conn *c, const char *event, const char *why)
 		  why ? why : "");
 }
 
-void conn_accept(struct broker *b, int fd, const char *peer)
+static struct conn *conn_new(struct broker *b, int fd, const char *peer)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
 		close(fd);
-		b->stats.connections_refused++;
-		return;
+		STAT_ADD(b, connections_refused, 1);
+		return NULL;
 	}
 	c->b = b;
 	net_stream_tcp(&c->stream, fd);
@@ -70,15 +70,73 @@ void conn_accept(struct broker *b, int fd, const char *peer)
 		loop_io_stop(b->loop, &c->io);
 		c->stream.ops->close(&c->stream);
 		free(c);
-		b->stats.connections_refused++;
-		return;
+		STAT_ADD(b, connections_refused, 1);
+		return NULL;
 	}
 	c->next = b->conns;
 	if (b->conns)
 		b->conns->prev = c;
 	b->conns = c;
 	b->conn_count++;
-	MOTE_DEBUG("broker", "event=accept peer=%s", peer);
+	atomic_fetch_add_explicit(&b->shared->conn_count, 1, memory_order_relaxed);
+	return c;
+}
+
+void conn_accept(struct broker *b, int fd, const char *peer)
+{
+	if (conn_new(b, fd, peer))
+		MOTE_DEBUG("broker", "event=accept peer=%s", peer);
+}
+
+static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *need);
+static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t need);
+
+void conn_adopt(struct broker *b, int fd, const char *peer, const uint8_t *bytes, size_t len)
+{
+	struct conn *c = conn_new(b, fd, peer);
+	if (!c || len == 0)
+		return;
+	/* What the other shard had read: handled as if it had just arrived. */
+	uint32_t need;
+	size_t used = consume(c, bytes, len, &need);
+	if (c->state != CONN_CLOSED && used < len && !keep_partial(c, bytes + used, len - used, need))
+		conn_close(c, -1, NULL);
+}
+
+/*
+ * A CONNECT whose client id lives on another shard: the connection moves
+ * there with the bytes read so far (this CONNECT and whatever followed), and
+ * is forgotten here without closing its socket. Returns true if it moved.
+ */
+static void conn_free(struct loop *loop, void *data);
+
+static bool conn_move_to_home(struct conn *c, const uint8_t *buf, uint32_t pkt_len, size_t len)
+{
+	struct broker *b = c->b;
+	struct mqtt_packet p;
+	struct mqtt_fault fault;
+	if (b->nshards <= 1 ||
+	    mqtt_decode(buf, pkt_len, c->version, true, &p, &fault) != MOTE_OK ||
+	    p.type != MQTT_CONNECT || p.u.connect.client_id.len == 0)
+		return false; /* errors and assigned ids are handled here */
+	uint32_t home = shard_of_id(b, p.u.connect.client_id.p, p.u.connect.client_id.len);
+	if (home == b->shard_id)
+		return false;
+	struct inbox_item it = { .kind = IN_ADOPT, .fd = c->stream.fd };
+	it.data = malloc(len);
+	if (!it.data)
+		return false; /* serve it here: correct for this connection, if not ideal */
+	memcpy(it.data, buf, len);
+	it.len = (uint32_t)len;
+	snprintf(it.peer, sizeof it.peer, "%s", c->peer);
+	/* Forget it here: the socket now belongs to the item. */
+	c->state = CONN_CLOSED;
+	loop_idle_cancel(b->loop, &c->flush_idle);
+	loop_io_stop(b->loop, &c->io);
+	loop_timer_stop(b->loop, &c->timer);
+	loop_defer(b->loop, &c->free_defer, conn_free, c);
+	shard_send(b, home, &it);
+	return true;
 }
 
 static void conn_free(struct loop *loop, void *data)
@@ -93,6 +151,7 @@ static void conn_free(struct loop *loop, void *data)
 	if (c->next)
 		c->next->prev = c->prev;
 	b->conn_count--;
+	atomic_fetch_sub_explicit(&b->shared->conn_count, 1, memory_order_relaxed);
 	conn_release(c);
 	broker_conn_gone(b);
 }
@@ -123,7 +182,7 @@ static void conn_flush(struct conn *c)
 		return;
 	size_t written = 0;
 	enum mote_err err = outq_write(&c->out, &c->stream, &written);
-	c->b->stats.bytes_sent += written;
+	STAT_ADD(c->b, bytes_sent, written);
 	if (err == MOTE_OK) {
 		if (c->write_blocked) {
 			c->write_blocked = false;
@@ -205,7 +264,7 @@ static void conn_fail_cb(struct loop *loop, void *data)
 	if (c->state == CONN_CLOSED)
 		return;
 	conn_log_fault(c, "connection_failed", "out of memory or encoding failure");
-	c->b->stats.msgs_dropped++;
+	STAT_ADD(c->b, msgs_dropped, 1);
 	conn_close(c, -1, NULL);
 }
 
@@ -237,7 +296,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	if (c->out.pending) {
 		size_t written;
 		outq_write(&c->out, &c->stream, &written);
-		b->stats.bytes_sent += written;
+		STAT_ADD(b, bytes_sent, written);
 	}
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
@@ -248,7 +307,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	if (c->session) {
 		struct session *s = c->session;
 		if (was_active) {
-			b->stats.clients_connected--;
+			STAT_SUB(b, clients_connected, 1);
 			if (b->hooks.on_disconnect) {
 				struct broker_client info;
 				conn_fill_client(c, &info);
@@ -405,7 +464,9 @@ static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *
 			break;
 		}
 		c->last_rx_ms = loop_now(c->b->loop);
-		c->b->stats.bytes_received += fr.total_len;
+		if (c->state == CONN_NEW && conn_move_to_home(c, buf + off, fr.total_len, len - off))
+			return len;
+		STAT_ADD(c->b, bytes_received, fr.total_len);
 		dispatch(c, buf + off, fr.total_len);
 		off += fr.total_len;
 	}

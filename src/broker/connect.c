@@ -112,11 +112,16 @@ static void assign_client_id(struct broker *b, char *buf, size_t cap)
 {
 	/* Unique for this process: a counter mixed with the start time, so ids
 	 * from an earlier run are unlikely to collide with offline sessions. */
-	uint64_t x = (b->started_ms << 20) ^ ++b->auto_id_counter;
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	snprintf(buf, cap, "auto-%016" PRIx64, x);
+	/* The id must live on this shard (shard.c): draw until it does, which
+	 * takes nshards draws on average. */
+	do {
+		uint64_t x = (b->started_ms << 20) ^ ++b->auto_id_counter;
+		x ^= (uint64_t)b->shard_id << 52;
+		x ^= x >> 33;
+		x *= 0xff51afd7ed558ccdull;
+		x ^= x >> 33;
+		snprintf(buf, cap, "auto-%016" PRIx64, x);
+	} while (shard_of_id(b, (const uint8_t *)buf, strlen(buf)) != b->shard_id);
 }
 
 static uint16_t effective_keepalive(const struct broker *b, uint16_t asked)
@@ -283,7 +288,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	c->state = CONN_ACTIVE;
 	if (conn_send_packet(c, &ack) != MOTE_OK)
 		return;
-	b->stats.clients_connected++;
+	STAT_ADD(b, clients_connected, 1);
 	conn_start_keepalive(c);
 
 	char idq[96];

@@ -155,7 +155,7 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 		return FAILED;
 	if (c->client_max_packet && head + m->payload_len > c->client_max_packet) {
 		/* [MQTT-3.1.2-25] never send more than the client accepts */
-		b->stats.msgs_dropped++;
+		STAT_ADD(b, msgs_dropped, 1);
 		return DROPPED;
 	}
 	if (new_alias && !commit_alias(c, m))
@@ -163,7 +163,7 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 	if (outq_commit(&c->out, head) != MOTE_OK ||
 	    outq_push_payload(&c->out, (struct msg *)m, 0, m->payload_len) != MOTE_OK)
 		return FAILED;
-	b->stats.msgs_sent++;
+	STAT_ADD(b, msgs_sent, 1);
 	conn_schedule_flush(c);
 	return SENT;
 }
@@ -261,7 +261,7 @@ void deliver_pump(struct session *s)
 		dqueue_pop(&s->queue, &d);
 		if (msg_expired(d.m, loop_now(s->b->loop))) {
 			msg_unref(d.m);
-			s->b->stats.msgs_dropped++;
+			STAT_ADD(s->b, msgs_dropped, 1);
 			continue;
 		}
 		start_inflight(s, &d);
@@ -281,7 +281,7 @@ void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const u
 		if (!online)
 			return; /* QoS 0 is not kept for offline sessions */
 		if (c->out.pending > b->cfg.max_client_outbuf) {
-			b->stats.msgs_dropped++; /* slow consumer: shed QoS 0 */
+			STAT_ADD(b, msgs_dropped, 1); /* slow consumer: shed QoS 0 */
 			return;
 		}
 		if (send_publish(c, &d, false) == FAILED)
@@ -294,7 +294,7 @@ void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const u
 		return;
 	}
 	if (s->queue.count >= b->cfg.max_queued || !dqueue_push(&s->queue, &d)) {
-		b->stats.msgs_dropped++;
+		STAT_ADD(b, msgs_dropped, 1);
 		msg_unref(m);
 		if (s->queue.count == b->cfg.max_queued) {
 			char idq[96];

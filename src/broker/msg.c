@@ -12,7 +12,7 @@ struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *pro
 	struct msg *m = malloc(sizeof *m + n);
 	if (!m)
 		return NULL;
-	m->refs = 1;
+	atomic_init(&m->refs, 1);
 	m->qos = qos;
 	m->retain = retain;
 	m->topic_len = topic_len;
@@ -31,6 +31,6 @@ struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *pro
 
 void msg_unref(struct msg *m)
 {
-	if (m && --m->refs == 0)
+	if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
 		free(m);
 }

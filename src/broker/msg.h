@@ -14,12 +14,13 @@
  * order received). Message expiry is kept as a deadline and re-encoded per
  * delivery; topic alias and subscription identifiers are per subscriber.
  *
- * Threading: owned by the loop thread that routes it. refs is a plain
- * counter today; it becomes atomic when cross-loop delivery arrives.
+ * Threading: a message is handed between loops (one per shard) by
+ * reference, so refs is atomic; everything else is immutable once created.
  */
 #ifndef MOTE_BROKER_MSG_H
 #define MOTE_BROKER_MSG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +28,7 @@
 #include "base/err.h"
 
 struct msg {
-	uint32_t refs;
+	_Atomic uint32_t refs;
 	uint8_t qos;            /* QoS it was published with */
 	bool retain;            /* RETAIN flag as published */
 	uint16_t topic_len;
@@ -55,7 +56,7 @@ struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *pro
 
 static inline struct msg *msg_ref(struct msg *m)
 {
-	m->refs++;
+	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
 /* Drops one reference; frees at zero. NULL is accepted. */

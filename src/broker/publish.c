@@ -110,7 +110,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 {
 	struct broker *b = c->b;
 	struct session *s = c->session;
-	b->stats.msgs_received++;
+	STAT_ADD(b, msgs_received, 1);
 
 	if (!resolve_alias(c, p))
 		return;

@@ -156,7 +156,7 @@ static void on_match(void *ctx, struct session *s, const struct sub_opts *o, boo
 static bool online(void *ctx, struct session *s)
 {
 	(void)ctx;
-	return s->conn != NULL;
+	return s->conn != NULL || s->stub_home; /* a stub's session: assume online */
 }
 
 uint32_t route_message(struct broker *b, struct msg *m)
@@ -166,6 +166,14 @@ uint32_t route_message(struct broker *b, struct msg *m)
 					     m->payload_len, m->qos, m->retain };
 		b->hooks.tap(b->hooks.ctx, NULL, &v);
 	}
+	uint32_t n = route_local(b, m);
+	if (b->nshards > 1 && shard_forward(b, m))
+		n++;
+	return n;
+}
+
+uint32_t route_local(struct broker *b, struct msg *m)
+{
 	if (m->retain && retain_set(b->retained, m) != MOTE_OK)
 		MOTE_WARN("broker", "event=retain_failed why=\"out of memory\"");
 
@@ -178,11 +186,17 @@ uint32_t route_message(struct broker *b, struct msg *m)
 	uint32_t n = b->hits_len;
 	for (uint32_t i = 0; i < n; i++) {
 		struct route_hit *h = &b->hits[i];
+		if (h->s->stub_home) {
+			share_send_to_stub(b, h->s, m, h->qos,
+					   h->retain_as_published ? m->retain : false, h->sub_ids,
+					   h->n_sub_ids);
+			continue;
+		}
 		deliver(h->s, m, h->qos, h->retain_as_published ? m->retain : false, h->sub_ids,
 			h->n_sub_ids);
 	}
 	if (b->route_oom)
-		b->stats.msgs_dropped++;
+		STAT_ADD(b, msgs_dropped, 1);
 	b->routing = NULL;
 	b->hits_len = 0;
 	return n;

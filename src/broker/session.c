@@ -78,7 +78,8 @@ enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
 	memcpy(s->client_id, id, len);
 	s->client_id_len = len;
 	s->b = b;
-	s->uid = ++b->next_uid;
+	b->next_uid += b->nshards; /* starts at the shard id: unique over shards */
+	s->uid = b->next_uid;
 	s->next_packet_id = 1;
 	loop_timer_init(&s->expiry_timer, on_expiry, s);
 	loop_timer_init(&s->will_timer, on_will_delay, s);
@@ -86,6 +87,7 @@ enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
 	s->hnext = b->table[slot];
 	b->table[slot] = s;
 	b->session_count++;
+	STAT_ADD(b, sessions, 1);
 	*out = s;
 	return MOTE_OK;
 }
@@ -155,6 +157,7 @@ void session_destroy(struct session *s)
 	if (*pp)
 		*pp = s->hnext;
 	b->session_count--;
+	STAT_SUB(b, sessions, 1);
 	free(s->inflight);
 	free(s->client_id);
 	free(s);

@@ -53,11 +53,18 @@ void session_drop_subs(struct session *s)
 	while (s->subs) {
 		struct session_sub *e = s->subs;
 		s->subs = e->next;
-		if (subtree_remove(b->subs, e->group_len ? e->text : NULL, e->group_len,
-				   e->text + e->group_len, e->filter_len, s) == MOTE_OK)
-			b->stats.subscriptions--;
+		if (e->group_len && shard_of_group(b, e->text, e->group_len, e->text + e->group_len,
+						   e->filter_len) != b->shard_id) {
+			share_remote_unsub(s, e->text, e->group_len, e->text + e->group_len,
+					   e->filter_len);
+			STAT_SUB(b, subscriptions, 1);
+		} else if (subtree_remove(b->subs, e->group_len ? e->text : NULL, e->group_len,
+					  e->text + e->group_len, e->filter_len, s) == MOTE_OK) {
+			STAT_SUB(b, subscriptions, 1);
+		}
 		free(e);
 	}
+	shard_note_interest(b);
 }
 
 /* Retained messages for one new subscription. */
@@ -115,20 +122,30 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 				      .retain_handling = e.opts.retain_handling,
 				      .sub_id = sub_id };
 		bool existed = false;
-		if (!remember_sub(s, &group, &filter) ||
-		    subtree_add(b->subs, group.p, group.len, filter.p, filter.len, s, &o,
-				&existed) != MOTE_OK) {
+		if (shared && shard_of_group(b, group.p, group.len, filter.p, filter.len) !=
+				      b->shard_id) {
+			/* The group's owner shard keeps the members (shard.c). */
+			existed = *find_sub(s, &group, &filter) != NULL;
+			if (!existed && !remember_sub(s, &group, &filter)) {
+				reasons[i] = v5 ? MQTT_RC_UNSPECIFIED : MQTT311_SUBACK_FAILURE;
+				continue;
+			}
+			share_remote_sub(s, &group, &filter, &o);
+		} else if (!remember_sub(s, &group, &filter) ||
+			   subtree_add(b->subs, group.p, group.len, filter.p, filter.len, s, &o,
+				       &existed) != MOTE_OK) {
 			reasons[i] = v5 ? MQTT_RC_UNSPECIFIED : MQTT311_SUBACK_FAILURE;
 			continue;
 		}
 		if (!existed)
-			b->stats.subscriptions++;
+			STAT_ADD(b, subscriptions, 1);
 		reasons[i] = e.opts.qos;
 		/* Shared subscriptions get no retained messages [MQTT-3.8.4-?]. */
 		want_retained[i] = !shared && (o.retain_handling == 0 ||
 					       (o.retain_handling == 1 && !existed));
 	}
 
+	shard_note_interest(b);
 	struct mqtt_packet ack = { .type = MQTT_SUBACK };
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = i;
@@ -171,17 +188,26 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p)
 		}
 		mqtt_shared_split(e.filter.p, e.filter.len, &group, &filter);
 		struct session_sub **pp = find_sub(s, &group, &filter);
+		bool had = *pp != NULL;
 		if (*pp) {
 			struct session_sub *gone = *pp;
 			*pp = gone->next;
 			free(gone);
 		}
-		if (subtree_remove(b->subs, group.p, group.len, filter.p, filter.len, s) ==
+		if (group.len && shard_of_group(b, group.p, group.len, filter.p, filter.len) !=
+					 b->shard_id) {
+			if (had) {
+				share_remote_unsub(s, group.p, group.len, filter.p, filter.len);
+				STAT_SUB(b, subscriptions, 1);
+				reasons[i] = MQTT_RC_SUCCESS;
+			}
+		} else if (subtree_remove(b->subs, group.p, group.len, filter.p, filter.len, s) ==
 		    MOTE_OK) {
-			b->stats.subscriptions--;
+			STAT_SUB(b, subscriptions, 1);
 			reasons[i] = MQTT_RC_SUCCESS;
 		}
 	}
+	shard_note_interest(b);
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = c->version == MQTT_V5 ? i : 0;

@@ -48,6 +48,8 @@ static const struct opt opts[] = {
 	  "cap on session expiry, 0 = none (default 0)" },
 	{ "max-queued", OPT_U32, BOFF(max_queued), 10000000, "N",
 	  "QoS 1/2 messages queued per session beyond the window (default 1000)" },
+	{ "threads", OPT_U32, BOFF(threads), 256, "N",
+	  "event loops, each on its own thread; connections are spread over them (default 0 = one per CPU)" },
 	{ "max-inflight", OPT_U16, BOFF(max_inflight), 65535, "N",
 	  "QoS 1/2 messages in flight to one client (default 64)" },
 	{ "connect-timeout", OPT_MS, BOFF(connect_timeout_ms), 3600, "SEC",
@@ -63,6 +65,7 @@ void hub_config_defaults(struct hub_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
 	broker_config_defaults(&cfg->broker);
+	cfg->broker.threads = 0; /* the hub: one loop per CPU unless --threads says */
 	cfg->data_dir = "data";
 	cfg->log_level = MOTE_LOG_INFO;
 }

@@ -9,6 +9,7 @@
 #include "net/loop.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -28,6 +29,11 @@ struct loop {
 	uint32_t heap_cap;
 	void (*wake_fn)(struct loop *loop, void *data);
 	void *wake_data;
+	/* Cross-thread wake-ups (loop_wake): the eventfd is written only while
+	 * the loop sleeps in epoll_wait; a busy loop picks wake_pending up on
+	 * its next iteration, so a stream of wake-ups costs no syscalls. */
+	atomic_bool wake_pending;
+	atomic_bool sleeping;
 	/* FIFO run after each event batch: a flush queued before a free runs first */
 	struct loop_defer *defer_head;
 	struct loop_defer *defer_tail;
@@ -82,10 +88,24 @@ void loop_set_wake_fn(struct loop *l, void (*fn)(struct loop *, void *), void *d
 
 void loop_wake(struct loop *l)
 {
-	uint64_t one = 1;
-	/* EAGAIN means the counter is already non-zero: a wake is pending. */
-	ssize_t r = write(l->wakefd, &one, sizeof one);
-	(void)r;
+	/* Either the loop sees wake_pending before it sleeps, or we see it
+	 * sleeping (both sequentially consistent: a Dekker pair). */
+	if (atomic_exchange(&l->wake_pending, true))
+		return; /* already pending: the first waker takes care of it */
+	if (atomic_load(&l->sleeping)) {
+		uint64_t one = 1;
+		/* EAGAIN means the counter is already non-zero: a wake is pending. */
+		ssize_t r = write(l->wakefd, &one, sizeof one);
+		(void)r;
+	}
+}
+
+/* Runs the wake callback if a wake-up is pending. */
+static void take_wake(struct loop *l)
+{
+	if (atomic_load_explicit(&l->wake_pending, memory_order_relaxed) &&
+	    atomic_exchange(&l->wake_pending, false) && l->wake_fn)
+		l->wake_fn(l, l->wake_data);
 }
 
 static uint32_t to_epoll(uint32_t events)
@@ -322,7 +342,13 @@ enum mote_err loop_run(struct loop *l)
 					continue;
 			}
 		} else {
+			if (timeout != 0) {
+				atomic_store(&l->sleeping, true);
+				if (atomic_load(&l->wake_pending))
+					timeout = 0;
+			}
 			n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+			atomic_store_explicit(&l->sleeping, false, memory_order_relaxed);
 		}
 		if (n < 0) {
 			if (errno == EINTR)
@@ -336,8 +362,7 @@ enum mote_err loop_run(struct loop *l)
 				uint64_t v;
 				ssize_t r = read(l->wakefd, &v, sizeof v);
 				(void)r;
-				if (l->wake_fn)
-					l->wake_fn(l, l->wake_data);
+				take_wake(l);
 				continue;
 			}
 			uint32_t e = 0;
@@ -350,6 +375,7 @@ enum mote_err loop_run(struct loop *l)
 			if (io->active)
 				io->fn(l, io, e);
 		}
+		take_wake(l);
 		run_deferred(l);
 	}
 	run_deferred(l);
