@@ -46,7 +46,7 @@ test: deps build
 test-san:
 	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOTE_SANITIZE=ON >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS) -- --no-print-directory
-	ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
+	MOTE_TEST_THREADS=4 ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
 
 test-fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -241,8 +241,9 @@ def main():
     plots_dir = os.path.join(os.path.dirname(out_md), "plots")
     os.makedirs(plots_dir, exist_ok=True)
     recs = load(raw)
-    if any(r["broker"] == "mote-default" for r in recs):
-        BROKERS.append("mote-default")
+    for extra in ("mote-1t", "mote-default"):
+        if any(r["broker"] == extra for r in recs):
+            BROKERS.append(extra)
     rounds = max([r["round"] for r in recs] + [0])
     env = dict(os.environ)
     md = ["# mote bench results: mosquitto vs NATS vs mote\n",
@@ -272,7 +273,8 @@ def main():
           "* mote: `mote hub --mqtt 127.0.0.1:PORT --allow-anonymous --data TMP --sys-interval 0 "
           "--log-level warn --max-queued 1000000 --max-inflight 65535 --receive-max 65535 "
           "--max-client-outbuf 67108864`; `mote-default` rows (if any) are the same hub "
-          "with its default limits (`--max-inflight 64 --receive-max 64 --max-queued 1000`, 4 MB outbuf)\n",
+          "with its default limits (`--max-inflight 64 --receive-max 64 --max-queued 1000`, 4 MB outbuf); "
+          "`mote` runs one event loop per CPU (the default), `mote-1t` rows (if any) are the same hub with `--threads 1`\n",
           "`PORT` in the commands below is the broker's port. Loss = (sent × subscribers reached − "
           "received) / (sent × subscribers reached), after the drain phase.\n"]
     verdicts = []

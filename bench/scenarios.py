@@ -36,7 +36,7 @@ CONN_HOLD = int(os.environ.get("CONN_HOLD", "5"))
 # Per bench process. Unpaced (0) connects overflow the listen backlog: SYN
 # retransmits then dominate the "rate" and NATS timed every client out.
 CONN_RATE = int(os.environ.get("CONN_RATE", "1000"))
-BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote").split(",")
+BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote,mote-1t").split(",")
 SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f").split(",")
 
 # Raised limits given to every broker: mosquitto's 0 means "no maximum";
@@ -115,6 +115,10 @@ class Broker:
         hub = [MOTE, "hub", "--mqtt", "127.0.0.1:%d" % self.port, "--allow-anonymous",
                "--data", os.path.join(self.tmp, "data"), "--sys-interval", "0",
                "--log-level", "warn"]
+        if self.name == "mote-1t":
+            # Optional extra broker (BROKERS=...,mote-1t): one event loop
+            # instead of one per CPU, to show what threading does here.
+            hub = hub + ["--threads", "1"]
         if self.name == "mote-default":
             # Optional extra broker (BROKERS=...,mote-default): mote with its
             # default limits, to show what the raised ones cost.

@@ -8,9 +8,12 @@
  * connect/disconnect events, persistence) and publish through
  * broker_publish() like any internal client.
  *
- * Threading: a broker lives on one struct loop and every function here must
- * be called on that loop's thread. (Multi-loop operation comes with the
- * performance work; the hooks will then be called from any loop thread.)
+ * Threading: the broker runs cfg.threads event loops (0 = one per online
+ * CPU). The first is the caller's `loop`, and every function here must be
+ * called on that loop's thread; the others run on threads the broker starts
+ * in broker_new and joins in broker_free. Connections and sessions are spread
+ * over the loops (by client id), so hooks are called from any of the loop
+ * threads, concurrently: they must be thread-safe.
  *
  * Ownership: the caller owns the loop and must keep it alive until
  * broker_free(). The broker copies the config; hooks are borrowed and must
@@ -74,8 +77,9 @@ struct broker_msg_view {
 };
 
 /*
- * Every hook is optional (NULL). They run on the broker's loop thread and
- * must not block: slow work goes to a queue of the hook's owner.
+ * Every hook is optional (NULL). They run on the loop thread of the client's
+ * shard (any of the broker's loop threads, concurrently) and must not block:
+ * slow work goes to a queue of the hook's owner.
  */
 struct broker_hooks {
 	void *ctx;
