@@ -61,7 +61,10 @@ static enum mote_err shard_new(const struct broker *proto, uint32_t id, struct l
 	b->read_buf = malloc(READ_CHUNK);
 	if (!b->subs || !b->retained || !b->read_buf)
 		return MOTE_ENOMEM;
-	enum mote_err err = shard_init(b, loop);
+	enum mote_err err = msg_pool_new(&b->pool);
+	if (err != MOTE_OK)
+		return err;
+	err = shard_init(b, loop);
 	if (err != MOTE_OK)
 		return err;
 	loop_timer_init(&b->sys_timer, sys_publish_cb, b);
@@ -184,8 +187,19 @@ void broker_free(struct broker *b)
 			o->thread_started = false;
 		}
 	}
-	for (uint32_t i = 0; i < n; i++)
+	/* Messages of one shard's pool may sit in another shard's queues and
+	 * retained index: the pools go last, when every message is gone. */
+	struct msg_pool **pools = calloc(n, sizeof *pools);
+	for (uint32_t i = 0; i < n; i++) {
+		if (shards[i] && pools)
+			pools[i] = shards[i]->pool;
+		else if (shards[i])
+			shards[i]->pool = NULL; /* out of memory: leak the cache, never a live msg */
 		shard_free(shards[i]);
+	}
+	for (uint32_t i = 0; pools && i < n; i++)
+		msg_pool_free(pools[i]);
+	free(pools);
 	free(shards);
 	free(shared);
 }
@@ -346,7 +360,7 @@ enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topi
 	if (topic_len > UINT16_MAX || payload_len > MQTT_MAX_REMAINING_LENGTH || qos > 2 ||
 	    !mqtt_topic_name_valid(topic, topic_len))
 		return MOTE_EINVAL;
-	struct msg *m = msg_new(topic, (uint16_t)topic_len, NULL, 0, payload,
+	struct msg *m = msg_new(b->pool, topic, (uint16_t)topic_len, NULL, 0, payload,
 				(uint32_t)payload_len, qos, retain, 0, 0);
 	if (!m)
 		return MOTE_ENOMEM;

@@ -297,6 +297,7 @@ struct broker {
 	bool route_oom;
 
 	uint8_t *read_buf;          /* READ_CHUNK bytes shared by all connections */
+	struct msg_pool *pool;      /* messages published here; freed after all shards */
 
 	struct loop_timer sys_timer;
 	uint64_t started_ms;

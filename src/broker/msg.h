@@ -16,6 +16,14 @@
  *
  * Threading: a message is handed between loops (one per shard) by
  * reference, so refs is atomic; everything else is immutable once created.
+ *
+ * Allocation: messages come from a struct msg_pool, one per shard: freed
+ * blocks of a few size classes are kept on per-class free lists and reused,
+ * so routing a message does not call malloc once the pool is warm. A message
+ * freed on another shard's thread goes back to its pool through a lock-free
+ * stack that the owning thread takes whole when its own list runs empty.
+ * Each list keeps at most MSG_POOL_KEEP blocks; the rest go back to free().
+ * Larger messages, and pool == NULL, use malloc/free directly.
  */
 #ifndef MOTE_BROKER_MSG_H
 #define MOTE_BROKER_MSG_H
@@ -27,15 +35,19 @@
 
 #include "base/err.h"
 
+struct msg_pool;
+
 struct msg {
 	_Atomic uint32_t refs;
 	uint8_t qos;            /* QoS it was published with */
 	bool retain;            /* RETAIN flag as published */
+	uint8_t size_class;     /* pool class, MSG_POOL_CLASSES = malloc'd */
 	uint16_t topic_len;
 	uint32_t props_len;
 	uint32_t payload_len;
 	uint64_t expiry_ms;     /* monotonic deadline; 0 = never expires */
 	uint64_t origin;        /* id of the publishing session (no-local), 0 = internal */
+	struct msg_pool *pool;  /* where the block goes back to, NULL = free() */
 	uint8_t data[];         /* topic | props | payload */
 };
 
@@ -46,11 +58,26 @@ static inline const uint8_t *msg_payload(const struct msg *m)
 	return m->data + m->topic_len + m->props_len;
 }
 
+#define MSG_POOL_CLASSES 6   /* blocks of 128 B .. 4 KiB */
+#define MSG_POOL_KEEP 1024   /* free blocks kept per class */
+
 /*
- * Creates a message with refs = 1, copying topic, props and payload.
- * Returns NULL on allocation failure. The caller owns the reference.
+ * A pool belongs to one thread: the one that calls msg_pool_bind (the
+ * creating thread until then). MOTE_ENOMEM. msg_pool_free may only run when
+ * no message of the pool is alive any more; it frees the kept blocks.
  */
-struct msg *msg_new(const uint8_t *topic, uint16_t topic_len, const uint8_t *props,
+enum mote_err msg_pool_new(struct msg_pool **out);
+void msg_pool_bind(struct msg_pool *p);
+void msg_pool_free(struct msg_pool *p);
+/* Blocks on the owner's free lists (introspection: tests). */
+uint32_t msg_pool_cached(const struct msg_pool *p);
+
+/*
+ * Creates a message with refs = 1, copying topic, props and payload, from
+ * `pool` (NULL: malloc). Call on the pool's thread. Returns NULL on
+ * allocation failure. The caller owns the reference.
+ */
+struct msg *msg_new(struct msg_pool *pool, const uint8_t *topic, uint16_t topic_len, const uint8_t *props,
 		    uint32_t props_len, const uint8_t *payload, uint32_t payload_len,
 		    uint8_t qos, bool retain, uint64_t expiry_ms, uint64_t origin);
 
@@ -59,7 +86,8 @@ static inline struct msg *msg_ref(struct msg *m)
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
 	return m;
 }
-/* Drops one reference; frees at zero. NULL is accepted. */
+/* Drops one reference; frees at zero (back to its pool, from any thread).
+ * NULL is accepted. */
 void msg_unref(struct msg *m);
 
 /* Whether the message has expired at monotonic time now_ms. */

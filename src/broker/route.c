@@ -98,7 +98,7 @@ enum mote_err route_msg_from_publish(struct broker *b, const struct mqtt_publish
 	uint64_t expiry = 0;
 	if (MQTT_HAS(&p->props, MQTT_PROP_MESSAGE_EXPIRY))
 		expiry = loop_now(b->loop) + (uint64_t)p->props.message_expiry * 1000u;
-	*out = msg_new(topic, topic_len, props, props_len, p->payload.p, p->payload.len, p->qos,
+	*out = msg_new(b->pool, topic, topic_len, props, props_len, p->payload.p, p->payload.len, p->qos,
 		       p->retain, expiry, origin);
 	if (props != small)
 		free(props);

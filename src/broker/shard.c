@@ -247,6 +247,7 @@ static void inbox_drain(struct loop *loop, void *data)
 static void *shard_thread(void *arg)
 {
 	struct broker *b = arg;
+	msg_pool_bind(b->pool);
 	if (loop_run(b->loop) != MOTE_OK)
 		MOTE_ERROR("broker", "event=loop_failed shard=%u", b->shard_id);
 	/* Tell shard 0, which stops the process's loop once all have stopped. */

@@ -21,7 +21,7 @@
 static struct msg *mk_len(const char *topic, const char *payload, uint32_t plen,
 			  uint64_t expiry_ms)
 {
-	struct msg *m = msg_new((const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
+	struct msg *m = msg_new(NULL, (const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
 				(const uint8_t *)payload, plen, 1, true, expiry_ms, 0);
 	assert_non_null(m);
 	return m;

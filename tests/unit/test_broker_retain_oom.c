@@ -30,7 +30,7 @@
 
 static struct msg *mk(const char *topic, const char *payload, uint64_t expiry_ms)
 {
-	struct msg *m = msg_new((const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
+	struct msg *m = msg_new(NULL, (const uint8_t *)topic, (uint16_t)strlen(topic), NULL, 0,
 				(const uint8_t *)payload, (uint32_t)strlen(payload), 0, true,
 				expiry_ms, 0);
 	assert_non_null(m);
