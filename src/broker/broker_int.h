@@ -240,9 +240,19 @@ struct inbox_item {
 	char peer[64];            /* ADOPT */
 };
 
-/* An array of items: a shard's inbox, or what it has staged for another. */
+/*
+ * What an inbox holds: 16 bytes. A routed message (the bulk of the traffic)
+ * is just its reference; anything else is a malloc'd struct inbox_item.
+ */
+struct inbox_slot {
+	uint8_t kind;
+	struct msg *m;              /* IN_ROUTE: one reference, owned */
+	struct inbox_item *full;    /* other kinds: owned */
+};
+
+/* An array of slots: a shard's inbox, or what it has staged for another. */
 struct item_vec {
-	struct inbox_item *v;
+	struct inbox_slot *v;
 	uint32_t len, cap;
 };
 
@@ -258,6 +268,7 @@ struct broker {
 	/* cross-thread: the inbox, guarded by inbox_mu; any shard appends */
 	pthread_mutex_t inbox_mu;
 	struct item_vec inbox;
+	_Atomic uint32_t inbox_len; /* inbox.len, for senders to see congestion */
 	bool inbox_mu_ready;
 	struct item_vec inbox_work; /* the batch being processed (this thread only) */
 	/* this thread only: items for each other shard, sent at loop idle */

@@ -28,7 +28,14 @@
  * whole (swapping arrays), so the lock is held for an append or a swap,
  * never while work is done. Senders stage items per target and hand them
  * over when their own loop runs dry (loop_idle): one lock and at most one
- * wake-up per batch, not per message.
+ * wake-up per batch, not per message. A stage is also handed over as soon
+ * as it holds STAGE_BATCH items, so that a shard that never runs dry still
+ * feeds the others steadily (they work in parallel) with bounded memory.
+ *
+ * Congestion: when a shard's inbox holds more than INBOX_MAX_QOS0 items, it
+ * is not keeping up; QoS 0 messages for it are then dropped (and counted),
+ * as they are for a client whose output buffer is full. QoS 1/2 messages
+ * and control items are never dropped here.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +43,9 @@
 
 #include "base/log.h"
 #include "broker/broker_int.h"
+
+#define STAGE_BATCH 1024u
+#define INBOX_MAX_QOS0 (1u << 20)
 
 /* FNV-1a, then a mix so that nearby ids spread. */
 static uint64_t hash_bytes(uint64_t h, const uint8_t *p, size_t len)
@@ -74,11 +84,11 @@ uint32_t shard_of_group(const struct broker *b, const uint8_t *group, size_t gle
 
 /* ---- item vectors ------------------------------------------------------ */
 
-static bool vec_push(struct item_vec *v, const struct inbox_item *it)
+static bool vec_push(struct item_vec *v, const struct inbox_slot *it)
 {
 	if (v->len == v->cap) {
 		uint32_t cap = v->cap ? v->cap * 2 : 64;
-		struct inbox_item *n = realloc(v->v, cap * sizeof *n);
+		struct inbox_slot *n = realloc(v->v, cap * sizeof *n);
 		if (!n)
 			return false;
 		v->v = n;
@@ -99,65 +109,94 @@ void inbox_item_free(struct inbox_item *it)
 	it->fd = -1;
 }
 
+static void slot_free(struct inbox_slot *sl)
+{
+	msg_unref(sl->m);
+	if (sl->full) {
+		inbox_item_free(sl->full);
+		free(sl->full);
+	}
+	sl->m = NULL;
+	sl->full = NULL;
+}
+
 static void vec_free(struct item_vec *v)
 {
 	for (uint32_t i = 0; i < v->len; i++)
-		inbox_item_free(&v->v[i]);
+		slot_free(&v->v[i]);
 	free(v->v);
 	memset(v, 0, sizeof *v);
 }
 
 /* ---- sending ----------------------------------------------------------- */
 
+/* Hands what is staged for shard t over to its inbox. */
+static void stage_flush_one(struct broker *b, uint32_t t)
+{
+	struct item_vec *st = &b->stage[t];
+	if (st->len == 0)
+		return;
+	struct broker *to = b->shards[t];
+	pthread_mutex_lock(&to->inbox_mu);
+	bool wake = to->inbox.len == 0;
+	uint32_t i = st->len;
+	if (to->inbox.len == 0) {
+		/* Hand the whole array over: no copy. */
+		struct item_vec tmp = to->inbox;
+		to->inbox = *st;
+		*st = tmp;
+	} else {
+		for (i = 0; i < st->len; i++)
+			if (!vec_push(&to->inbox, &st->v[i]))
+				break;
+	}
+	atomic_store_explicit(&to->inbox_len, to->inbox.len, memory_order_relaxed);
+	pthread_mutex_unlock(&to->inbox_mu);
+	if (i < st->len) { /* out of memory: the rest is lost */
+		MOTE_WARN("broker", "event=shard_send_failed count=%u why=\"out of memory\"",
+			  st->len - i);
+		for (; i < st->len; i++)
+			slot_free(&st->v[i]);
+	}
+	st->len = 0;
+	if (wake)
+		loop_wake(to->loop);
+}
+
 /* Hands everything staged to its target shards (loop_idle callback). */
 static void stage_flush(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct broker *b = data;
-	for (uint32_t t = 0; t < b->nshards; t++) {
-		struct item_vec *st = &b->stage[t];
-		if (st->len == 0)
-			continue;
-		struct broker *to = b->shards[t];
-		bool wake;
-		pthread_mutex_lock(&to->inbox_mu);
-		wake = to->inbox.len == 0;
-		if (to->inbox.len == 0) {
-			/* Hand the whole array over: no copy. */
-			struct item_vec tmp = to->inbox;
-			to->inbox = *st;
-			*st = tmp;
-		} else {
-			uint32_t i = 0;
-			for (; i < st->len; i++)
-				if (!vec_push(&to->inbox, &st->v[i]))
-					break;
-			if (i < st->len) { /* out of memory: the rest is lost */
-				pthread_mutex_unlock(&to->inbox_mu);
-				MOTE_WARN("broker", "event=shard_send_failed count=%u why=\"out of memory\"",
-					  st->len - i);
-				for (; i < st->len; i++)
-					inbox_item_free(&st->v[i]);
-				st->len = 0;
-				loop_wake(to->loop);
-				continue;
-			}
-			st->len = 0;
-		}
-		pthread_mutex_unlock(&to->inbox_mu);
-		if (wake)
-			loop_wake(to->loop);
+	for (uint32_t t = 0; t < b->nshards; t++)
+		stage_flush_one(b, t);
+}
+
+static void stage_push(struct broker *b, uint32_t to, const struct inbox_slot *sl)
+{
+	if (!vec_push(&b->stage[to], sl)) {
+		MOTE_WARN("broker", "event=shard_send_failed count=1 why=\"out of memory\"");
+		struct inbox_slot tmp = *sl;
+		slot_free(&tmp);
+		return;
 	}
+	if (b->stage[to].len >= STAGE_BATCH)
+		stage_flush_one(b, to);
+	else
+		loop_idle_add(b->loop, &b->stage_idle, stage_flush, b);
 }
 
 void shard_send(struct broker *b, uint32_t to, struct inbox_item *it)
 {
-	if (!vec_push(&b->stage[to], it)) {
+	struct inbox_slot sl = { .kind = it->kind };
+	sl.full = malloc(sizeof *sl.full);
+	if (!sl.full) {
 		MOTE_WARN("broker", "event=shard_send_failed count=1 why=\"out of memory\"");
 		inbox_item_free(it);
 		return;
 	}
-	loop_idle_add(b->loop, &b->stage_idle, stage_flush, b);
+	*sl.full = *it;
+	stage_push(b, to, &sl);
 }
 
 /* Sends now, not at idle: shutdown must not wait for a busy loop. */
@@ -179,8 +218,13 @@ bool shard_forward(struct broker *b, struct msg *m)
 		if (!subs && !m->retain)
 			continue;
 		interested |= subs;
-		struct inbox_item it = { .kind = IN_ROUTE, .fd = -1, .m = msg_ref(m) };
-		shard_send(b, t, &it);
+		if (m->qos == 0 &&
+		    atomic_load_explicit(&to->inbox_len, memory_order_relaxed) > INBOX_MAX_QOS0) {
+			STAT_ADD(b, msgs_dropped, 1); /* that shard is not keeping up */
+			continue;
+		}
+		struct inbox_slot sl = { .kind = IN_ROUTE, .m = msg_ref(m) };
+		stage_push(b, t, &sl);
 	}
 	return interested;
 }
@@ -204,8 +248,7 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 		conn_adopt(b, it->fd, it->peer, it->data, it->len);
 		it->fd = -1; /* the connection owns it now */
 		break;
-	case IN_ROUTE:
-		route_local(b, it->m);
+	case IN_ROUTE: /* routed messages come as slots (inbox_drain) */
 		break;
 	case IN_SHARE_SUB:
 		share_on_sub(b, it);
@@ -223,7 +266,6 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 		shard_stopped_check(b);
 		break;
 	}
-	inbox_item_free(it);
 }
 
 /* Loop wake callback: takes the whole inbox and works through it. */
@@ -235,10 +277,17 @@ static void inbox_drain(struct loop *loop, void *data)
 	struct item_vec tmp = b->inbox;
 	b->inbox = b->inbox_work;
 	b->inbox_work = tmp;
+	atomic_store_explicit(&b->inbox_len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&b->inbox_mu);
 	struct item_vec *w = &b->inbox_work;
-	for (uint32_t i = 0; i < w->len; i++)
-		handle_item(b, &w->v[i]);
+	for (uint32_t i = 0; i < w->len; i++) {
+		struct inbox_slot *sl = &w->v[i];
+		if (sl->kind == IN_ROUTE)
+			route_local(b, sl->m);
+		else
+			handle_item(b, sl->full);
+		slot_free(sl);
+	}
 	w->len = 0;
 }
 
