@@ -292,9 +292,10 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	conn_start_keepalive(c);
 
 	char idq[96];
-	MOTE_INFO("broker", "event=connect peer=%s client=%s version=%u clean=%d present=%d keepalive=%u",
+	MOTE_INFO("broker",
+		  "event=connect peer=%s client=%s version=%u clean=%d present=%d keepalive=%u shard=%u",
 		  c->peer, mote_log_quote(idq, sizeof idq, id, id_len), c->version,
-		  p->clean_start, present, keepalive);
+		  p->clean_start, present, keepalive, b->shard_id);
 	if (b->hooks.on_connect) {
 		struct broker_client info;
 		conn_fill_client(c, &info);
