@@ -156,6 +156,7 @@ static void shard_free(struct broker *b)
 		free(l);
 	}
 	if (b->loop) {
+		loop_idle_cancel(b->loop, &b->flush_idle);
 		loop_timer_stop(b->loop, &b->sys_timer);
 		loop_timer_stop(b->loop, &b->accept_timer);
 	}
@@ -165,6 +166,7 @@ static void shard_free(struct broker *b)
 	free(b->table);
 	free(b->hits);
 	free(b->read_buf);
+	free(b->dirty);
 	if (b->own_loop)
 		loop_free(b->loop);
 	free(b);
@@ -257,17 +259,16 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 			STAT_ADD(b, connections_refused, 1);
 			continue;
 		}
-		char addr[64];
-		net_addr_format((struct sockaddr *)&peer, addr, sizeof addr);
+		struct net_peer addr;
+		net_peer_from((struct sockaddr *)&peer, &addr);
 		/* Spread connections over the shards; a CONNECT may move it once
 		 * more, to the shard of its client id (conn.c). */
 		uint32_t to = b->next_adopt++ % b->nshards;
 		if (to == b->shard_id) {
-			conn_accept(b, fd, addr);
+			conn_accept(b, fd, &addr);
 			continue;
 		}
-		struct inbox_item it = { .kind = IN_ADOPT, .fd = fd };
-		snprintf(it.peer, sizeof it.peer, "%s", addr);
+		struct inbox_item it = { .kind = IN_ADOPT, .fd = fd, .peer = addr };
 		shard_send(b, to, &it);
 	}
 }

@@ -57,8 +57,9 @@ struct broker_client {
 	uint16_t client_id_len;
 	const uint8_t *username; /* NULL if none */
 	uint16_t username_len;
-	const char *peer;        /* "ip:port" */
+	const char *peer;        /* "ip:port" (points into peer_text) */
 	uint8_t version;         /* enum mqtt_version */
+	char peer_text[56];      /* storage for peer */
 };
 
 enum broker_access {

@@ -43,6 +43,7 @@
 #define MAX_OUT_ALIASES 64   /* topic aliases the broker uses towards one client */
 #define READ_CHUNK 65536     /* bytes read per readable event per connection */
 #define FLUSH_NOW_BYTES 65536 /* queued output that is written without waiting */
+#define NOT_DIRTY UINT32_MAX
 
 /* One message waiting for, or in, delivery to one session. */
 struct delivery {
@@ -84,7 +85,8 @@ struct session {
 	uint16_t stub_home;         /* stub for a shared-group member homed on shard
 				     * stub_home - 1 (share.c); 0 = a real session */
 	uint32_t stub_refs;         /* stub: its memberships in this shard's tree */
-	uint8_t *client_id;         /* owned, not NUL-terminated */
+	uint8_t *client_id;         /* not NUL-terminated; sessions: stored right after
+				     * the struct (one allocation); stubs: malloc'd */
 	uint16_t client_id_len;
 	uint64_t uid;               /* unique per session lifetime (no-local) */
 	uint64_t route_epoch;       /* merge marker while routing one message */
@@ -132,16 +134,14 @@ struct conn {
 	struct net_stream stream;
 	struct loop_io io;
 	struct loop_timer timer;    /* connect timeout, then keep-alive */
-	struct loop_defer flush_defer; /* flush at the end of this batch (big output) */
-	struct loop_idle flush_idle;   /* flush when the loop runs dry (coalesced) */
-	struct loop_defer free_defer;
-	struct loop_defer fail_defer;
+	uint32_t dirty_idx;         /* place in the shard's dirty list, or NOT_DIRTY */
+	struct loop_defer end_defer;   /* the deferred close (conn_fail), then the free */
 	bool failing;               /* a deferred close is pending */
 	enum conn_state state;
 	uint8_t version;
 	bool write_blocked;         /* waiting for LOOP_WRITE */
 	bool will_on_close;         /* false after a normal DISCONNECT */
-	char peer[64];
+	struct net_peer peer;       /* formatted when logged (conn_peer) */
 	struct session *session;
 
 	uint16_t keepalive_s;       /* effective keep alive, 0 = none */
@@ -231,13 +231,13 @@ struct inbox_item {
 	uint8_t n_sub_ids;
 	uint16_t home;            /* SHARE_SUB: the member's shard */
 	int fd;                   /* ADOPT */
+	struct net_peer peer;     /* ADOPT */
 	struct msg *m;            /* ROUTE, SHARE_DELIVER: one reference, owned */
 	uint8_t *data;            /* owned: ADOPT bytes; SHARE_*: client id|group|filter */
 	uint32_t len;             /* ADOPT: bytes; SHARE_*: client id length */
 	uint16_t glen, flen;      /* SHARE_SUB/UNSUB: group and filter lengths */
 	struct sub_opts opts;     /* SHARE_SUB */
 	uint32_t sub_ids[MAX_INLINE_SUB_IDS];
-	char peer[64];            /* ADOPT */
 };
 
 /*
@@ -308,6 +308,11 @@ struct broker {
 	bool route_oom;
 
 	uint8_t *read_buf;          /* READ_CHUNK bytes shared by all connections */
+	/* connections with output waiting for the loop to run dry (conn.c): a
+	 * list here costs 4 bytes per connection instead of a loop_idle each */
+	struct conn **dirty;
+	uint32_t dirty_len, dirty_cap;
+	struct loop_idle flush_idle;
 	struct msg_pool *pool;      /* messages published here; freed after all shards */
 
 	struct loop_timer sys_timer;
@@ -323,9 +328,12 @@ struct shared_state {
 };
 
 /* ---- conn.c ------------------------------------------------------------ */
-void conn_accept(struct broker *b, int fd, const char *peer);
+void conn_accept(struct broker *b, int fd, const struct net_peer *peer);
 /* A connection handed over by another shard, with the bytes it had read. */
-void conn_adopt(struct broker *b, int fd, const char *peer, const uint8_t *bytes, size_t len);
+void conn_adopt(struct broker *b, int fd, const struct net_peer *peer, const uint8_t *bytes,
+		size_t len);
+/* The peer as text, in buf (NET_PEER_TEXT bytes). */
+const char *conn_peer(const struct conn *c, char *buf);
 
 /* ---- shard.c ----------------------------------------------------------- */
 /* The shard a client id lives on (its sessions, its connection). */
@@ -370,7 +378,7 @@ void share_free_stubs(struct broker *b);
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p);
 /* PUBACK, PUBREC, PUBREL or PUBCOMP with a 5.0 reason code. */
 void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason);
-/* Asks for a flush at the end of this loop iteration. */
+/* Asks for a flush when the loop runs dry (or now, when much is queued). */
 void conn_schedule_flush(struct conn *c);
 /*
  * Closes the connection. reason >= 0: send a DISCONNECT with that reason

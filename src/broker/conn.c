@@ -37,20 +37,25 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	}
 	out->username = c->username;
 	out->username_len = c->username_len;
-	out->peer = c->peer;
+	out->peer = net_peer_format(&c->peer, out->peer_text, sizeof out->peer_text);
 	out->version = c->version;
+}
+
+const char *conn_peer(const struct conn *c, char *buf)
+{
+	return net_peer_format(&c->peer, buf, NET_PEER_TEXT);
 }
 
 void conn_log_fault(const struct conn *c, const char *event, const char *why)
 {
-	char id[96] = "\"\"";
+	char id[96] = "\"\"", peer[NET_PEER_TEXT];
 	if (c->session)
 		mote_log_quote(id, sizeof id, c->session->client_id, c->session->client_id_len);
-	MOTE_INFO("broker", "event=%s peer=%s client=%s why=\"%s\"", event, c->peer, id,
+	MOTE_INFO("broker", "event=%s peer=%s client=%s why=\"%s\"", event, conn_peer(c, peer), id,
 		  why ? why : "");
 }
 
-static struct conn *conn_new(struct broker *b, int fd, const char *peer)
+static struct conn *conn_new(struct broker *b, int fd, const struct net_peer *peer)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -59,9 +64,10 @@ static struct conn *conn_new(struct broker *b, int fd, const char *peer)
 		return NULL;
 	}
 	c->b = b;
+	c->dirty_idx = NOT_DIRTY;
 	net_stream_tcp(&c->stream, fd);
 	outq_init(&c->out);
-	snprintf(c->peer, sizeof c->peer, "%s", peer);
+	c->peer = *peer;
 	c->will_on_close = true;
 	c->last_rx_ms = loop_now(b->loop);
 	loop_timer_init(&c->timer, conn_on_timer, c);
@@ -82,16 +88,19 @@ static struct conn *conn_new(struct broker *b, int fd, const char *peer)
 	return c;
 }
 
-void conn_accept(struct broker *b, int fd, const char *peer)
+void conn_accept(struct broker *b, int fd, const struct net_peer *peer)
 {
-	if (conn_new(b, fd, peer))
-		MOTE_DEBUG("broker", "event=accept peer=%s", peer);
+	struct conn *c = conn_new(b, fd, peer);
+	char text[NET_PEER_TEXT];
+	if (c)
+		MOTE_DEBUG("broker", "event=accept peer=%s", conn_peer(c, text));
 }
 
 static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *need);
 static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t need);
 
-void conn_adopt(struct broker *b, int fd, const char *peer, const uint8_t *bytes, size_t len)
+void conn_adopt(struct broker *b, int fd, const struct net_peer *peer, const uint8_t *bytes,
+		size_t len)
 {
 	struct conn *c = conn_new(b, fd, peer);
 	if (!c || len == 0)
@@ -109,6 +118,8 @@ void conn_adopt(struct broker *b, int fd, const char *peer, const uint8_t *bytes
  * is forgotten here without closing its socket. Returns true if it moved.
  */
 static void conn_free(struct loop *loop, void *data);
+static void conn_defer_free(struct conn *c);
+static void conn_undirty(struct conn *c);
 
 static bool conn_move_to_home(struct conn *c, const uint8_t *buf, uint32_t pkt_len, size_t len)
 {
@@ -128,13 +139,13 @@ static bool conn_move_to_home(struct conn *c, const uint8_t *buf, uint32_t pkt_l
 		return false; /* serve it here: correct for this connection, if not ideal */
 	memcpy(it.data, buf, len);
 	it.len = (uint32_t)len;
-	snprintf(it.peer, sizeof it.peer, "%s", c->peer);
+	it.peer = c->peer;
 	/* Forget it here: the socket now belongs to the item. */
 	c->state = CONN_CLOSED;
-	loop_idle_cancel(b->loop, &c->flush_idle);
+	conn_undirty(c);
 	loop_io_stop(b->loop, &c->io);
 	loop_timer_stop(b->loop, &c->timer);
-	loop_defer(b->loop, &c->free_defer, conn_free, c);
+	conn_defer_free(c);
 	shard_send(b, home, &it);
 	return true;
 }
@@ -176,7 +187,9 @@ void conn_release(struct conn *c)
 
 /* ---- writing ----------------------------------------------------------- */
 
-static void conn_flush(struct conn *c)
+/* may_close: false while routing (nothing may close synchronously then:
+ * route.c), so a write error closes the connection after the batch. */
+static void conn_flush(struct conn *c, bool may_close)
 {
 	if (c->state == CONN_CLOSED || c->out.pending == 0)
 		return;
@@ -193,34 +206,69 @@ static void conn_flush(struct conn *c)
 			c->write_blocked = true;
 			loop_io_modify(c->b->loop, &c->io, LOOP_READ | LOOP_WRITE);
 		}
-	} else {
+	} else if (may_close) {
 		conn_log_fault(c, "write_error", mote_strerror(err));
 		conn_close(c, -1, NULL);
+	} else {
+		conn_fail(c);
 	}
 }
 
-static void conn_flush_cb(struct loop *loop, void *data)
+/* The shard's idle callback: writes every connection that has output. */
+static void flush_dirty(struct loop *loop, void *data)
 {
 	(void)loop;
-	conn_flush(data);
+	struct broker *b = data;
+	while (b->dirty_len > 0) {
+		struct conn *c = b->dirty[--b->dirty_len];
+		c->dirty_idx = NOT_DIRTY;
+		conn_flush(c, true);
+	}
+}
+
+static void conn_undirty(struct conn *c)
+{
+	struct broker *b = c->b;
+	uint32_t i = c->dirty_idx;
+	if (i == NOT_DIRTY)
+		return;
+	struct conn *last = b->dirty[--b->dirty_len];
+	b->dirty[i] = last;
+	last->dirty_idx = i;
+	c->dirty_idx = NOT_DIRTY;
 }
 
 /*
  * Small output waits until the loop runs out of input (or a few busy rounds
  * pass), so that under load many packets to one client leave in one write
- * and wake the client once; output past FLUSH_NOW_BYTES leaves at the end of
- * the current batch.
+ * and wake the client once; output past FLUSH_NOW_BYTES is written at once
+ * (a write error then closes the connection after the batch, via conn_fail).
  */
 void conn_schedule_flush(struct conn *c)
 {
+	struct broker *b = c->b;
 	if (c->state == CONN_CLOSED || c->write_blocked)
 		return;
 	if (c->out.pending >= FLUSH_NOW_BYTES) {
-		loop_idle_cancel(c->b->loop, &c->flush_idle);
-		loop_defer(c->b->loop, &c->flush_defer, conn_flush_cb, c);
-	} else {
-		loop_idle_add(c->b->loop, &c->flush_idle, conn_flush_cb, c);
+		conn_undirty(c);
+		conn_flush(c, false);
+		return;
 	}
+	if (c->dirty_idx != NOT_DIRTY)
+		return;
+	if (b->dirty_len == b->dirty_cap) {
+		uint32_t cap = b->dirty_cap ? b->dirty_cap * 2 : 64;
+		struct conn **d = realloc(b->dirty, cap * sizeof *d);
+		if (!d) {
+			conn_flush(c, false); /* cannot wait: write now */
+			return;
+		}
+		b->dirty = d;
+		b->dirty_cap = cap;
+	}
+	c->dirty_idx = b->dirty_len;
+	b->dirty[b->dirty_len++] = c;
+	loop_idle_add(b->loop, &b->flush_idle, flush_dirty, b);
 }
 
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
@@ -257,6 +305,19 @@ void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t rea
 
 /* ---- closing ----------------------------------------------------------- */
 
+/*
+ * One loop_defer serves both the deferred close (conn_fail) and the free
+ * after a close: if a close comes first while the deferred close still
+ * waits, that entry becomes the free.
+ */
+static void conn_defer_free(struct conn *c)
+{
+	if (c->end_defer.queued)
+		c->end_defer.fn = conn_free;
+	else
+		loop_defer(c->b->loop, &c->end_defer, conn_free, c);
+}
+
 static void conn_fail_cb(struct loop *loop, void *data)
 {
 	(void)loop;
@@ -273,7 +334,7 @@ void conn_fail(struct conn *c)
 	if (c->state == CONN_CLOSED || c->failing)
 		return;
 	c->failing = true;
-	loop_defer(c->b->loop, &c->fail_defer, conn_fail_cb, c);
+	loop_defer(c->b->loop, &c->end_defer, conn_fail_cb, c);
 }
 
 void conn_close(struct conn *c, int reason, const char *why)
@@ -300,7 +361,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
-	loop_idle_cancel(b->loop, &c->flush_idle);
+	conn_undirty(c);
 	loop_io_stop(b->loop, &c->io);
 	loop_timer_stop(b->loop, &c->timer);
 	c->stream.ops->close(&c->stream);
@@ -316,14 +377,15 @@ void conn_close(struct conn *c, int reason, const char *why)
 			}
 		}
 		char id[96];
-		MOTE_DEBUG("broker", "event=disconnect peer=%s client=%s will=%d", c->peer,
+		char peer[NET_PEER_TEXT];
+		MOTE_DEBUG("broker", "event=disconnect peer=%s client=%s will=%d", conn_peer(c, peer),
 			   mote_log_quote(id, sizeof id, s->client_id, s->client_id_len),
 			   c->will_on_close);
 		c->session = NULL;
 		s->conn = NULL;
 		session_detach(s, c->will_on_close);
 	}
-	loop_defer(b->loop, &c->free_defer, conn_free, c);
+	conn_defer_free(c);
 }
 
 /* ---- timers ------------------------------------------------------------ */
@@ -573,7 +635,7 @@ static void conn_on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	(void)loop;
 	struct conn *c = io->data;
 	if ((events & LOOP_WRITE) && c->state != CONN_CLOSED)
-		conn_flush(c);
+		conn_flush(c, true);
 	if ((events & LOOP_READ) && c->state != CONN_CLOSED)
 		conn_read(c);
 }

@@ -291,10 +291,10 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	STAT_ADD(b, clients_connected, 1);
 	conn_start_keepalive(c);
 
-	char idq[96];
+	char idq[96], peer[NET_PEER_TEXT];
 	MOTE_INFO("broker",
 		  "event=connect peer=%s client=%s version=%u clean=%d present=%d keepalive=%u shard=%u",
-		  c->peer, mote_log_quote(idq, sizeof idq, id, id_len), c->version,
+		  conn_peer(c, peer), mote_log_quote(idq, sizeof idq, id, id_len), c->version,
 		  p->clean_start, present, keepalive, b->shard_id);
 	if (b->hooks.on_connect) {
 		struct broker_client info;

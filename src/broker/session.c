@@ -67,14 +67,11 @@ enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
 {
 	if (b->session_count >= b->table_cap && table_grow(b) != MOTE_OK)
 		return MOTE_ENOMEM;
-	struct session *s = calloc(1, sizeof *s);
+	/* One allocation: the client id follows the struct (less per session). */
+	struct session *s = calloc(1, sizeof *s + len);
 	if (!s)
 		return MOTE_ENOMEM;
-	s->client_id = malloc(len ? len : 1);
-	if (!s->client_id) {
-		free(s);
-		return MOTE_ENOMEM;
-	}
+	s->client_id = (uint8_t *)(s + 1);
 	memcpy(s->client_id, id, len);
 	s->client_id_len = len;
 	s->b = b;
@@ -159,8 +156,7 @@ void session_destroy(struct session *s)
 	b->session_count--;
 	STAT_SUB(b, sessions, 1);
 	free(s->inflight);
-	free(s->client_id);
-	free(s);
+	free(s); /* the client id is part of it */
 }
 
 static void on_expiry(struct loop *loop, struct loop_timer *t)

@@ -245,7 +245,7 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 	case IN_ADOPT:
 		if (b->shutting_down)
 			break; /* inbox_item_free closes the fd */
-		conn_adopt(b, it->fd, it->peer, it->data, it->len);
+		conn_adopt(b, it->fd, &it->peer, it->data, it->len);
 		it->fd = -1; /* the connection owns it now */
 		break;
 	case IN_ROUTE: /* routed messages come as slots (inbox_drain) */

@@ -88,6 +88,37 @@ char *net_addr_format(const struct sockaddr *sa, char *buf, size_t cap)
 	return buf;
 }
 
+void net_peer_from(const struct sockaddr *sa, struct net_peer *out)
+{
+	memset(out, 0, sizeof *out);
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		out->family = AF_INET;
+		out->port = ntohs(in->sin_port);
+		memcpy(out->ip, &in->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		out->family = AF_INET6;
+		out->port = ntohs(in6->sin6_port);
+		memcpy(out->ip, &in6->sin6_addr, 16);
+	}
+}
+
+char *net_peer_format(const struct net_peer *p, char *buf, size_t cap)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	if (p->family == AF_INET) {
+		inet_ntop(AF_INET, p->ip, host, sizeof host);
+		snprintf(buf, cap, "%s:%u", host, (unsigned)p->port);
+	} else if (p->family == AF_INET6) {
+		inet_ntop(AF_INET6, p->ip, host, sizeof host);
+		snprintf(buf, cap, "[%s]:%u", host, (unsigned)p->port);
+	} else {
+		snprintf(buf, cap, "unknown");
+	}
+	return buf;
+}
+
 enum mote_err net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int *fd)
 {
 	int s = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

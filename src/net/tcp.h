@@ -30,6 +30,19 @@ enum mote_err net_addr_parse(const char *text, struct sockaddr_storage *ss, sock
 /* "127.0.0.1:1883" / "[::1]:1883" into buf. Returns buf. */
 char *net_addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 
+/*
+ * A peer address in 20 bytes (an IPv4 or IPv6 address and a port), for
+ * structures kept per connection; formatted only when someone reads it.
+ */
+struct net_peer {
+	uint8_t family;   /* AF_INET, AF_INET6, or 0 = unknown */
+	uint16_t port;    /* host order */
+	uint8_t ip[16];
+};
+#define NET_PEER_TEXT 56 /* "[v6 address]:port" and the NUL */
+void net_peer_from(const struct sockaddr *sa, struct net_peer *out);
+char *net_peer_format(const struct net_peer *p, char *buf, size_t cap);
+
 /* A non-blocking listening socket with SO_REUSEADDR. *fd is the caller's to close. */
 enum mote_err net_listen(const struct sockaddr *sa, socklen_t len, int backlog, int *fd);
 
