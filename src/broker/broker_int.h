@@ -134,45 +134,41 @@ struct conn {
 	struct net_stream stream;
 	struct loop_io io;
 	struct loop_timer timer;    /* connect timeout, then keep-alive */
-	uint32_t dirty_idx;         /* place in the shard's dirty list, or NOT_DIRTY */
-	struct loop_defer end_defer;   /* the deferred close (conn_fail), then the free */
-	bool failing;               /* a deferred close is pending */
-	enum conn_state state;
-	uint8_t version;
-	bool write_blocked;         /* waiting for LOOP_WRITE */
-	bool will_on_close;         /* false after a normal DISCONNECT */
-	struct net_peer peer;       /* formatted when logged (conn_peer) */
+	struct loop_defer end_defer; /* the deferred close (conn_fail), then the free */
 	struct session *session;
-
-	uint16_t keepalive_s;       /* effective keep alive, 0 = none */
-	uint32_t window;            /* outbound in-flight limit for this connection */
-	bool connect_expiry_zero;   /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
 	uint64_t last_rx_ms;
+	struct outq out;
 
 	/* input: partial packet carried between reads; NULL when none */
-	uint8_t *in;                /* partial packet carried to the next read, or NULL */
+	uint8_t *in;
 	uint32_t in_len;
 	uint32_t in_cap;
 	uint32_t in_need;           /* its total size once its fixed header is whole, else 0 */
 
-	struct outq out;
-
-	/* the client's limits (5.0 CONNECT properties) */
-	uint32_t client_max_packet;  /* 0 = protocol maximum */
+	uint32_t dirty_idx;         /* place in the shard's dirty list, or NOT_DIRTY */
+	uint32_t window;            /* outbound in-flight limit for this connection */
+	uint32_t qos2_inflight_in;  /* counted against our receive maximum */
+	uint32_t client_max_packet; /* 0 = protocol maximum (5.0 CONNECT property) */
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;
+	uint16_t keepalive_s;       /* effective keep alive, 0 = none */
+	uint16_t alias_out_used;
+	uint16_t username_len;
+	uint8_t state;              /* enum conn_state */
+	uint8_t version;
+	bool failing;               /* a deferred close is pending */
+	bool write_blocked;         /* waiting for LOOP_WRITE */
+	bool will_on_close;         /* false after a normal DISCONNECT */
+	bool connect_expiry_zero;   /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	struct net_peer peer;       /* formatted when logged (conn_peer) */
 
 	/* inbound topic aliases: alias_in[1..topic_alias_max] */
 	struct out_alias *alias_in;
 	/* outbound topic aliases: alias_out[0..alias_out_used) use alias i+1 */
 	struct out_alias *alias_out;
-	uint16_t alias_out_used;
-
-	uint32_t qos2_inflight_in;  /* counted against our receive maximum */
 
 	/* what hooks see of this client */
 	uint8_t *username;          /* owned */
-	uint16_t username_len;
 };
 
 struct listener {
