@@ -25,6 +25,7 @@
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/outq.h"
+#include "broker/pidx.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
 #include "mqtt/mqtt.h"
@@ -92,10 +93,11 @@ struct session {
 	struct session_sub *subs;
 
 	/* outbound QoS 1/2 */
-	struct delivery *inflight;  /* array of inflight_cap slots, m == NULL when free */
+	struct delivery *inflight;  /* inflight_cap slots, [0, inflight_count) in use */
 	uint32_t inflight_cap;
 	uint32_t inflight_count;
-	uint16_t next_packet_id;
+	struct pidx ids;            /* packet id -> slot, for the ones in use */
+	uint16_t next_packet_id;    /* where the next id search starts */
 	uint64_t send_seq;
 	struct dqueue queue;        /* waiting for a window slot or for the client */
 
