@@ -26,6 +26,7 @@
 #include "broker/msg.h"
 #include "broker/outq.h"
 #include "broker/pidx.h"
+#include "broker/pubhead.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
 #include "mqtt/mqtt.h"
@@ -215,6 +216,7 @@ struct broker {
 	bool route_oom;
 
 	uint8_t *read_buf;          /* READ_CHUNK bytes shared by all connections */
+	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
 
 	struct loop_timer sys_timer;
 	uint64_t started_ms;

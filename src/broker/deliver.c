@@ -12,6 +12,8 @@
  *
  * A PUBLISH is encoded as a header in the connection's outq followed by a
  * reference to the payload inside the shared struct msg: no payload copy.
+ * Heads come from the broker's pubhead cache, so a fan-out encodes each
+ * distinct head once rather than once per subscriber.
  *
  * The window: slots inflight[0..inflight_count) are in use, packed (a
  * released slot is filled with the last one), in no particular order; the
@@ -159,7 +161,7 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 	if (!dst)
 		return FAILED;
 	size_t head;
-	if (mqtt_encode_publish_head(&pub, c->version, dst, bound, &head) != MOTE_OK)
+	if (pubhead_encode(&b->heads, &pub, c->version, dst, bound, &head) != MOTE_OK)
 		return FAILED;
 	if (c->client_max_packet && head + m->payload_len > c->client_max_packet) {
 		/* [MQTT-3.1.2-25] never send more than the client accepts */
