@@ -32,6 +32,8 @@
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/outq.h"
+#include "broker/pidx.h"
+#include "broker/pubhead.h"
 #include "broker/retain.h"
 #include "broker/subtree.h"
 #include "mqtt/mqtt.h"
@@ -104,10 +106,11 @@ struct session {
 	struct session_sub *subs;
 
 	/* outbound QoS 1/2 */
-	struct delivery *inflight;  /* array of inflight_cap slots, m == NULL when free */
+	struct delivery *inflight;  /* inflight_cap slots, [0, inflight_count) in use */
 	uint32_t inflight_cap;
 	uint32_t inflight_count;
-	uint16_t next_packet_id;
+	struct pidx ids;            /* packet id -> slot, for the ones in use */
+	uint16_t next_packet_id;    /* where the next id search starts */
 	uint64_t send_seq;
 	struct dqueue queue;        /* waiting for a window slot or for the client */
 
@@ -310,6 +313,7 @@ struct broker {
 	uint32_t dirty_len, dirty_cap;
 	struct loop_idle flush_idle;
 	struct msg_pool *pool;      /* messages published here; freed after all shards */
+	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
 
 	struct loop_timer sys_timer;
 	uint64_t started_ms;

@@ -12,6 +12,15 @@
  *
  * A PUBLISH is encoded as a header in the connection's outq followed by a
  * reference to the payload inside the shared struct msg: no payload copy.
+ * Heads come from the broker's pubhead cache, so a fan-out encodes each
+ * distinct head once rather than once per subscriber.
+ *
+ * The window: slots inflight[0..inflight_count) are in use, packed (a
+ * released slot is filled with the last one), in no particular order; the
+ * pidx maps each packet id in use to its slot, so acks and id allocation
+ * cost O(1) whatever the window. Send order lives in delivery.seq, and
+ * redelivery sorts by it. Nothing keeps a slot pointer across a release or
+ * a slot_room() call: both move slots.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -61,11 +70,12 @@ void dqueue_free(struct dqueue *q)
 
 void session_release_inflight(struct session *s)
 {
-	for (uint32_t i = 0; i < s->inflight_cap; i++) {
+	for (uint32_t i = 0; i < s->inflight_count; i++) {
 		msg_unref(s->inflight[i].m);
 		s->inflight[i].m = NULL;
 	}
 	s->inflight_count = 0;
+	pidx_free(&s->ids);
 }
 
 /* ---- encoding one PUBLISH ---------------------------------------------- */
@@ -151,7 +161,7 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 	if (!dst)
 		return FAILED;
 	size_t head;
-	if (mqtt_encode_publish_head(&pub, c->version, dst, bound, &head) != MOTE_OK)
+	if (pubhead_encode(&b->heads, &pub, c->version, dst, bound, &head) != MOTE_OK)
 		return FAILED;
 	if (c->client_max_packet && head + m->payload_len > c->client_max_packet) {
 		/* [MQTT-3.1.2-25] never send more than the client accepts */
@@ -170,38 +180,28 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 
 /* ---- the in-flight window ---------------------------------------------- */
 
-static bool id_in_use(const struct session *s, uint16_t id)
-{
-	for (uint32_t i = 0; i < s->inflight_cap; i++)
-		if (s->inflight[i].m && s->inflight[i].packet_id == id)
-			return true;
-	return false;
-}
-
-static uint16_t next_id(struct session *s)
-{
-	for (;;) {
-		uint16_t id = s->next_packet_id++;
-		if (s->next_packet_id == 0)
-			s->next_packet_id = 1;
-		if (id != 0 && !id_in_use(s, id))
-			return id;
-	}
-}
-
-static struct delivery *free_slot(struct session *s)
-{
-	for (uint32_t i = 0; i < s->inflight_cap; i++)
-		if (!s->inflight[i].m)
-			return &s->inflight[i];
-	return NULL;
-}
-
+/* Ends d's flow: its id is free again and the last slot fills its place. */
 static void release(struct session *s, struct delivery *d)
 {
+	uint32_t i = (uint32_t)(d - s->inflight);
+	uint32_t last = s->inflight_count - 1;
 	msg_unref(d->m);
-	d->m = NULL;
-	s->inflight_count--;
+	pidx_remove(&s->ids, d->packet_id);
+	if (i != last) {
+		*d = s->inflight[last];
+		pidx_move(&s->ids, d->packet_id, i);
+	}
+	s->inflight[last].m = NULL;
+	s->inflight_count = last;
+	/* Give memory back after a burst. Only large windows: regrowing costs
+	 * about 20 reallocs, small next to the 1024+ deliveries that grew it,
+	 * while freeing small ones would churn on every idle moment. */
+	if (last == 0 && s->inflight_cap > 1024) {
+		free(s->inflight);
+		s->inflight = NULL;
+		s->inflight_cap = 0;
+		pidx_free(&s->ids);
+	}
 }
 
 static bool window_open(const struct session *s)
@@ -211,34 +211,32 @@ static bool window_open(const struct session *s)
 }
 
 /*
- * Makes sure a free slot exists, growing the array (doubling, from 4, up
- * to the window) when all are taken. Slots are found by scanning, so moving
- * them with realloc is safe: nothing keeps a slot pointer across this call.
+ * Makes sure one more message can go in flight: a free slot (growing the
+ * array by doubling, from 4, up to the window) and room in the id index.
  */
 static bool slot_room(struct session *s)
 {
-	if (s->inflight_count < s->inflight_cap)
-		return true;
-	uint32_t cap = s->inflight_cap ? s->inflight_cap * 2 : 4;
-	uint32_t window = s->conn ? s->conn->window : cap;
-	if (cap > window)
-		cap = window > s->inflight_cap ? window : s->inflight_cap + 1;
-	struct delivery *arr = realloc(s->inflight, cap * sizeof *arr);
-	if (!arr)
-		return false;
-	memset(arr + s->inflight_cap, 0, (cap - s->inflight_cap) * sizeof *arr);
-	s->inflight = arr;
-	s->inflight_cap = cap;
-	return true;
+	if (s->inflight_count == s->inflight_cap) {
+		uint32_t cap = s->inflight_cap ? s->inflight_cap * 2 : 4;
+		uint32_t window = s->conn ? s->conn->window : cap;
+		if (cap > window)
+			cap = window > s->inflight_cap ? window : s->inflight_cap + 1;
+		struct delivery *arr = realloc(s->inflight, cap * sizeof *arr);
+		if (!arr)
+			return false;
+		s->inflight = arr;
+		s->inflight_cap = cap;
+	}
+	return pidx_reserve(&s->ids, s->inflight_count + 1) == MOTE_OK;
 }
 
-/* Puts d (its reference moves in) into a free slot and sends it. The caller
- * made room with slot_room(). */
+/* Puts d (its reference moves in) into the next free slot and sends it. The
+ * caller made room with slot_room(). */
 static void start_inflight(struct session *s, const struct delivery *d)
 {
-	struct delivery *slot = free_slot(s);
+	struct delivery *slot = &s->inflight[s->inflight_count];
 	*slot = *d;
-	slot->packet_id = next_id(s);
+	slot->packet_id = pidx_add(&s->ids, &s->next_packet_id, s->inflight_count);
 	slot->state = DLV_PUBLISH_SENT;
 	slot->seq = ++s->send_seq;
 	s->inflight_count++;
@@ -309,12 +307,10 @@ void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const u
 
 static struct delivery *find_inflight(struct session *s, uint16_t id, uint8_t state)
 {
-	for (uint32_t i = 0; i < s->inflight_cap; i++) {
-		struct delivery *d = &s->inflight[i];
-		if (d->m && d->packet_id == id && d->state == state)
-			return d;
-	}
-	return NULL;
+	uint32_t slot;
+	if (!pidx_find(&s->ids, id, &slot) || s->inflight[slot].state != state)
+		return NULL;
+	return &s->inflight[slot];
 }
 
 void handle_puback(struct conn *c, const struct mqtt_ack *a)
@@ -360,10 +356,14 @@ void handle_pubcomp(struct conn *c, const struct mqtt_ack *a)
 
 /* ---- reconnect ---------------------------------------------------------- */
 
+struct resend {
+	uint64_t seq;
+	uint16_t id;
+};
+
 static int by_seq(const void *a, const void *b)
 {
-	const struct delivery *x = *(const struct delivery *const *)a;
-	const struct delivery *y = *(const struct delivery *const *)b;
+	const struct resend *x = a, *y = b;
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
@@ -371,19 +371,22 @@ void deliver_resume(struct session *s)
 {
 	struct conn *c = s->conn;
 	if (s->inflight_count > 0) {
-		struct delivery **order = malloc(s->inflight_count * sizeof *order);
+		/* By id, not slot: a release (dropped on resend) moves slots. */
+		uint32_t n = s->inflight_count;
+		struct resend *order = malloc(n * sizeof *order);
 		if (!order) {
 			conn_fail(c);
 			return;
 		}
-		uint32_t n = 0;
-		for (uint32_t i = 0; i < s->inflight_cap; i++)
-			if (s->inflight[i].m)
-				order[n++] = &s->inflight[i];
+		for (uint32_t i = 0; i < n; i++)
+			order[i] = (struct resend){ s->inflight[i].seq, s->inflight[i].packet_id };
 		qsort(order, n, sizeof *order, by_seq);
 		/* [MQTT-4.4.0-1] resend unacknowledged PUBLISH (DUP) and PUBREL */
 		for (uint32_t i = 0; i < n && c->state == CONN_ACTIVE; i++) {
-			struct delivery *d = order[i];
+			uint32_t slot;
+			if (!pidx_find(&s->ids, order[i].id, &slot))
+				continue;
+			struct delivery *d = &s->inflight[slot];
 			if (d->state == DLV_PUBREL_SENT) {
 				conn_send_ack(c, MQTT_PUBREL, d->packet_id, 0);
 				continue;
