@@ -167,6 +167,7 @@ static void shard_free(struct broker *b)
 	free(b->hits);
 	free(b->read_buf);
 	free(b->dirty);
+	outq_cache_drain(&b->outbufs); /* after the connections gave theirs back */
 	if (b->own_loop)
 		loop_free(b->loop);
 	free(b);

@@ -314,6 +314,7 @@ struct broker {
 	struct loop_idle flush_idle;
 	struct msg_pool *pool;      /* messages published here; freed after all shards */
 	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
+	struct outq_cache outbufs;  /* output buffers idle connections gave back */
 
 	struct loop_timer sys_timer;
 	uint64_t started_ms;

@@ -169,7 +169,7 @@ static void conn_free(struct loop *loop, void *data)
 
 void conn_release(struct conn *c)
 {
-	outq_free(&c->out);
+	outq_free(&c->out, &c->b->outbufs);
 	free(c->in);
 	if (c->alias_in) {
 		for (uint32_t i = 0; i <= c->b->cfg.topic_alias_max; i++)
@@ -194,7 +194,7 @@ static void conn_flush(struct conn *c, bool may_close)
 	if (c->state == CONN_CLOSED || c->out.pending == 0)
 		return;
 	size_t written = 0;
-	enum mote_err err = outq_write(&c->out, &c->stream, &written);
+	enum mote_err err = outq_write(&c->out, &c->b->outbufs, &c->stream, &written);
 	STAT_ADD(c->b, bytes_sent, written);
 	if (err == MOTE_OK) {
 		if (c->write_blocked) {
@@ -279,14 +279,14 @@ enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 	enum mote_err err = mqtt_encoded_size(p, c->version, &size);
 	if (err != MOTE_OK)
 		return err;
-	uint8_t *dst = outq_reserve(&c->out, size);
+	uint8_t *dst = outq_reserve(&c->out, &c->b->outbufs, size);
 	if (!dst) {
 		conn_fail(c);
 		return MOTE_ENOMEM;
 	}
 	err = mqtt_encode(p, c->version, dst, size, &used);
 	if (err == MOTE_OK)
-		err = outq_commit(&c->out, used);
+		err = outq_commit(&c->out, &c->b->outbufs, used);
 	if (err != MOTE_OK) {
 		conn_fail(c);
 		return err;
@@ -356,7 +356,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	/* Best effort: push what is queued (acks, the DISCONNECT) before closing. */
 	if (c->out.pending) {
 		size_t written;
-		outq_write(&c->out, &c->stream, &written);
+		outq_write(&c->out, &c->b->outbufs, &c->stream, &written);
 		STAT_ADD(b, bytes_sent, written);
 	}
 	bool was_active = c->state == CONN_ACTIVE;

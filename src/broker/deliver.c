@@ -157,7 +157,7 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 	/* Header bound: fixed header, topic, id, property block with its length. */
 	size_t bound = MQTT_MAX_FIXED_HEADER + 2 + pub.topic.len + 2 + 4 + m->props_len + 5 +
 		       3 + 5 + (size_t)d->n_sub_ids * 5 + 4;
-	uint8_t *dst = outq_reserve(&c->out, bound);
+	uint8_t *dst = outq_reserve(&c->out, &c->b->outbufs, bound);
 	if (!dst)
 		return FAILED;
 	size_t head;
@@ -170,8 +170,8 @@ static enum send_result send_publish(struct conn *c, const struct delivery *d, b
 	}
 	if (new_alias && !commit_alias(c, m))
 		return FAILED;
-	if (outq_commit(&c->out, head) != MOTE_OK ||
-	    outq_push_payload(&c->out, (struct msg *)m, 0, m->payload_len) != MOTE_OK)
+	if (outq_commit(&c->out, &c->b->outbufs, head) != MOTE_OK ||
+	    outq_push_payload(&c->out, &c->b->outbufs, (struct msg *)m, 0, m->payload_len) != MOTE_OK)
 		return FAILED;
 	STAT_ADD(b, msgs_sent, 1);
 	conn_schedule_flush(c);

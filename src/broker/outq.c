@@ -19,12 +19,41 @@ void outq_init(struct outq *q)
 	memset(q, 0, sizeof *q);
 }
 
-void outq_free(struct outq *q)
+void outq_cache_drain(struct outq_cache *c)
+{
+	while (c->n_arenas)
+		free(c->arenas[--c->n_arenas]);
+	while (c->n_segs)
+		free(c->segs[--c->n_segs]);
+}
+
+static void *cache_take(void **v, uint32_t *n, size_t size)
+{
+	if (*n > 0)
+		return v[--*n];
+	return malloc(size);
+}
+
+static void cache_give(void **v, uint32_t *n, void *p)
+{
+	if (*n < OUTQ_CACHE_KEEP)
+		v[(*n)++] = p;
+	else
+		free(p);
+}
+
+void outq_free(struct outq *q, struct outq_cache *cache)
 {
 	for (uint32_t i = 0; i < q->seg_count; i++)
 		msg_unref(q->segs[(q->seg_head + i) % q->seg_cap].m);
-	free(q->arena);
-	free(q->segs);
+	if (cache && q->arena && q->arena_cap == OUTQ_BLOCK)
+		cache_give(cache->arenas, &cache->n_arenas, q->arena);
+	else
+		free(q->arena);
+	if (cache && q->segs && q->seg_cap == OUTQ_FIRST_SEGS)
+		cache_give(cache->segs, &cache->n_segs, q->segs);
+	else
+		free(q->segs);
 	outq_init(q);
 }
 
@@ -33,24 +62,37 @@ static struct outq_seg *seg_at(struct outq *q, uint32_t i)
 	return &q->segs[(q->seg_head + i) % q->seg_cap];
 }
 
-static enum mote_err seg_room(struct outq *q)
+static enum mote_err seg_room(struct outq *q, struct outq_cache *cache)
 {
 	if (q->seg_count < q->seg_cap)
 		return MOTE_OK;
-	uint32_t cap = q->seg_cap ? q->seg_cap * 2 : 16;
+	if (q->seg_cap == 0) {
+		q->segs = cache ? cache_take(cache->segs, &cache->n_segs,
+					     OUTQ_FIRST_SEGS * sizeof *q->segs)
+				: malloc(OUTQ_FIRST_SEGS * sizeof *q->segs);
+		if (!q->segs)
+			return MOTE_ENOMEM;
+		q->seg_cap = OUTQ_FIRST_SEGS;
+		q->seg_head = 0;
+		return MOTE_OK;
+	}
+	uint32_t cap = q->seg_cap * 2;
 	struct outq_seg *s = malloc(cap * sizeof *s);
 	if (!s)
 		return MOTE_ENOMEM;
 	for (uint32_t i = 0; i < q->seg_count; i++)
 		s[i] = *seg_at(q, i);
-	free(q->segs);
+	if (cache && q->seg_cap == OUTQ_FIRST_SEGS)
+		cache_give(cache->segs, &cache->n_segs, q->segs);
+	else
+		free(q->segs);
 	q->segs = s;
 	q->seg_cap = cap;
 	q->seg_head = 0;
 	return MOTE_OK;
 }
 
-uint8_t *outq_reserve(struct outq *q, size_t n)
+uint8_t *outq_reserve(struct outq *q, struct outq_cache *cache, size_t n)
 {
 	if (q->pending == 0) /* only reserved bytes were left: start over */
 		q->arena_head = q->arena_len = 0;
@@ -69,8 +111,15 @@ uint8_t *outq_reserve(struct outq *q, size_t n)
 			q->arena_len = live;
 			q->arena_head = 0;
 		}
+		if (q->arena_cap == 0 && n <= OUTQ_BLOCK) {
+			q->arena = cache ? cache_take(cache->arenas, &cache->n_arenas, OUTQ_BLOCK)
+					 : malloc(OUTQ_BLOCK);
+			if (!q->arena)
+				return NULL;
+			q->arena_cap = OUTQ_BLOCK;
+		}
 		if (q->arena_len + n > q->arena_cap) {
-			size_t cap = q->arena_cap ? q->arena_cap : 1024;
+			size_t cap = q->arena_cap ? q->arena_cap : OUTQ_BLOCK;
 			while (cap < q->arena_len + n)
 				cap *= 2;
 			if (cap > UINT32_MAX)
@@ -85,7 +134,7 @@ uint8_t *outq_reserve(struct outq *q, size_t n)
 	return q->arena + q->arena_len;
 }
 
-enum mote_err outq_commit(struct outq *q, size_t used)
+enum mote_err outq_commit(struct outq *q, struct outq_cache *cache, size_t used)
 {
 	if (used == 0)
 		return MOTE_OK;
@@ -99,7 +148,7 @@ enum mote_err outq_commit(struct outq *q, size_t used)
 			return MOTE_OK;
 		}
 	}
-	if (seg_room(q) != MOTE_OK)
+	if (seg_room(q, cache) != MOTE_OK)
 		return MOTE_ENOMEM;
 	*seg_at(q, q->seg_count++) = (struct outq_seg){ NULL, q->arena_len, (uint32_t)used };
 	q->arena_len += (uint32_t)used;
@@ -107,25 +156,27 @@ enum mote_err outq_commit(struct outq *q, size_t used)
 	return MOTE_OK;
 }
 
-enum mote_err outq_push_payload(struct outq *q, struct msg *m, uint32_t off, uint32_t len)
+enum mote_err outq_push_payload(struct outq *q, struct outq_cache *cache, struct msg *m,
+				uint32_t off, uint32_t len)
 {
 	if (len == 0)
 		return MOTE_OK;
 	if (len <= OUTQ_COPY_MAX) {
-		uint8_t *dst = outq_reserve(q, len);
+		uint8_t *dst = outq_reserve(q, cache, len);
 		if (!dst)
 			return MOTE_ENOMEM;
 		memcpy(dst, msg_payload(m) + off, len);
-		return outq_commit(q, len);
+		return outq_commit(q, cache, len);
 	}
-	if (seg_room(q) != MOTE_OK)
+	if (seg_room(q, cache) != MOTE_OK)
 		return MOTE_ENOMEM;
 	*seg_at(q, q->seg_count++) = (struct outq_seg){ msg_ref(m), off, len };
 	q->pending += len;
 	return MOTE_OK;
 }
 
-enum mote_err outq_write(struct outq *q, struct net_stream *s, size_t *written)
+enum mote_err outq_write(struct outq *q, struct outq_cache *cache, struct net_stream *s,
+			 size_t *written)
 {
 	*written = 0;
 	while (q->seg_count > 0) {
@@ -172,8 +223,8 @@ enum mote_err outq_write(struct outq *q, struct net_stream *s, size_t *written)
 		if ((size_t)w < total)
 			return MOTE_EAGAIN; /* short write: the socket buffer is full */
 	}
-	/* Drained: give the buffers back. One free per flush (not per packet)
-	 * is cheap next to the writev, and idle connections then hold nothing. */
-	outq_free(q);
+	/* Drained: give the buffers back (to the shard's cache), so idle
+	 * connections hold nothing and busy ones do not call malloc. */
+	outq_free(q, cache);
 	return MOTE_OK;
 }

@@ -46,25 +46,45 @@ struct outq {
 	size_t pending;       /* bytes queued and not yet written */
 };
 
+/*
+ * Buffers a shard keeps for its connections' queues: an idle connection
+ * gives its arena and segment array back when its queue drains, and the next
+ * connection with output takes them from here instead of from malloc. Holds
+ * at most OUTQ_CACHE_KEEP of each (1 MiB of arenas). One per shard (loop
+ * thread); every outq function takes it, or NULL to use malloc/free alone.
+ */
+#define OUTQ_BLOCK 4096u      /* first arena size: the size the cache keeps */
+#define OUTQ_FIRST_SEGS 16u   /* first segment array size: the size the cache keeps */
+#define OUTQ_CACHE_KEEP 256u
+struct outq_cache {
+	void *arenas[OUTQ_CACHE_KEEP];
+	void *segs[OUTQ_CACHE_KEEP];
+	uint32_t n_arenas, n_segs;
+};
+/* Frees what the cache holds. */
+void outq_cache_drain(struct outq_cache *c);
+
 void outq_init(struct outq *q);
-void outq_free(struct outq *q);
+void outq_free(struct outq *q, struct outq_cache *cache);
 
 /*
  * Reserves n arena bytes to encode a packet into; commit the bytes actually
  * used with outq_commit(). NULL on allocation failure. The pointer is valid
  * until the next call on the queue.
  */
-uint8_t *outq_reserve(struct outq *q, size_t n);
-enum mote_err outq_commit(struct outq *q, size_t used);
+uint8_t *outq_reserve(struct outq *q, struct outq_cache *cache, size_t n);
+enum mote_err outq_commit(struct outq *q, struct outq_cache *cache, size_t used);
 
 /* Queues m's payload bytes [off, off+len) by reference (takes a msg_ref). */
-enum mote_err outq_push_payload(struct outq *q, struct msg *m, uint32_t off, uint32_t len);
+enum mote_err outq_push_payload(struct outq *q, struct outq_cache *cache, struct msg *m,
+				uint32_t off, uint32_t len);
 
 /*
  * Writes what the stream accepts. MOTE_OK when everything was written,
  * MOTE_EAGAIN when bytes remain (wait for writability), MOTE_EIO / MOTE_ECLOSED
  * on a socket error. *written gets the byte count.
  */
-enum mote_err outq_write(struct outq *q, struct net_stream *s, size_t *written);
+enum mote_err outq_write(struct outq *q, struct outq_cache *cache, struct net_stream *s,
+			 size_t *written);
 
 #endif
