@@ -12,7 +12,9 @@ REPEAT (rounds, default 3), DURATION (seconds of a throughput run, default 10),
 LAT_DURATION (latency runs, default 5), CONN_TOTAL (idle connections, default
 19000), CONN_HOLD (seconds they are held, default 5),
 CONN_RATE (connects/s per bench process, default 1000), BROKERS (comma list,
-default mosquitto,nats,mote), SCENARIOS (comma list of a..f, default all).
+default mosquitto,nats,mote,mote-1t; mote-default is also known), SCENARIOS
+(comma list of a..f, default all). `mote` is the hub as shipped (one event
+loop per CPU); `mote-1t` the same with --threads 1.
 """
 import json
 import os
@@ -116,8 +118,8 @@ class Broker:
                "--data", os.path.join(self.tmp, "data"), "--sys-interval", "0",
                "--log-level", "warn"]
         if self.name == "mote-1t":
-            # Optional extra broker (BROKERS=...,mote-1t): one event loop
-            # instead of one per CPU, to show what threading does here.
+            # mote with one event loop instead of one per CPU, to show what
+            # threading does on this machine.
             hub = hub + ["--threads", "1"]
         if self.name == "mote-default":
             # Optional extra broker (BROKERS=...,mote-default): mote with its
