@@ -78,10 +78,11 @@ enum mote_err subtree_remove(struct subtree *t, const uint8_t *group, size_t gle
  * The order of the calls is the same whether or not the cache answers.
  *
  * Allocation: a cache hit allocates nothing. A miss may allocate one cache
- * entry (malloc) and grow or create the cache's slot array (calloc), and
- * frees the entries it evicts. Any of these failing only means the topic is
- * not cached this time: the calls to fn are made all the same, and
- * subtree_match cannot fail.
+ * entry (malloc), create or double the cache's slot array (calloc) and, the
+ * first time, the first-miss bitmap (calloc); it frees the entries it evicts
+ * or replaces. Any of these failing only means the topic is not cached this
+ * time: the calls to fn are made all the same, and subtree_match cannot
+ * fail.
  *
  * fn and eligible must not modify the tree nor call subtree_match again
  * (the walk uses the tree's own scratch stack and cache entry).
@@ -98,14 +99,15 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
  * trie level the walk enters, four per level looked up in a hashed child
  * table, i.e. under a node with more than 8 children: a cheaper walk costs
  * less than hashing the name), and, unless `admit_first`, on its second miss
- * within the last 2 * `entries` topics that missed for the first time (a
- * bitmap of 8 bits per entry allowed remembers them), so that topics seen
- * once do not churn the cache. While the cache is empty nothing is hashed.
+ * within the last 2 * `entries` or so topics that missed for the first time
+ * (a bitmap remembers them), so that topics seen once do not churn the
+ * cache. While the cache is empty nothing is hashed.
  *
  * Memory, per tree: at most `entries` topics and `bytes` bytes of entries
- * (their requested sizes), plus a slot array of at most 64 bytes per entry
- * allowed (32 when `entries` is a power of two) and the one-byte-per-entry
- * bitmap: 1 MiB + 132 KiB at the defaults.
+ * (their requested sizes), plus a slot array of at most 64 bytes and a
+ * bitmap of at most 2 bytes (never over 128 KiB) per entry allowed, both
+ * half that when `entries` is a power of two: 1 MiB + 132 KiB at the
+ * defaults.
  */
 struct subtree_cache_cfg {
 	uint32_t entries;  /* 0 turns the cache off */
