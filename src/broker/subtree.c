@@ -16,13 +16,49 @@
  *  - a session appears at most once in a node's `subs` and at most once in
  *    each group; a group has >= 1 member and cursor < its member count;
  *  - walks use the trie's frame stack (see trie.h): it never overflows and
- *    never allocates, so subtree_match allocates nothing.
+ *    never allocates.
  *
  * Out of memory: subtree_add allocates everything first (frame stack, new
  * nodes, the group, the entry slot, the parent's child-table slot) and
  * links the new nodes last (trie_path_build, then trie_path_attach). A
  * failure can leave grown capacity behind (a longer frame stack, vector or
  * table), never a node, group or entry.
+ *
+ * Match cache: a hash table from topic name to the nodes the walk reported
+ * for it, in report order. Which nodes a walk reaches, and in which order,
+ * depends only on the trie's structure (which nodes exist and where they
+ * hang), never on what they hold; so a recorded list stays exact until a node
+ * is linked or unlinked, which changes t->trie.shape (trie.h). Entries are
+ * stamped with the shape they were recorded under and one from another shape
+ * is never reported: its next lookup walks and refreshes it (or drops it, if
+ * the topic is no longer worth caching), and eviction takes it first.
+ * That also keeps freed nodes from being touched: unlinking changes the shape
+ * before the node is freed. What sits inside a node (subscriptions, groups,
+ * the round-robin cursor) is read at report time, exactly as the walk does.
+ *
+ * Cache invariants:
+ *  - the slot array is open addressing with linear probing, cap a power of
+ *    two and at most half full (every probe ends at an empty slot); removal
+ *    shifts the rest of the cluster back, so there are no tombstones; a slot
+ *    holds its topic's hash, so probing past other topics reads no entry;
+ *  - len <= cfg.entries and bytes <= cfg.bytes (bytes = the sum of the
+ *    entries' requested sizes);
+ *  - a topic is in the table at most once.
+ * Eviction is a clock over the slots (second chance): a hit sets the entry's
+ * ref bit, the hand clears set bits and evicts the first entry found without
+ * one, or any stale one. Chosen over clear-all because a working set just
+ * above the limit would then lose every hot topic at each overflow; over LRU
+ * because a hit only sets a bit (no list to relink on the hot path). New
+ * entries start without the bit, so a topic seen once is the first to go.
+ *
+ * What is not worth caching (measured, see subtree_cache_cfg): a walk that
+ * costs less than hashing the name (a tree holding only "bench/+": a hit
+ * took 34 ns, the walk 20 ns), and topics that do not come back soon (100k
+ * devices each on its own topic, cycling through more than the cache holds:
+ * inserting and evicting on every message made matching about a third
+ * slower than the bare walk). The first is the min_cost test after the walk
+ * (and an empty cache is not even hashed into), the second the first-miss
+ * bitmap (mc_admit). Neither changes what a match reports.
  *
  * Callbacks (subtree_match's fn and eligible) must not modify the tree.
  */
@@ -59,10 +95,50 @@ struct snode {
 };
 static_assert(offsetof(struct snode, w) == 0, "trie node base must come first");
 
+#define MC_MAX_TOPIC 256u /* longer topic names are not cached */
+#define MC_MAX_NODES 32u  /* nor topics that reach more nodes than this */
+#define MC_MIN_SLOTS 16u
+#define MC_MAX_LIMIT (1u << 24) /* entries: keeps 2 * cap in a uint32_t */
+#define MC_DOOR_MIN 512u        /* bits in the first-miss bitmap */
+#define MC_DOOR_MAX (1u << 20)
+#define MC_COST_TABLE 4u /* walk cost of a hashed child lookup (a level is 1) */
+
+struct mc_entry {
+	uint64_t shape; /* t->trie.shape when the nodes were recorded */
+	uint32_t size;  /* requested bytes, for the budget */
+	uint16_t tlen;  /* topic bytes, stored after the nodes */
+	uint8_t n;      /* nodes, in report order */
+	uint8_t ref;    /* clock: hit since the hand last passed */
+	struct snode *nodes[];
+};
+
+/* The hash sits in the slot so probes past other topics touch no entry. */
+struct mc_slot {
+	uint64_t hash; /* lm_siphash of the topic under the trie's key */
+	struct mc_entry *e; /* NULL: empty */
+};
+
+struct mcache {
+	struct mc_slot *slots;
+	uint32_t cap, len, hand;
+	size_t bytes;
+	struct subtree_cache_cfg cfg;
+	uint64_t *door;     /* first misses (bit = hash bits), allocated on use */
+	uint32_t door_bits; /* a power of two */
+	uint32_t door_set;  /* bits set since the bitmap was last cleared */
+	uint64_t hits, misses, evicted;
+};
+
 struct subtree {
 	struct trie trie; /* match frames: pos = start of the topic level n consumes
 			   * (> len when none left), end = end of that level */
 	size_t count;     /* plain subscriptions + shared members */
+	struct mcache cache;
+	/* the nodes the current walk reported, for the cache; nseen stops at
+	 * MC_MAX_NODES + 1, which means too many to cache */
+	struct snode *seen[MC_MAX_NODES];
+	uint32_t nseen;
+	uint32_t cost; /* of the current walk (see subtree_cache_cfg) */
 };
 
 static struct snode *sn(struct trie_node *b)
@@ -236,6 +312,176 @@ static const struct trie_ops subtree_ops = {
 	.payload_release = payload_release,
 };
 
+/* ---- match cache ---- */
+
+static const uint8_t *mc_topic(const struct mc_entry *e)
+{
+	return (const uint8_t *)&e->nodes[e->n];
+}
+
+/* The entry for this topic, or NULL; *slot is where it sits. */
+static struct mc_entry *mc_find(const struct mcache *c, uint64_t h, const uint8_t *name,
+				size_t len, uint32_t *slot)
+{
+	if (!c->cap)
+		return NULL;
+	uint32_t mask = c->cap - 1;
+	for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
+		struct mc_entry *e = c->slots[i].e;
+		if (!e)
+			return NULL;
+		if (c->slots[i].hash == h && e->tlen == len &&
+		    memcmp(mc_topic(e), name, len) == 0) {
+			*slot = i;
+			return e;
+		}
+	}
+}
+
+/* Frees the entry at slot i and closes the gap in its cluster. */
+static void mc_delete(struct mcache *c, uint32_t i)
+{
+	uint32_t mask = c->cap - 1;
+	c->bytes -= c->slots[i].e->size;
+	c->len--;
+	free(c->slots[i].e);
+	c->slots[i].e = NULL;
+	for (uint32_t j = (i + 1) & mask; c->slots[j].e; j = (j + 1) & mask) {
+		uint32_t home = (uint32_t)c->slots[j].hash & mask;
+		/* the entry at j may fill the hole unless its home is in (i, j] */
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			c->slots[i] = c->slots[j];
+			c->slots[j].e = NULL;
+			i = j;
+		}
+	}
+}
+
+/* Clock: evicts one entry, stale ones and unreferenced ones first. len > 0. */
+static void mc_evict_one(struct mcache *c, uint64_t shape)
+{
+	for (;;) {
+		if (c->hand >= c->cap)
+			c->hand = 0;
+		struct mc_entry *e = c->slots[c->hand].e;
+		if (e && (e->shape != shape || !e->ref)) {
+			/* the hand stays: mc_delete may shift an unseen entry here */
+			mc_delete(c, c->hand);
+			c->evicted++;
+			return;
+		}
+		if (e)
+			e->ref = 0;
+		c->hand++;
+	}
+}
+
+/* Doubles the slot array (or creates it); false, with nothing changed, on OOM. */
+static bool mc_grow(struct mcache *c)
+{
+	uint32_t ncap = c->cap ? c->cap * 2 : MC_MIN_SLOTS;
+	struct mc_slot *ns = calloc(ncap, sizeof *ns);
+	if (!ns)
+		return false;
+	for (uint32_t i = 0; i < c->cap; i++) {
+		if (!c->slots[i].e)
+			continue;
+		uint32_t k = (uint32_t)c->slots[i].hash & (ncap - 1);
+		while (ns[k].e)
+			k = (k + 1) & (ncap - 1);
+		ns[k] = c->slots[i];
+	}
+	free(c->slots);
+	c->slots = ns;
+	c->cap = ncap;
+	c->hand = 0;
+	return true;
+}
+
+static void mc_clear(struct mcache *c)
+{
+	for (uint32_t i = 0; i < c->cap; i++)
+		free(c->slots[i].e);
+	free(c->slots);
+	free(c->door);
+	c->slots = NULL;
+	c->door = NULL;
+	c->cap = c->len = c->hand = c->door_set = 0;
+	c->bytes = 0;
+}
+
+/*
+ * Whether a topic not in the cache gets in: on a miss that finds both of its
+ * bits set (or at once with admit_first). A first miss sets them. The bitmap
+ * is cleared after door_bits / 4 first misses, so "second" means "within the
+ * last door_bits / 4 first misses", and at most half the bits are set: a
+ * topic seen once gets in by collision with probability under 1/4, about
+ * 1/20 on average over a period. No bitmap (allocation failure) means no
+ * admission.
+ */
+static bool mc_admit(struct mcache *c, uint64_t h)
+{
+	if (c->cfg.admit_first)
+		return true;
+	if (!c->door && !(c->door = calloc(c->door_bits / 64, sizeof *c->door)))
+		return false;
+	/* hash bits 44.. and 24..: not the low ones that pick the slot */
+	uint32_t b1 = (uint32_t)(h >> 44) & (c->door_bits - 1);
+	uint32_t b2 = (uint32_t)(h >> 24) & (c->door_bits - 1);
+	uint64_t m1 = 1ull << (b1 % 64), m2 = 1ull << (b2 % 64);
+	if ((c->door[b1 / 64] & m1) && (c->door[b2 / 64] & m2))
+		return true;
+	c->door[b1 / 64] |= m1;
+	c->door[b2 / 64] |= m2;
+	if (++c->door_set >= c->door_bits / 4) {
+		memset(c->door, 0, c->door_bits / 8);
+		c->door_set = 0;
+	}
+	return false;
+}
+
+/*
+ * Records the walk just made (t->seen) for this topic. `old` is its stale
+ * entry at `slot`, if any. Allocation failure just leaves the topic out.
+ */
+static void mc_store(struct subtree *t, uint64_t h, const uint8_t *name, size_t len,
+		     struct mc_entry *old, uint32_t slot)
+{
+	struct mcache *c = &t->cache;
+	uint32_t n = t->nseen;
+	struct mc_entry *e = NULL;
+	if (old && old->n == n) { /* the usual refresh: same size, in place */
+		memcpy(old->nodes, t->seen, n * sizeof *old->nodes);
+		old->shape = t->trie.shape;
+		old->ref = 1;
+		goto out;
+	}
+	if (old)
+		mc_delete(c, slot);
+	else if (!mc_admit(c, h))
+		goto out;
+	size_t size = sizeof *e + n * sizeof *e->nodes + len;
+	if (size > c->cfg.bytes || !(e = malloc(size)))
+		goto out;
+	*e = (struct mc_entry){ .shape = t->trie.shape, .size = (uint32_t)size,
+				.tlen = (uint16_t)len, .n = (uint8_t)n, .ref = old != NULL };
+	memcpy(e->nodes, t->seen, n * sizeof *e->nodes);
+	memcpy((uint8_t *)&e->nodes[n], name, len);
+	while (c->len && (c->len >= c->cfg.entries || c->bytes + size > c->cfg.bytes))
+		mc_evict_one(c, t->trie.shape);
+	if ((c->len + 1) * 2 > c->cap && !mc_grow(c))
+		goto out;
+	uint32_t mask = c->cap - 1, i = (uint32_t)h & mask;
+	while (c->slots[i].e)
+		i = (i + 1) & mask;
+	c->slots[i] = (struct mc_slot){ h, e };
+	c->len++;
+	c->bytes += size;
+	e = NULL;
+out:
+	free(e); /* not inserted */
+}
+
 /* ---- public ---- */
 
 struct subtree *subtree_new(void)
@@ -245,7 +491,29 @@ struct subtree *subtree_new(void)
 		free(t);
 		t = NULL;
 	}
+	if (t)
+		subtree_cache_config(t, &SUBTREE_CACHE_DEFAULT);
 	return t;
+}
+
+void subtree_cache_config(struct subtree *t, const struct subtree_cache_cfg *cfg)
+{
+	struct mcache *c = &t->cache;
+	mc_clear(c);
+	c->cfg = *cfg;
+	if (c->cfg.entries > MC_MAX_LIMIT)
+		c->cfg.entries = MC_MAX_LIMIT;
+	c->door_bits = MC_DOOR_MIN;
+	while (c->door_bits < MC_DOOR_MAX && c->door_bits < 8 * c->cfg.entries)
+		c->door_bits *= 2;
+}
+
+void subtree_cache_stats(const struct subtree *t, struct subtree_cache_stats *out)
+{
+	const struct mcache *c = &t->cache;
+	*out = (struct subtree_cache_stats){ .entries = c->len, .bytes = c->bytes,
+					     .hits = c->hits, .misses = c->misses,
+					     .evicted = c->evicted };
 }
 
 enum mote_err subtree_add(struct subtree *t, const uint8_t *group, size_t glen,
@@ -347,14 +615,27 @@ static void report(struct snode *n, subtree_match_fn fn, subtree_eligible_fn eli
 	}
 }
 
+/* Reports n and records it in t->seen for the cache. */
+static void visit(struct subtree *t, struct snode *n, subtree_match_fn fn,
+		  subtree_eligible_fn eligible, void *ctx)
+{
+	if (t->nseen < MC_MAX_NODES)
+		t->seen[t->nseen] = n;
+	if (t->nseen <= MC_MAX_NODES)
+		t->nseen++;
+	report(n, fn, eligible, ctx);
+}
+
 /*
  * Depth-first over the nodes the topic can reach. Frame stages: 0 = not yet
  * looked at, 1 = exact child done (try '+'), 2 = done. A node whose level is
  * past the end of the topic matches it whole, and so does its '#' child
  * ("a/#" matches "a"). Otherwise its '#' child matches the rest of the topic.
+ * Nothing here looks at a node's payload: that is what makes t->seen
+ * cacheable (see the top of the file).
  */
-void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_match_fn fn,
-		   subtree_eligible_fn eligible, void *ctx)
+static void walk(struct subtree *t, const uint8_t *name, size_t len, subtree_match_fn fn,
+		 subtree_eligible_fn eligible, void *ctx)
 {
 	/* [MQTT-4.7.2-1] wildcards at the first level never match a '$' topic */
 	bool dollar = len > 0 && name[0] == '$';
@@ -367,16 +648,17 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
 		struct trie_node *next = NULL;
 		bool wild = !(top == 0 && dollar);
 		if (cur->stage == 0 && cur->pos > len) {
-			report(n, fn, eligible, ctx);
+			visit(t, n, fn, eligible, ctx);
 			if (n->w.hash)
-				report(sn(n->w.hash), fn, eligible, ctx);
+				visit(t, sn(n->w.hash), fn, eligible, ctx);
 			cur->stage = 2;
 		}
 		if (cur->stage == 0) {
 			cur->stage = 1;
 			cur->end = lvl_end(name, len, cur->pos);
 			if (wild && n->w.hash)
-				report(sn(n->w.hash), fn, eligible, ctx);
+				visit(t, sn(n->w.hash), fn, eligible, ctx);
+			t->cost += n->w.base.kids.cap > LM_SMALL ? MC_COST_TABLE : 0;
 			struct lm_link *l = lm_find(&n->w.base.kids, &t->trie.key, name + cur->pos,
 						    cur->end - cur->pos);
 			if (l)
@@ -390,12 +672,49 @@ void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_m
 		if (next) {
 			assert(top + 1 < t->trie.nframes);
 			f[++top] = (struct trie_frame){ .n = next, .pos = cur->end + 1 };
+			t->cost++;
 			continue;
 		}
 		if (top == 0)
 			break;
 		top--;
 	}
+}
+
+void subtree_match(struct subtree *t, const uint8_t *name, size_t len, subtree_match_fn fn,
+		   subtree_eligible_fn eligible, void *ctx)
+{
+	struct mcache *c = &t->cache;
+	struct mc_entry *e = NULL;
+	uint32_t slot = 0;
+	uint64_t h = 0;
+	bool cacheable = c->cfg.entries && len <= MC_MAX_TOPIC;
+	bool hashed = cacheable && c->len; /* an empty cache is not even hashed into */
+	if (hashed) {
+		h = lm_siphash(&t->trie.key, name, len);
+		e = mc_find(c, h, name, len, &slot);
+		if (e && e->shape == t->trie.shape) {
+			c->hits++;
+			e->ref = 1;
+			for (uint32_t i = 0; i < e->n; i++)
+				report(e->nodes[i], fn, eligible, ctx);
+			return;
+		}
+	}
+	t->nseen = 0;
+	t->cost = 0;
+	walk(t, name, len, fn, eligible, ctx);
+	if (!cacheable)
+		return;
+	if (t->nseen > MC_MAX_NODES || t->cost < c->cfg.min_cost) {
+		if (e) /* stale, and no longer worth keeping */
+			mc_delete(c, slot);
+		return;
+	}
+	c->misses++;
+	if (!hashed)
+		h = lm_siphash(&t->trie.key, name, len);
+	mc_store(t, h, name, len, e, slot);
 }
 
 size_t subtree_count(const struct subtree *t)
@@ -498,6 +817,7 @@ void subtree_free(struct subtree *t)
 	if (!t)
 		return;
 	walk_purge(t, NULL, true);
+	mc_clear(&t->cache);
 	trie_fini(&t->trie);
 	free(t);
 }

@@ -8,7 +8,10 @@
  *  - a chain built by trie_path_build has one child per node and is not
  *    reachable from the root until trie_path_attach links it, which is the
  *    last step that can fail;
- *  - t->nodes counts linked nodes below the root.
+ *  - t->nodes counts linked nodes below the root;
+ *  - t->shape changes exactly where a node becomes reachable from the root
+ *    (trie_path_attach) or stops being (trie_drop_if_leaf), so it changes
+ *    before any linked node can be freed.
  *
  * Names here are all trie_-prefixed, static ones included: the allocation
  * failure tests compile this file into one unit with its owners.
@@ -194,6 +197,7 @@ enum mote_err trie_path_attach(struct trie *t, struct trie_path *p)
 		return err;
 	p->chain = NULL;
 	t->nodes += p->added;
+	t->shape++;
 	return MOTE_OK;
 }
 
@@ -217,6 +221,7 @@ bool trie_drop_if_leaf(struct trie *t, struct trie_node *p, struct trie_node *c,
 		lm_remove(&p->kids, &c->link);
 	trie_node_free(t, c);
 	t->nodes--;
+	t->shape++;
 	return true;
 }
 

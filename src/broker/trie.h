@@ -23,6 +23,11 @@
  * over built paths use t->frames as an explicit stack that never overflows
  * and never allocates (no recursion: a path may have 32k levels).
  *
+ * Shape: t->shape changes whenever a node is linked into or unlinked from
+ * the tree (never for payload changes). Whoever remembers node pointers
+ * across calls (subtree.c's match cache) may use them only while t->shape is
+ * what it was when they were taken: a freed node always changes it.
+ *
  * Ownership: the trie owns its nodes and the frame stack.
  * Threading: none; a trie belongs to the single thread owning its owner.
  */
@@ -72,7 +77,8 @@ struct trie {
 	bool wild; /* ops->wild, kept here for the lookups */
 	struct trie_node *root;
 	struct lm_key key;
-	size_t nodes; /* below the root */
+	size_t nodes;   /* below the root */
+	uint64_t shape; /* bumped by every link and unlink of a node (see above) */
 	struct trie_frame *frames;
 	size_t nframes;
 };

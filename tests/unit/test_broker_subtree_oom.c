@@ -3,7 +3,10 @@
  * subscription trie: every allocation of subtree_add, in turn, fails; the
  * add must return MOTE_ENOMEM and leave the tree as it was (ASan reports any
  * leak of the half-built parts). Removal paths only shrink memory, so a
- * failure there must not change their result. Matching must not allocate.
+ * failure there must not change their result. Matching allocates only for
+ * its cache (entries, the slot array): every one of those allocations, in
+ * turn, fails, and the matches must report exactly what a tree without a
+ * cache reports, in the same order; a cache hit allocates nothing.
  *
  * How: this file compiles its own copy of subtree.c, trie.c and level_map.c
  * with malloc/calloc/realloc redirected to a counting wrapper (oom_inject.h).
@@ -226,19 +229,142 @@ static void removal_survives_failed_shrinks(void **state)
 	}
 }
 
-static void match_does_not_allocate(void **state)
+/* Every report of a match, in order: session, subscription id, kind. */
+struct seq {
+	uint64_t v[4096];
+	size_t n;
+};
+
+static void on_seq(void *ctx, struct session *s, const struct sub_opts *o, bool shared)
+{
+	struct seq *q = ctx;
+	assert_true(q->n < 4096);
+	q->v[q->n++] = (uint64_t)s->id << 33 | (uint64_t)o->sub_id << 1 | shared;
+}
+
+/* The probes, then 40 more topics (the slot array grows twice), twice over. */
+static void match_all(struct subtree *t, struct seq *q)
+{
+	char topic[16];
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < NPROBES; i++)
+			subtree_match(t, (const uint8_t *)probes[i], strlen(probes[i]), on_seq, NULL,
+				      q);
+		for (int i = 0; i < 40; i++) {
+			snprintf(topic, sizeof topic, "f/%d", i);
+			subtree_match(t, (const uint8_t *)topic, strlen(topic), on_seq, NULL, q);
+		}
+	}
+}
+
+/* White box (this file compiles subtree.c): every entry is found from its
+ * home slot, the counts add up, the limits and the load bound hold. */
+static void check_cache_table(const struct subtree *t)
+{
+	const struct mcache *c = &t->cache;
+	uint32_t n = 0;
+	size_t bytes = 0;
+	for (uint32_t i = 0; i < c->cap; i++) {
+		const struct mc_entry *e = c->slots[i].e;
+		if (!e)
+			continue;
+		n++;
+		bytes += e->size;
+		uint32_t slot = UINT32_MAX;
+		assert_ptr_equal(mc_find(c, c->slots[i].hash, mc_topic(e), e->tlen, &slot), e);
+		assert_int_equal(slot, i);
+		/* the hash in the slot is the topic's */
+		assert_true(c->slots[i].hash == lm_siphash(&t->trie.key, mc_topic(e), e->tlen));
+	}
+	assert_int_equal(n, c->len);
+	assert_int_equal(bytes, c->bytes);
+	assert_true(c->len <= c->cfg.entries && c->bytes <= c->cfg.bytes);
+	assert_true(c->len * 2 <= c->cap || c->cap == 0);
+}
+
+/* Two trees given the same subscriptions, one with the cache off. */
+static void twin_trees(struct subtree **t, struct subtree **u)
+{
+	*t = base_tree();
+	*u = base_tree();
+	subtree_cache_config(*u, &(struct subtree_cache_cfg){ .entries = 0 });
+	assert_int_equal(op_add(*t, 5), MOTE_OK); /* a shared group on a deep '+' */
+	assert_int_equal(op_add(*u, 5), MOTE_OK);
+	assert_int_equal(add(*t, "g", "f/+", &sess[7], 60), MOTE_OK);
+	assert_int_equal(add(*u, "g", "f/+", &sess[7], 60), MOTE_OK);
+	assert_int_equal(add(*t, "g", "f/+", &sess[6], 61), MOTE_OK); /* round robin of 2 */
+	assert_int_equal(add(*u, "g", "f/+", &sess[6], 61), MOTE_OK);
+}
+
+static void match_survives_failed_cache_allocations(void **state)
+{
+	(void)state;
+	static struct seq got, want;
+	/* The base tree's walks are cheap: min_cost 0 so they are cached at all.
+	 * Every topic on its first miss; then 8 entries (the clock evicts while
+	 * failing); then on the second miss (the first-miss bitmap allocates). */
+	const struct subtree_cache_cfg cfgs[3] = {
+		{ .entries = 4096, .bytes = 1 << 20, .admit_first = true },
+		{ .entries = 8, .bytes = 1 << 20, .admit_first = true },
+		{ .entries = 4096, .bytes = 1 << 20 },
+	};
+	for (int k = 0; k < 3; k++) {
+		bool small = cfgs[k].entries == 8;
+		for (int persist = 0; persist < 2; persist++) {
+			long n = 0;
+			for (;; n++) {
+				struct subtree *t, *u;
+				twin_trees(&t, &u);
+				subtree_cache_config(t, &cfgs[k]);
+				got.n = want.n = 0;
+				arm(n, persist);
+				match_all(t, &got);
+				long used = fault.calls;
+				match_all(u, &want); /* no cache: allocates nothing */
+				assert_int_equal(fault.calls, used);
+				disarm();
+				assert_int_equal(got.n, want.n);
+				for (size_t i = 0; i < want.n; i++)
+					assert_int_equal(got.v[i], want.v[i]);
+				check_cache_table(t);
+				struct subtree_cache_stats st;
+				subtree_cache_stats(t, &st);
+				if (small && used <= n) /* the run without failures */
+					assert_true(st.evicted > 0);
+				if (persist && n == 0)
+					assert_int_equal(st.entries, 0); /* nothing could be cached */
+				subtree_free(t);
+				subtree_free(u);
+				if (used <= n) /* no failure was injected: every one was tried */
+					break;
+			}
+			assert_true(n >= 3); /* slot array, then entries, then growth */
+		}
+	}
+}
+
+static void cache_hit_does_not_allocate(void **state)
 {
 	(void)state;
 	struct subtree *t = base_tree();
 	assert_int_equal(op_add(t, 5), MOTE_OK);
-	arm(0, true); /* any allocation would fail, and be counted */
-	for (size_t i = 0; i < NPROBES; i++) {
-		struct probe p = { .nplain = 0 };
+	subtree_cache_config(t, &(struct subtree_cache_cfg){ .entries = 4096, .bytes = 1 << 20,
+							      .admit_first = true });
+	struct probe p = { .nplain = 0 };
+	for (size_t i = 0; i < NPROBES; i++) /* fills the cache */
 		subtree_match(t, (const uint8_t *)probes[i], strlen(probes[i]), on_hit, NULL, &p);
-	}
+	struct subtree_cache_stats before, after;
+	subtree_cache_stats(t, &before);
+	assert_int_equal(before.entries, NPROBES);
+	arm(0, true); /* any allocation would fail, and be counted */
+	for (size_t i = 0; i < NPROBES; i++)
+		subtree_match(t, (const uint8_t *)probes[i], strlen(probes[i]), on_hit, NULL, &p);
 	long used = fault.calls;
 	disarm();
 	assert_int_equal(used, 0);
+	subtree_cache_stats(t, &after);
+	assert_int_equal(after.hits, before.hits + NPROBES);
+	assert_int_equal(after.misses, before.misses);
 	subtree_free(t);
 }
 
@@ -248,7 +374,8 @@ int main(void)
 		cmocka_unit_test(failed_add_leaves_tree_unchanged),
 		cmocka_unit_test(new_tree_fails_cleanly),
 		cmocka_unit_test(removal_survives_failed_shrinks),
-		cmocka_unit_test(match_does_not_allocate),
+		cmocka_unit_test(match_survives_failed_cache_allocations),
+		cmocka_unit_test(cache_hit_does_not_allocate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
