@@ -156,7 +156,7 @@ static void shard_free(struct broker *b)
 		free(l);
 	}
 	if (b->loop) {
-		loop_idle_cancel(b->loop, &b->flush_idle);
+		loop_defer_cancel(b->loop, &b->flush_idle);
 		loop_timer_stop(b->loop, &b->sys_timer);
 		loop_timer_stop(b->loop, &b->accept_timer);
 	}

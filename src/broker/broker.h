@@ -145,6 +145,13 @@ uint16_t broker_last_port(const struct broker *b);
  */
 void broker_shutdown(struct broker *b);
 
+/*
+ * broker_shutdown() from any thread: asks the broker's first loop to begin
+ * the same clean shutdown (its loop_run then returns). The broker owns the
+ * loop's wake callback (loop_set_wake_fn): embedders use this instead.
+ */
+void broker_shutdown_async(struct broker *b);
+
 /* Frees everything. Call after loop_run() returned. NULL is accepted. */
 void broker_free(struct broker *b);
 

@@ -272,7 +272,7 @@ struct broker {
 	struct item_vec inbox_work; /* the batch being processed (this thread only) */
 	/* this thread only: items for each other shard, sent at loop idle */
 	struct item_vec *stage;
-	struct loop_idle stage_idle;
+	struct loop_defer stage_idle;
 	uint32_t next_adopt;        /* round robin over shards for accepted connections */
 	/* cross-thread: subscriptions in this shard's tree (others skip routing here when 0) */
 	_Atomic uint32_t route_interest;
@@ -308,10 +308,10 @@ struct broker {
 
 	uint8_t *read_buf;          /* READ_CHUNK bytes shared by all connections */
 	/* connections with output waiting for the loop to run dry (conn.c): a
-	 * list here costs 4 bytes per connection instead of a loop_idle each */
+	 * list here costs 4 bytes per connection instead of a queue entry each */
 	struct conn **dirty;
 	uint32_t dirty_len, dirty_cap;
-	struct loop_idle flush_idle;
+	struct loop_defer flush_idle;
 	struct msg_pool *pool;      /* messages published here; freed after all shards */
 	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
 	struct outq_cache outbufs;  /* output buffers idle connections gave back */
@@ -326,6 +326,7 @@ struct broker {
 struct shared_state {
 	_Atomic uint32_t conn_count;  /* all shards: for max_connections */
 	_Atomic uint32_t running;     /* shards (other than 0) whose loop still runs */
+	atomic_bool shutdown_asked;   /* broker_shutdown_async */
 };
 
 /* ---- conn.c ------------------------------------------------------------ */

@@ -268,7 +268,7 @@ void conn_schedule_flush(struct conn *c)
 	}
 	c->dirty_idx = b->dirty_len;
 	b->dirty[b->dirty_len++] = c;
-	loop_idle_add(b->loop, &b->flush_idle, flush_dirty, b);
+	loop_defer_idle(b->loop, &b->flush_idle, flush_dirty, b);
 }
 
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)

@@ -27,7 +27,7 @@
  * Inbox: a mutex-guarded array that any shard appends to and the owner takes
  * whole (swapping arrays), so the lock is held for an append or a swap,
  * never while work is done. Senders stage items per target and hand them
- * over when their own loop runs dry (loop_idle): one lock and at most one
+ * over when their own loop runs dry (loop_defer_idle): one lock and at most one
  * wake-up per batch, not per message. A stage is also handed over as soon
  * as it holds STAGE_BATCH items, so that a shard that never runs dry still
  * feeds the others steadily (they work in parallel) with bounded memory.
@@ -163,7 +163,7 @@ static void stage_flush_one(struct broker *b, uint32_t t)
 		loop_wake(to->loop);
 }
 
-/* Hands everything staged to its target shards (loop_idle callback). */
+/* Hands everything staged to its target shards (loop_defer_idle callback). */
 static void stage_flush(struct loop *loop, void *data)
 {
 	(void)loop;
@@ -183,7 +183,7 @@ static void stage_push(struct broker *b, uint32_t to, const struct inbox_slot *s
 	if (b->stage[to].len >= STAGE_BATCH)
 		stage_flush_one(b, to);
 	else
-		loop_idle_add(b->loop, &b->stage_idle, stage_flush, b);
+		loop_defer_idle(b->loop, &b->stage_idle, stage_flush, b);
 }
 
 void shard_send(struct broker *b, uint32_t to, struct inbox_item *it)
@@ -273,6 +273,8 @@ static void inbox_drain(struct loop *loop, void *data)
 {
 	(void)loop;
 	struct broker *b = data;
+	if (b->shard_id == 0 && atomic_exchange(&b->shared->shutdown_asked, false))
+		broker_shutdown(b); /* broker_shutdown_async */
 	pthread_mutex_lock(&b->inbox_mu);
 	struct item_vec tmp = b->inbox;
 	b->inbox = b->inbox_work;
@@ -340,6 +342,13 @@ enum mote_err shard_start_threads(struct broker *b0)
 	return MOTE_OK;
 }
 
+void broker_shutdown_async(struct broker *b)
+{
+	/* A flag, not an inbox item: nothing to allocate, nothing to fail. */
+	atomic_store(&b->shared->shutdown_asked, true);
+	loop_wake(b->shards[0]->loop);
+}
+
 void shard_shutdown_others(struct broker *b0)
 {
 	for (uint32_t i = 1; i < b0->nshards; i++)
@@ -379,5 +388,5 @@ void shard_join_and_free(struct broker *b)
 		b->inbox_mu_ready = false;
 	}
 	if (b->loop)
-		loop_idle_cancel(b->loop, &b->stage_idle);
+		loop_defer_cancel(b->loop, &b->stage_idle);
 }

@@ -37,9 +37,9 @@ struct loop {
 	/* FIFO run after each event batch: a flush queued before a free runs first */
 	struct loop_defer *defer_head;
 	struct loop_defer *defer_tail;
-	/* Coalesced work (loop_idle_add), in the order added; rounds since it last ran */
-	struct loop_idle *idle_head;
-	struct loop_idle *idle_tail;
+	/* Coalesced work (loop_defer_idle), in the order added; rounds since it last ran */
+	struct loop_defer *idle_head;
+	struct loop_defer *idle_tail;
 	uint32_t busy_rounds;
 };
 
@@ -153,7 +153,9 @@ void loop_io_stop(struct loop *l, struct loop_io *io)
 	io->active = false;
 }
 
-void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn fn, void *data)
+/* Appends d to a singly linked FIFO (head, tail). */
+static void fifo_add(struct loop_defer **head, struct loop_defer **tail, struct loop_defer *d,
+		     loop_defer_fn fn, void *data)
 {
 	if (d->queued)
 		return;
@@ -161,66 +163,75 @@ void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn fn, void *da
 	d->data = data;
 	d->queued = true;
 	d->next = NULL;
-	if (l->defer_tail)
-		l->defer_tail->next = d;
+	if (*tail)
+		(*tail)->next = d;
 	else
-		l->defer_head = d;
-	l->defer_tail = d;
+		*head = d;
+	*tail = d;
+}
+
+static struct loop_defer *fifo_pop(struct loop_defer **head, struct loop_defer **tail)
+{
+	struct loop_defer *d = *head;
+	*head = d->next;
+	if (!*head)
+		*tail = NULL;
+	d->next = NULL;
+	d->queued = false;
+	return d;
+}
+
+static bool fifo_remove(struct loop_defer **head, struct loop_defer **tail, struct loop_defer *d)
+{
+	struct loop_defer *prev = NULL;
+	for (struct loop_defer *x = *head; x; prev = x, x = x->next) {
+		if (x != d)
+			continue;
+		if (prev)
+			prev->next = d->next;
+		else
+			*head = d->next;
+		if (*tail == d)
+			*tail = prev;
+		d->next = NULL;
+		d->queued = false;
+		return true;
+	}
+	return false;
+}
+
+void loop_defer(struct loop *l, struct loop_defer *d, loop_defer_fn fn, void *data)
+{
+	fifo_add(&l->defer_head, &l->defer_tail, d, fn, data);
+}
+
+void loop_defer_idle(struct loop *l, struct loop_defer *d, loop_defer_fn fn, void *data)
+{
+	fifo_add(&l->idle_head, &l->idle_tail, d, fn, data);
+}
+
+void loop_defer_cancel(struct loop *l, struct loop_defer *d)
+{
+	if (d->queued && !fifo_remove(&l->idle_head, &l->idle_tail, d))
+		fifo_remove(&l->defer_head, &l->defer_tail, d);
 }
 
 static void run_deferred(struct loop *l)
 {
 	while (l->defer_head) {
-		struct loop_defer *d = l->defer_head;
-		l->defer_head = d->next;
-		if (!l->defer_head)
-			l->defer_tail = NULL;
-		d->queued = false;
+		struct loop_defer *d = fifo_pop(&l->defer_head, &l->defer_tail);
 		d->fn(l, d->data); /* may free d's owner */
 	}
-}
-
-void loop_idle_add(struct loop *l, struct loop_idle *d, loop_defer_fn fn, void *data)
-{
-	if (d->queued)
-		return;
-	d->fn = fn;
-	d->data = data;
-	d->queued = true;
-	d->next = NULL;
-	d->prev = l->idle_tail;
-	if (l->idle_tail)
-		l->idle_tail->next = d;
-	else
-		l->idle_head = d;
-	l->idle_tail = d;
-}
-
-void loop_idle_cancel(struct loop *l, struct loop_idle *d)
-{
-	if (!d->queued)
-		return;
-	if (d->prev)
-		d->prev->next = d->next;
-	else
-		l->idle_head = d->next;
-	if (d->next)
-		d->next->prev = d->prev;
-	else
-		l->idle_tail = d->prev;
-	d->prev = d->next = NULL;
-	d->queued = false;
 }
 
 /* Runs the coalesced work queued so far (entries added meanwhile wait). */
 static void run_idle(struct loop *l)
 {
-	struct loop_idle *last = l->idle_tail;
+	struct loop_defer *last = l->idle_tail;
 	l->busy_rounds = 0;
 	while (l->idle_head) {
-		struct loop_idle *d = l->idle_head;
-		bool was_last = d == last;
-		loop_idle_cancel(l, d);
+		bool was_last = l->idle_head == last;
+		struct loop_defer *d = fifo_pop(&l->idle_head, &l->idle_tail);
 		d->fn(l, d->data); /* may free d's owner */
 		run_deferred(l);
 		if (was_last)

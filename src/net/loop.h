@@ -91,22 +91,18 @@ struct loop_defer {
 void loop_defer(struct loop *loop, struct loop_defer *d, loop_defer_fn fn, void *data);
 
 /*
- * Coalesced work: `fn(loop, data)` runs once on the loop thread when the loop
+ * Coalesced work: like loop_defer, but `fn(loop, data)` runs when the loop
  * runs out of ready events (a zero-timeout epoll_wait finds none), or after
  * LOOP_IDLE_MAX_ROUNDS busy rounds, whichever comes first. Under load this
- * lets output for one connection pile up over several input batches and leave
- * in one write; when idle it adds no delay (one extra epoll_wait). Cancel an
- * entry before freeing its owner. Adding an already queued entry does nothing.
+ * lets output for many connections pile up over several input batches and
+ * leave in one write each; when idle it adds no delay (one extra
+ * epoll_wait). Adding an already queued entry does nothing.
  */
 #define LOOP_IDLE_MAX_ROUNDS 8
-struct loop_idle {
-	struct loop_idle *prev, *next;
-	loop_defer_fn fn;
-	void *data;
-	bool queued;
-};
-void loop_idle_add(struct loop *loop, struct loop_idle *d, loop_defer_fn fn, void *data);
-void loop_idle_cancel(struct loop *loop, struct loop_idle *d);
+void loop_defer_idle(struct loop *loop, struct loop_defer *d, loop_defer_fn fn, void *data);
+/* Takes d off whichever list it waits on (O(entries queued)); idempotent.
+ * Call before freeing d's owner if it may still be queued. */
+void loop_defer_cancel(struct loop *loop, struct loop_defer *d);
 
 /* Prepares a timer (not started). */
 void loop_timer_init(struct loop_timer *t, loop_timer_fn fn, void *data);

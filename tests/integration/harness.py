@@ -154,6 +154,23 @@ class Broker:
         return False
 
 
+def started(case, **kw):
+    """A started Broker(**kw) that `case` (a unittest.TestCase) stops and
+    removes at cleanup, with the exit-status check: a sanitizer report or a
+    crash fails the test that caused it."""
+    b = Broker(**kw)
+    b.start()
+
+    def stop():
+        try:
+            b.stop(check=True)
+        finally:
+            shutil.rmtree(b.dir, ignore_errors=True)
+
+    case.addCleanup(stop)
+    return b
+
+
 def main():
     """Run the unittest classes of the calling module; exit non-zero on failure."""
     unittest.main(module="__main__", verbosity=2, argv=[sys.argv[0]] + sys.argv[1:])

@@ -19,7 +19,6 @@ manual-ack API, so this replaces one private method of that client.
 One Peer is one connection: reconnecting is done with a new Peer and the same
 client id, which is what a session test needs to see anyway.
 """
-import shutil
 import socket
 import struct
 import threading
@@ -492,18 +491,8 @@ class PeerCase(unittest.TestCase):
     sanitizer report or a crash fails the test that caused it."""
 
     def start_broker(self, extra_args=None, allow_anonymous=True, mosquitto_conf=""):
-        b = harness.Broker(extra_args=extra_args, allow_anonymous=allow_anonymous,
-                           mosquitto_conf=mosquitto_conf)
-        b.start()
-        self.addCleanup(self._stop_broker, b)
-        return b
-
-    @staticmethod
-    def _stop_broker(b):
-        try:
-            b.stop()
-        finally:
-            shutil.rmtree(b.dir, ignore_errors=True)
+        return harness.started(self, extra_args=extra_args, allow_anonymous=allow_anonymous,
+                               mosquitto_conf=mosquitto_conf)
 
     def peer(self, broker, client_id, version=V5, **kw):
         """A connected Peer, closed at the end of the test."""

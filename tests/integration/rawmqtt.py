@@ -27,7 +27,6 @@ for the spec's answers, and assert_serving for "the broker still works".
 """
 import itertools
 import select
-import shutil
 import socket
 import struct
 import time
@@ -775,17 +774,7 @@ class RawCase(unittest.TestCase):
 
     def start_broker(self, args=None, mosquitto_conf=""):
         """A fresh broker. args: mote flags; mosquitto_conf: the same limits for mosquitto."""
-        b = harness.Broker(extra_args=args, mosquitto_conf=mosquitto_conf)
-        b.start()
-        self.addCleanup(self._stop_broker, b)
-        return b
-
-    @staticmethod
-    def _stop_broker(b):
-        try:
-            b.stop(check=True)  # exit status 0 required: sanitizer reports fail here
-        finally:
-            shutil.rmtree(b.dir, ignore_errors=True)
+        return harness.started(self, extra_args=args, mosquitto_conf=mosquitto_conf)
 
     def raw(self, broker, version=V5, timeout=5.0):
         """An open TCP connection with nothing sent."""

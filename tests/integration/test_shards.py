@@ -14,7 +14,7 @@ import re
 import time
 
 from harness import mote_only
-from peers_paho import V5, PeerCase, connect_props
+from peers_paho import PeerCase, connect_props
 
 THREADS = ["--threads", "4"]
 

@@ -32,7 +32,6 @@ deadline; a run that stalls fails with counts instead of hanging.
 """
 import os
 import random
-import shutil
 import socket
 import threading
 import time
@@ -256,17 +255,8 @@ class StressCase(unittest.TestCase):
             self.addCleanup(lambda: print("\n  %s took %.2f s" % (self.id(), time.monotonic() - t0)))
 
     def start_broker(self):
-        b = harness.Broker(extra_args=self.ARGS + MOTE_LIMITS, mosquitto_conf=MOSQUITTO_LIMITS)
-        b.start()
-        self.addCleanup(self._stop_broker, b)
-        return b
-
-    @staticmethod
-    def _stop_broker(b):
-        try:
-            b.stop()
-        finally:
-            shutil.rmtree(b.dir, ignore_errors=True)
+        return harness.started(self, extra_args=self.ARGS + MOTE_LIMITS,
+                               mosquitto_conf=MOSQUITTO_LIMITS)
 
     def client(self, broker, client_id, version, **kw):
         c = Client(broker, client_id, version, **kw)

@@ -26,26 +26,12 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker_thread.h"
 
 struct fixture {
-	struct loop *loop;
-	struct broker *broker;
-	pthread_t thread;
+	struct broker_thread bt;
 	uint16_t port;
 };
-
-static void *run_loop(void *arg)
-{
-	struct fixture *f = arg;
-	loop_run(f->loop);
-	return NULL;
-}
-
-static void on_wake(struct loop *loop, void *data)
-{
-	(void)loop;
-	broker_shutdown(data);
-}
 
 static int setup(void **state)
 {
@@ -57,13 +43,9 @@ static int setup(void **state)
 	cfg.sys_interval_s = 0;
 	cfg.max_inflight = 2000;
 	cfg.allow_anonymous = true;
-	char err[128];
-	if (loop_new(&f.loop) != MOTE_OK || broker_new(&cfg, NULL, f.loop, &f.broker) != MOTE_OK ||
-	    broker_listen_tcp(f.broker, "127.0.0.1:0", err, sizeof err) != MOTE_OK)
+	if (broker_thread_start(&f.bt, &cfg, NULL) != 0)
 		return -1;
-	f.port = broker_last_port(f.broker);
-	loop_set_wake_fn(f.loop, on_wake, f.broker);
-	pthread_create(&f.thread, NULL, run_loop, &f);
+	f.port = f.bt.port;
 	*state = &f;
 	return 0;
 }
@@ -71,10 +53,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	loop_wake(f->loop);
-	pthread_join(f->thread, NULL);
-	broker_free(f->broker);
-	loop_free(f->loop);
+	broker_thread_stop(&f->bt);
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker_thread.h"
 
 struct records {
 	pthread_mutex_t mu;
@@ -32,9 +33,7 @@ struct records {
 };
 
 struct fixture {
-	struct loop *loop;
-	struct broker *broker;
-	pthread_t thread;
+	struct broker_thread bt;
 	uint16_t port;
 	struct records rec;
 };
@@ -97,19 +96,6 @@ static enum mote_err hook_persist(void *ctx, const struct broker_client *c,
 	return (m->topic_len >= 5 && memcmp(m->topic, "full/", 5) == 0) ? MOTE_EIO : MOTE_OK;
 }
 
-static void *run_loop(void *arg)
-{
-	struct fixture *f = arg;
-	loop_run(f->loop);
-	return NULL;
-}
-
-static void on_wake(struct loop *loop, void *data)
-{
-	(void)loop;
-	broker_shutdown(data);
-}
-
 static int setup(void **state)
 {
 	static struct fixture f;
@@ -130,13 +116,9 @@ static int setup(void **state)
 	};
 	static struct broker_hooks keep; /* hooks are borrowed: keep them alive */
 	keep = hooks;
-	char err[128];
-	if (loop_new(&f.loop) != MOTE_OK || broker_new(&cfg, &keep, f.loop, &f.broker) != MOTE_OK ||
-	    broker_listen_tcp(f.broker, "127.0.0.1:0", err, sizeof err) != MOTE_OK)
+	if (broker_thread_start(&f.bt, &cfg, &keep) != 0)
 		return -1;
-	f.port = broker_last_port(f.broker);
-	loop_set_wake_fn(f.loop, on_wake, f.broker);
-	pthread_create(&f.thread, NULL, run_loop, &f);
+	f.port = f.bt.port;
 	*state = &f;
 	return 0;
 }
@@ -144,10 +126,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	loop_wake(f->loop);
-	pthread_join(f->thread, NULL);
-	broker_free(f->broker);
-	loop_free(f->loop);
+	broker_thread_stop(&f->bt);
 	pthread_mutex_destroy(&f->rec.mu);
 	return 0;
 }

@@ -138,7 +138,7 @@ static void defers_run_once_in_order(void **state)
 struct busy {
 	int fds[2];
 	struct loop_io io;
-	struct loop_idle idle, cancelled;
+	struct loop_defer idle, cancelled;
 	int reads;        /* readable events handled */
 	int rearm;        /* keep the fd readable for this many events */
 	int idle_runs;
@@ -169,11 +169,11 @@ static void busy_read(struct loop *loop, struct loop_io *io, uint32_t events)
 	assert_int_equal(read(b->fds[0], &c, 1), 1);
 	b->reads++;
 	if (b->reads == 1) {
-		loop_idle_add(loop, &b->idle, busy_idle, b);
-		loop_idle_add(loop, &b->idle, busy_idle, b); /* queued once */
-		loop_idle_add(loop, &b->cancelled, busy_cancelled, b);
-		loop_idle_cancel(loop, &b->cancelled);
-		loop_idle_cancel(loop, &b->cancelled); /* idempotent */
+		loop_defer_idle(loop, &b->idle, busy_idle, b);
+		loop_defer_idle(loop, &b->idle, busy_idle, b); /* queued once */
+		loop_defer_idle(loop, &b->cancelled, busy_cancelled, b);
+		loop_defer_cancel(loop, &b->cancelled);
+		loop_defer_cancel(loop, &b->cancelled); /* idempotent */
 	}
 	if (b->reads < b->rearm)
 		assert_int_equal(write(b->fds[1], "x", 1), 1);
