@@ -4,20 +4,22 @@
 #   make          build build/mote
 #   make run      install what is missing, build, start the hub
 #   make test     install, build, run every test: unit + integration (real
-#                 clients), the same under ASan+UBSan, and each fuzz target
+#                 clients), the same under ASan+UBSan and under ThreadSanitizer
+#                 (both with 4 event loops), and each fuzz target
 #   make bench    benchmarks against the peer brokers (bench/RESULTS.md)
 #   make fuzz     run the fuzz targets for longer (FUZZ_SECONDS, default 300)
 
 JOBS        ?= $(shell nproc)
 BUILD       ?= build
 SAN_BUILD   ?= build-san
+TSAN_BUILD  ?= build-tsan
 FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 300
 TEST_FUZZ_SECONDS ?= 30
 DATA        ?= data
 MQTT_ADDR   ?= 127.0.0.1:1883
 
-.PHONY: all build deps run test test-unit test-san test-fuzz bench fuzz clean format
+.PHONY: all build deps run test test-unit test-san test-tsan test-fuzz bench fuzz clean format
 
 all: build
 
@@ -41,12 +43,21 @@ run: deps
 
 test: deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
-	$(MAKE) --no-print-directory test-san test-fuzz
+	$(MAKE) --no-print-directory test-san test-tsan test-fuzz
 
 test-san:
 	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOTE_SANITIZE=ON >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS) -- --no-print-directory
 	MOTE_TEST_THREADS=4 ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
+
+# The broker runs one event loop per thread: ThreadSanitizer checks what
+# crosses between them (exit status 66 on a report fails the test).
+test-tsan:
+	@cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_FLAGS="-fsanitize=thread" \
+	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
+	@cmake --build $(TSAN_BUILD) -j $(JOBS) -- --no-print-directory
+	TSAN_OPTIONS="halt_on_error=0 exitcode=66" MOTE_TEST_THREADS=4 \
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS)
 
 test-fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \
