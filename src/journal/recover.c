@@ -88,7 +88,8 @@ static enum mote_err list_segments(struct journal *j, uint32_t **out, uint32_t *
 		}
 		v[cnt++] = segno;
 	}
-	qsort(v, cnt, sizeof *v, cmp_u32);
+	if (cnt)
+		qsort(v, cnt, sizeof *v, cmp_u32);
 out:
 	closedir(d);
 	if (err) {
@@ -155,7 +156,7 @@ static enum mote_err open_tail(struct journal *j, const char *name, uint64_t siz
 {
 	j->fd = openat(j->dirfd, name, O_RDWR | O_CLOEXEC);
 	if (j->fd < 0 || (cut && ftruncate(j->fd, (off_t)size) != 0) ||
-	    (j->sync != JOURNAL_SYNC_NONE && fdatasync(j->fd) != 0)) {
+	    (j->sync != JOURNAL_SYNC_NONE && j->io.fdatasync(j->io.ctx, j->fd) != 0)) {
 		j->err_no = errno;
 		return MOTE_EIO;
 	}
