@@ -145,18 +145,22 @@ static inline void tj_rmrf(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
-	char path[1024];
 	if (!d)
 		return;
 	while ((e = readdir(d)) != NULL) {
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
-		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		size_t n = strlen(dir) + strlen(e->d_name) + 2;
+		char *path = malloc(n);
+		if (!path)
+			break;
+		snprintf(path, n, "%s/%s", dir, e->d_name);
 		struct stat st;
 		if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
 			tj_rmrf(path);
 		else
 			unlink(path);
+		free(path);
 	}
 	closedir(d);
 	rmdir(dir);
