@@ -64,6 +64,7 @@ static enum mote_err shard_new(const struct broker *proto, uint32_t id, struct l
 	enum mote_err err = msg_pool_new(&b->pool);
 	if (err != MOTE_OK)
 		return err;
+	b->shared->pools[id] = b->pool; /* freed by broker_free, after every shard */
 	err = shard_init(b, loop);
 	if (err != MOTE_OK)
 		return err;
@@ -94,7 +95,7 @@ enum mote_err broker_new(const struct broker_config *cfg, const struct broker_ho
 	proto.started_ms = mote_mono_ms();
 	/* The shard array and the shared state belong to shard 0. */
 	proto.shards = calloc(proto.nshards, sizeof *proto.shards);
-	proto.shared = calloc(1, sizeof *proto.shared);
+	proto.shared = calloc(1, sizeof *proto.shared + proto.nshards * sizeof(struct msg_pool *));
 	if (!proto.shards || !proto.shared) {
 		free(proto.shards);
 		free(proto.shared);
@@ -140,9 +141,9 @@ static void shard_free(struct broker *b)
 		conn_release(c);
 	}
 	b->shutting_down = true; /* sessions end without wills */
-	for (uint32_t i = 0; i < b->table_cap; i++) {
-		while (b->table[i]) {
-			struct session *s = b->table[i];
+	for (uint32_t i = 0; i < b->sessions.cap; i++) {
+		while (b->sessions.slots[i]) { /* session_destroy unlinks it */
+			struct session *s = b->sessions.slots[i];
 			session_cancel_will(s);
 			session_destroy(s);
 		}
@@ -163,7 +164,7 @@ static void shard_free(struct broker *b)
 	shard_join_and_free(b); /* after sessions: their ends may stage items */
 	subtree_free(b->subs);
 	retain_free(b->retained);
-	free(b->table);
+	idtab_free(&b->sessions);
 	free(b->hits);
 	free(b->read_buf);
 	free(b->dirty);
@@ -180,29 +181,22 @@ void broker_free(struct broker *b)
 	struct broker **shards = b->shards;
 	struct shared_state *shared = b->shared;
 	uint32_t n = b->nshards;
-	/* Stop and join every thread first: after that nothing runs but us. */
+	/* Stop and join every thread first: after that nothing runs but us.
+	 * (A shard that already stopped just never reads the request.) */
+	shard_shutdown_others(b);
 	for (uint32_t i = 1; i < n; i++) {
 		struct broker *o = shards[i];
 		if (o && o->thread_started) {
-			if (!o->shutting_down)
-				shard_shutdown_others(b);
 			pthread_join(o->thread, NULL);
 			o->thread_started = false;
 		}
 	}
+	for (uint32_t i = 0; i < n; i++)
+		shard_free(shards[i]);
 	/* Messages of one shard's pool may sit in another shard's queues and
 	 * retained index: the pools go last, when every message is gone. */
-	struct msg_pool **pools = calloc(n, sizeof *pools);
-	for (uint32_t i = 0; i < n; i++) {
-		if (shards[i] && pools)
-			pools[i] = shards[i]->pool;
-		else if (shards[i])
-			shards[i]->pool = NULL; /* out of memory: leak the cache, never a live msg */
-		shard_free(shards[i]);
-	}
-	for (uint32_t i = 0; pools && i < n; i++)
-		msg_pool_free(pools[i]);
-	free(pools);
+	for (uint32_t i = 0; i < n; i++)
+		msg_pool_free(shared->pools[i]);
 	free(shards);
 	free(shared);
 }
@@ -371,33 +365,27 @@ enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topi
 	return MOTE_OK;
 }
 
-#define SUM(f) (total += atomic_load_explicit(&o->stats.f, memory_order_relaxed))
 void broker_get_stats(const struct broker *b, struct broker_stats *out)
 {
 	memset(out, 0, sizeof *out);
 	for (uint32_t i = 0; i < b->nshards; i++) {
-		const struct broker *o = b->shards[i];
-		uint64_t total;
-#define ROW(f)                 \
-	total = out->f;        \
-	SUM(f);                \
-	out->f = total
-		ROW(clients_connected);
-		ROW(sessions);
-		ROW(msgs_received);
-		ROW(msgs_sent);
-		ROW(msgs_dropped);
-		ROW(bytes_received);
-		ROW(bytes_sent);
-		ROW(subscriptions);
-		ROW(connections_refused);
-#undef ROW
+		const struct shard_stats *st = &b->shards[i]->stats;
+#define ADD(f) out->f += atomic_load_explicit(&st->f, memory_order_relaxed)
+		ADD(clients_connected);
+		ADD(sessions);
+		ADD(msgs_received);
+		ADD(msgs_sent);
+		ADD(msgs_dropped);
+		ADD(bytes_received);
+		ADD(bytes_sent);
+		ADD(subscriptions);
+		ADD(connections_refused);
+#undef ADD
 	}
 	/* Every shard keeps the same retained set: count this one's. */
 	out->retained = retain_count(b->retained);
 	out->uptime_s = (mote_mono_ms() - b->started_ms) / 1000u;
 }
-#undef SUM
 
 static void sys_publish_cb(struct loop *loop, struct loop_timer *t)
 {

@@ -212,6 +212,21 @@ struct shard_stats {
 				      (uint64_t)(n),                                        \
 			      memory_order_relaxed)
 
+/*
+ * Sessions by client id (idtab.c): a chained hash table through
+ * session->hnext, doubled when the load passes 1. It borrows the sessions.
+ * idtab_reserve before idtab_insert.
+ */
+struct id_table {
+	struct session **slots;
+	uint32_t cap, count;
+};
+struct session *idtab_find(const struct id_table *t, const uint8_t *id, uint16_t len);
+enum mote_err idtab_reserve(struct id_table *t);
+void idtab_insert(struct id_table *t, struct session *s);
+void idtab_remove(struct id_table *t, struct session *s);
+void idtab_free(struct id_table *t);
+
 /* What one shard asks of another (shard.c). */
 enum inbox_kind {
 	IN_ADOPT,         /* take over a connection: fd, peer, bytes read so far */
@@ -276,8 +291,7 @@ struct broker {
 	uint32_t next_adopt;        /* round robin over shards for accepted connections */
 	/* cross-thread: subscriptions in this shard's tree (others skip routing here when 0) */
 	_Atomic uint32_t route_interest;
-	struct session **stubs;     /* remote members of shared groups we own (share.c) */
-	uint32_t stubs_cap, stub_count;
+	struct id_table stubs;      /* remote members of shared groups we own (share.c) */
 	struct broker_hooks hooks;
 	struct loop *loop;
 	bool own_loop;              /* shards 1..N-1 own theirs; shard 0 borrows the caller's */
@@ -288,9 +302,7 @@ struct broker {
 	bool accept_paused;
 	struct loop_timer accept_timer; /* retry accept after EMFILE */
 
-	struct session **table;     /* session hash table (chained) */
-	uint32_t table_cap;
-	uint32_t session_count;
+	struct id_table sessions;   /* this shard's sessions by client id */
 	uint64_t next_uid;
 	uint64_t auto_id_counter;
 
@@ -312,7 +324,7 @@ struct broker {
 	struct conn **dirty;
 	uint32_t dirty_len, dirty_cap;
 	struct loop_defer flush_idle;
-	struct msg_pool *pool;      /* messages published here; freed after all shards */
+	struct msg_pool *pool;      /* messages published here (owned by shared->pools) */
 	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
 	struct outq_cache outbufs;  /* output buffers idle connections gave back */
 
@@ -327,6 +339,7 @@ struct shared_state {
 	_Atomic uint32_t conn_count;  /* all shards: for max_connections */
 	_Atomic uint32_t running;     /* shards (other than 0) whose loop still runs */
 	atomic_bool shutdown_asked;   /* broker_shutdown_async */
+	struct msg_pool *pools[];     /* each shard's, freed after all shards */
 };
 
 /* ---- conn.c ------------------------------------------------------------ */

@@ -121,25 +121,26 @@ static void conn_free(struct loop *loop, void *data);
 static void conn_defer_free(struct conn *c);
 static void conn_undirty(struct conn *c);
 
-static bool conn_move_to_home(struct conn *c, const uint8_t *buf, uint32_t pkt_len, size_t len)
+static bool conn_move_to_home(struct conn *c, const struct mqtt_connect *p,
+			      const uint8_t *buf, uint32_t pkt_len, size_t len)
 {
 	struct broker *b = c->b;
-	struct mqtt_packet p;
-	struct mqtt_fault fault;
-	if (b->nshards <= 1 ||
-	    mqtt_decode(buf, pkt_len, c->version, true, &p, &fault) != MOTE_OK ||
-	    p.type != MQTT_CONNECT || p.u.connect.client_id.len == 0)
-		return false; /* errors and assigned ids are handled here */
-	uint32_t home = shard_of_id(b, p.u.connect.client_id.p, p.u.connect.client_id.len);
+	if (b->nshards <= 1 || p->client_id.len == 0)
+		return false; /* assigned ids are drawn to live here (connect.c) */
+	uint32_t home = shard_of_id(b, p->client_id.p, p->client_id.len);
 	if (home == b->shard_id)
 		return false;
 	struct inbox_item it = { .kind = IN_ADOPT, .fd = c->stream.fd };
 	it.data = malloc(len);
-	if (!it.data)
-		return false; /* serve it here: correct for this connection, if not ideal */
+	if (!it.data) {
+		/* Serving it here would split its session over two shards. */
+		conn_close(c, -1, NULL);
+		return true;
+	}
 	memcpy(it.data, buf, len);
 	it.len = (uint32_t)len;
 	it.peer = c->peer;
+	STAT_SUB(b, bytes_received, pkt_len); /* the home shard counts it */
 	/* Forget it here: the socket now belongs to the item. */
 	c->state = CONN_CLOSED;
 	conn_undirty(c);
@@ -427,7 +428,9 @@ static void protocol_fault(struct conn *c, const struct mqtt_fault *f)
 	conn_close(c, f->reason, f->why);
 }
 
-static void dispatch(struct conn *c, const uint8_t *pkt, uint32_t len)
+/* pkt is one whole packet of len bytes; `rest` bytes from pkt on were read
+ * (a CONNECT that moves to another shard takes them along). */
+static void dispatch(struct conn *c, const uint8_t *pkt, uint32_t len, size_t rest)
 {
 	struct mqtt_packet p;
 	struct mqtt_fault fault = { MQTT_RC_MALFORMED, "malformed packet" };
@@ -456,7 +459,8 @@ static void dispatch(struct conn *c, const uint8_t *pkt, uint32_t len)
 
 	switch (p.type) {
 	case MQTT_CONNECT:
-		handle_connect(c, &p.u.connect);
+		if (!conn_move_to_home(c, &p.u.connect, pkt, len, rest))
+			handle_connect(c, &p.u.connect);
 		break;
 	case MQTT_PUBLISH:
 		handle_publish(c, &p.u.publish);
@@ -526,10 +530,8 @@ static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *
 			break;
 		}
 		c->last_rx_ms = loop_now(c->b->loop);
-		if (c->state == CONN_NEW && conn_move_to_home(c, buf + off, fr.total_len, len - off))
-			return len;
 		STAT_ADD(c->b, bytes_received, fr.total_len);
-		dispatch(c, buf + off, fr.total_len);
+		dispatch(c, buf + off, fr.total_len, len - off);
 		off += fr.total_len;
 	}
 	return off;

@@ -7,8 +7,7 @@
  * published at once ([MQTT-3.1.3-9]: the will goes out at the earlier of the
  * will delay and the end of the session).
  *
- * The table is a chained hash table on the client id (FNV-1a), doubled when
- * the load passes 1.
+ * Sessions are found by client id in the shard's id table (idtab.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -16,47 +15,9 @@
 #include "base/log.h"
 #include "broker/broker_int.h"
 
-static uint32_t hash_id(const uint8_t *id, uint16_t len)
-{
-	uint32_t h = 2166136261u;
-	for (uint16_t i = 0; i < len; i++) {
-		h ^= id[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 struct session *session_find(struct broker *b, const uint8_t *id, uint16_t len)
 {
-	if (b->table_cap == 0)
-		return NULL;
-	struct session *s = b->table[hash_id(id, len) & (b->table_cap - 1)];
-	for (; s; s = s->hnext)
-		if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
-			return s;
-	return NULL;
-}
-
-static enum mote_err table_grow(struct broker *b)
-{
-	uint32_t cap = b->table_cap ? b->table_cap * 2 : 256;
-	struct session **t = calloc(cap, sizeof *t);
-	if (!t)
-		return MOTE_ENOMEM;
-	for (uint32_t i = 0; i < b->table_cap; i++) {
-		struct session *s = b->table[i];
-		while (s) {
-			struct session *next = s->hnext;
-			uint32_t slot = hash_id(s->client_id, s->client_id_len) & (cap - 1);
-			s->hnext = t[slot];
-			t[slot] = s;
-			s = next;
-		}
-	}
-	free(b->table);
-	b->table = t;
-	b->table_cap = cap;
-	return MOTE_OK;
+	return idtab_find(&b->sessions, id, len);
 }
 
 static void on_expiry(struct loop *loop, struct loop_timer *t);
@@ -65,7 +26,7 @@ static void on_will_delay(struct loop *loop, struct loop_timer *t);
 enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
 			     struct session **out)
 {
-	if (b->session_count >= b->table_cap && table_grow(b) != MOTE_OK)
+	if (idtab_reserve(&b->sessions) != MOTE_OK)
 		return MOTE_ENOMEM;
 	/* One allocation: the client id follows the struct (less per session). */
 	struct session *s = calloc(1, sizeof *s + len);
@@ -80,10 +41,7 @@ enum mote_err session_create(struct broker *b, const uint8_t *id, uint16_t len,
 	s->next_packet_id = 1;
 	loop_timer_init(&s->expiry_timer, on_expiry, s);
 	loop_timer_init(&s->will_timer, on_will_delay, s);
-	uint32_t slot = hash_id(id, len) & (b->table_cap - 1);
-	s->hnext = b->table[slot];
-	b->table[slot] = s;
-	b->session_count++;
+	idtab_insert(&b->sessions, s);
 	STAT_ADD(b, sessions, 1);
 	*out = s;
 	return MOTE_OK;
@@ -148,12 +106,7 @@ void session_destroy(struct session *s)
 	dqueue_free(&s->queue);
 	free(s->qos2_in);
 
-	struct session **pp = &b->table[hash_id(s->client_id, s->client_id_len) & (b->table_cap - 1)];
-	while (*pp && *pp != s)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = s->hnext;
-	b->session_count--;
+	idtab_remove(&b->sessions, s);
 	STAT_SUB(b, sessions, 1);
 	free(s->inflight);
 	free(s); /* the client id is part of it */

@@ -237,8 +237,6 @@ void shard_note_interest(struct broker *b)
 
 /* ---- receiving --------------------------------------------------------- */
 
-static void shard_stopped_check(struct broker *b);
-
 static void handle_item(struct broker *b, struct inbox_item *it)
 {
 	switch (it->kind) {
@@ -262,8 +260,8 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 	case IN_SHUTDOWN:
 		broker_shutdown_shard(b);
 		break;
-	case IN_STOPPED:
-		shard_stopped_check(b);
+	case IN_STOPPED: /* shard 0 stops once every other shard has */
+		broker_conn_gone(b);
 		break;
 	}
 }
@@ -352,16 +350,8 @@ void broker_shutdown_async(struct broker *b)
 void shard_shutdown_others(struct broker *b0)
 {
 	for (uint32_t i = 1; i < b0->nshards; i++)
-		if (b0->shards[i]->thread_started)
+		if (b0->shards[i] && b0->shards[i]->thread_started)
 			send_now(b0, i, IN_SHUTDOWN);
-}
-
-/* Shard 0 stops its loop when its own connections and every other shard
- * are done. */
-static void shard_stopped_check(struct broker *b)
-{
-	if (b->shard_id == 0)
-		broker_conn_gone(b);
 }
 
 bool shard_all_stopped(const struct broker *b0)

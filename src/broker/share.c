@@ -6,7 +6,8 @@
  * message exactly one shard picks the member, round robin as in a single
  * loop. A member whose session lives on another shard (its home) is a stub
  * in the owner's tree: a struct session with stub_home set, no connection and
- * no queues, keyed by client id in the owner's stub table. When the owner
+ * no queues, keyed by client id in the owner's stub table (an id_table like
+ * the sessions'). When the owner
  * picks a stub it sends the message to the member's home shard, which
  * delivers it to the real session (IN_SHARE_DELIVER).
  *
@@ -28,56 +29,13 @@
 #include "base/log.h"
 #include "broker/broker_int.h"
 
-static uint32_t stub_slot(const struct broker *b, const uint8_t *id, uint16_t len)
-{
-	uint32_t h = 2166136261u;
-	for (uint16_t i = 0; i < len; i++) {
-		h ^= id[i];
-		h *= 16777619u;
-	}
-	return h & (b->stubs_cap - 1);
-}
-
-static struct session *stub_find(struct broker *b, const uint8_t *id, uint16_t len)
-{
-	if (b->stubs_cap == 0)
-		return NULL;
-	for (struct session *s = b->stubs[stub_slot(b, id, len)]; s; s = s->hnext)
-		if (s->client_id_len == len && memcmp(s->client_id, id, len) == 0)
-			return s;
-	return NULL;
-}
-
-static bool stubs_grow(struct broker *b)
-{
-	uint32_t cap = b->stubs_cap ? b->stubs_cap * 2 : 64;
-	struct session **t = calloc(cap, sizeof *t);
-	if (!t)
-		return false;
-	struct session **old = b->stubs;
-	uint32_t old_cap = b->stubs_cap;
-	b->stubs = t;
-	b->stubs_cap = cap;
-	for (uint32_t i = 0; i < old_cap; i++) {
-		while (old[i]) {
-			struct session *s = old[i];
-			old[i] = s->hnext;
-			uint32_t slot = stub_slot(b, s->client_id, s->client_id_len);
-			s->hnext = t[slot];
-			t[slot] = s;
-		}
-	}
-	free(old);
-	return true;
-}
-
 static struct session *stub_get(struct broker *b, uint16_t home, const uint8_t *id,
 				uint16_t len)
 {
-	struct session *s = stub_find(b, id, len);
+	struct session *s = idtab_find(&b->stubs, id, len);
 	if (s)
 		return s;
-	if (b->stub_count >= b->stubs_cap && !stubs_grow(b))
+	if (idtab_reserve(&b->stubs) != MOTE_OK)
 		return NULL;
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -91,39 +49,29 @@ static struct session *stub_get(struct broker *b, uint16_t home, const uint8_t *
 	s->client_id_len = len;
 	s->b = b;
 	s->stub_home = (uint16_t)(home + 1);
-	uint32_t slot = stub_slot(b, id, len);
-	s->hnext = b->stubs[slot];
-	b->stubs[slot] = s;
-	b->stub_count++;
+	idtab_insert(&b->stubs, s);
 	return s;
 }
 
 static void stub_free(struct broker *b, struct session *stub)
 {
-	struct session **pp = &b->stubs[stub_slot(b, stub->client_id, stub->client_id_len)];
-	while (*pp && *pp != stub)
-		pp = &(*pp)->hnext;
-	if (*pp)
-		*pp = stub->hnext;
-	b->stub_count--;
+	idtab_remove(&b->stubs, stub);
 	free(stub->client_id);
 	free(stub);
 }
 
 void share_free_stubs(struct broker *b)
 {
-	for (uint32_t i = 0; i < b->stubs_cap; i++) {
-		while (b->stubs[i]) {
-			struct session *s = b->stubs[i];
-			b->stubs[i] = s->hnext;
+	for (uint32_t i = 0; i < b->stubs.cap; i++) {
+		while (b->stubs.slots[i]) {
+			struct session *s = b->stubs.slots[i];
+			b->stubs.slots[i] = s->hnext;
 			subtree_remove_all(b->subs, s);
 			free(s->client_id);
 			free(s);
 		}
 	}
-	free(b->stubs);
-	b->stubs = NULL;
-	b->stubs_cap = b->stub_count = 0;
+	idtab_free(&b->stubs);
 }
 
 /* data = client id | group | filter. */
@@ -187,7 +135,7 @@ void share_on_sub(struct broker *b, struct inbox_item *it)
 
 void share_on_unsub(struct broker *b, struct inbox_item *it)
 {
-	struct session *stub = stub_find(b, it->data, (uint16_t)it->len);
+	struct session *stub = idtab_find(&b->stubs, it->data, (uint16_t)it->len);
 	if (!stub)
 		return;
 	const uint8_t *group = it->data + it->len, *filter = group + it->glen;
