@@ -11,12 +11,20 @@ Stopping sends SIGTERM and requires exit status 0 within 10 s; under the
 sanitizer build an AddressSanitizer/UBSan/LeakSanitizer report makes the exit
 status non-zero, so a leak or an overflow fails the test that caused it.
 
+Durability tests restart one broker on the same port and data folder:
+`kill()` ends it with SIGKILL (a crash: no exit status check), `restart()`
+stops it (checked) or kills it and starts it again, and `start(extra_args)`
+adds flags for that start only. The log file accumulates over the starts;
+`log(current=True)` is the part written since the latest start and
+`wait_log(regex)` polls it.
+
 Usage:
     from harness import Broker, mote_only, free_port
     with Broker(extra_args=["--max-packet-size", "1024"]) as b:
         ... b.host, b.port, b.log() ...
 """
 import os
+import re
 import shutil
 import signal
 import socket
@@ -78,7 +86,11 @@ class Broker:
         self.mosquitto_conf = mosquitto_conf
         self.dir = tempfile.mkdtemp(prefix="mote-it-")
         self.log_path = os.path.join(self.dir, "broker.log")
+        self.data_dir = os.path.join(self.dir, "data")
         self.proc = None
+        self.starts = 0          # how many times start() ran
+        self.start_args = []     # extra_args of the latest start() only
+        self._log_mark = 0       # log offset where the latest start began
 
     def command(self):
         if broker_kind() == "mosquitto":
@@ -90,37 +102,78 @@ class Broker:
                 f.write(self.mosquitto_conf)
             return ["/usr/sbin/mosquitto", "-c", conf]
         cmd = [mote_bin(), "hub", "--mqtt", "%s:%d" % (HOST, self.port),
-               "--data", os.path.join(self.dir, "data"), "--log-level", "debug"]
+               "--data", self.data_dir, "--log-level", "debug"]
         if self.allow_anonymous:
             cmd.append("--allow-anonymous")
         # MOTE_TEST_THREADS: event loops for every broker a test starts (the
         # default is one per CPU); make test runs the suite once with 4.
-        if os.environ.get("MOTE_TEST_THREADS") and "--threads" not in self.extra_args:
+        args = self.extra_args + self.start_args
+        if os.environ.get("MOTE_TEST_THREADS") and "--threads" not in args:
             cmd += ["--threads", os.environ["MOTE_TEST_THREADS"]]
-        return cmd + self.extra_args
+        return cmd + args
 
-    def start(self):
-        self.logf = open(self.log_path, "wb")
+    def start(self, extra_args=None):
+        """Start the broker; extra_args are added (after the constructor's) for this start only.
+
+        The first start truncates the log file, later ones append to it."""
+        self.start_args = list(extra_args or [])
+        self.logf = open(self.log_path, "ab" if self.starts else "wb")
+        self._log_mark = self.logf.tell()
+        self.starts += 1
         self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=subprocess.STDOUT)
         if not wait_port(self.host, self.port, self.proc):
             self.stop(check=False)
             raise RuntimeError("broker did not start listening:\n" + self.log())
         return self
 
-    def restart(self):
-        """Stop (checked) and start again on the same port and data folder."""
-        self.stop()
-        self.start()
+    def restart(self, extra_args=None, kill=False):
+        """Stop (checked; with kill=True: SIGKILL) and start again on the same
+        port and data folder, with extra_args for the new start only."""
+        if kill:
+            self.kill()
+        else:
+            self.stop()
+        self.start(extra_args)
+
+    def kill(self):
+        """SIGKILL the running broker and wait for it: a crash, no clean-up.
+
+        Fails if the broker had already exited (it must die by our hand)."""
+        if not self.alive():
+            rc = self.proc.poll() if self.proc is not None else None
+            raise AssertionError("broker not running when it was to be killed (status %s):\n%s"
+                                 % (rc, self.log()[-3000:]))
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.logf.close()
+        self.proc = None
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def log(self):
+    def log(self, current=False):
+        """The whole log, or (current=True) what the latest start wrote."""
         try:
             with open(self.log_path, "rb") as f:
+                if current:
+                    f.seek(self._log_mark)
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def wait_log(self, pattern, timeout=5.0, current=True):
+        """The first re.search match of pattern in the log (see log()), polled
+        until it appears; AssertionError after timeout."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            m = rx.search(self.log(current))
+            if m:
+                return m
+            if time.monotonic() >= deadline:
+                raise AssertionError("no log line matching %r within %.1f s; log tail:\n%s"
+                                     % (pattern, timeout, self.log(current)[-3000:]))
+            time.sleep(0.05)
 
     def stop(self, check=True):
         if self.proc is None:
