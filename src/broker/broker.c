@@ -133,7 +133,6 @@ static void shard_free(struct broker *b)
 {
 	if (!b)
 		return;
-	persist_shard_flush(b); /* what the last loop rounds staged */
 	/* Connections are gone after shutdown; force any left (error paths). */
 	while (b->conns) {
 		struct conn *c = b->conns;
@@ -201,9 +200,14 @@ void broker_free(struct broker *b)
 			o->thread_started = false;
 		}
 	}
+	/* The committer writes what the last loop rounds staged, and stops
+	 * before the shards it wakes are freed. */
+	for (uint32_t i = 0; i < n; i++)
+		if (shards[i])
+			persist_shard_flush(shards[i]);
+	persist_close(shared);
 	for (uint32_t i = 0; i < n; i++)
 		shard_free(shards[i]);
-	persist_close(shared); /* the committer writes what the shards handed over */
 	/* Messages of one shard's pool may sit in another shard's queues and
 	 * retained index: the pools go last, when every message is gone. */
 	for (uint32_t i = 0; i < n; i++)

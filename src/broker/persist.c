@@ -17,6 +17,7 @@ static bool active(const struct broker *b)
 	return b->ps && !b->replaying;
 }
 
+
 bool persist_failing(const struct broker *b)
 {
 	return b->shared->jc && jcommit_failing(b->shared->jc);
@@ -410,7 +411,7 @@ enum mote_err persist_shard_new(struct broker *b)
 
 void persist_shard_flush(struct broker *b)
 {
-	if (b->ps)
+	if (b->ps && b->shared->jc)
 		handoff(b);
 }
 
