@@ -47,6 +47,11 @@ static const struct opt opts[] = {
 	  "when a session's queue is full: refuse-newest or drop-oldest (default refuse-newest)" },
 	{ "journal-fault-file", OPT_STR, BOFF(journal_fault_file), 0, "PATH",
 	  "test hook: while PATH exists every journal write fails with ENOSPC (disk full)" },
+	{ "journal-segment-bytes", OPT_U32, BOFF(journal_segment_bytes), 0xFFFFFFFFul, "BYTES",
+	  "size of one journal segment file (default 67108864)" },
+	{ "journal-compact-bytes", OPT_U32, BOFF(compact_min_bytes), 0xFFFFFFFFul, "BYTES",
+	  "journal growth that starts a compacting snapshot, at least twice the last one "
+	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
 	  "accept clients without a username (default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
