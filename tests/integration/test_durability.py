@@ -14,6 +14,7 @@ across a clean stop and a crash, and wills of connections that were open
 when the hub died. Everything here is mote_only: mosquitto has no such
 options and saves its state only at intervals.
 """
+import re
 import struct
 import sys
 import threading
@@ -33,8 +34,8 @@ class Publisher:
     thread, at most `window` unacknowledged at a time, until stopped or the
     connection drops. finish() says which numbers got a success PUBACK."""
 
-    def __init__(self, case, broker, first, version=V5, window=32):
-        self.peer = Peer(broker, "crash-pub", version, clean=True)
+    def __init__(self, case, broker, first, client_id, version=V5, window=32):
+        self.peer = Peer(broker, client_id, version, clean=True)
         case.addCleanup(self.peer.close)
         self.peer.c.max_inflight_messages_set(window)
         self.peer.c.on_publish = self._on_publish
@@ -93,6 +94,18 @@ class CrashLoop(DurableCase):
     """Persistent subscribers (5.0 and 3.1.1) must end up with every message
     whose PUBACK the publisher saw, however often the hub was killed."""
 
+    def publisher_ids(self, b, subs):
+        """Publisher ids whose event loop (shard) is not a subscriber's, taking
+        turns over the subscribers: after a restart a message must cross to
+        the loop of an offline session that nothing has woken yet."""
+        ids = ["crash-pub-%d" % i for i in range(16)]
+        for cid in ids:
+            self.peer(b, cid).disconnect()
+        shard = dict(re.findall(r'event=connect .*?client="?([^" ]+)"? .*?shard=(\d+)', b.log()))
+        away = [[cid for cid in ids if shard.get(cid) != shard.get(sub)] for sub in subs]
+        order = [cid for pair in zip(*away) for cid in pair]
+        return order or ids
+
     def crash_loop(self, policy):
         args = ["--max-queued", "1000000"]
         if policy:
@@ -107,9 +120,10 @@ class CrashLoop(DurableCase):
         received = {cid: [] for cid in subs}
         nxt = [1]
         kills = []
+        pub_ids = self.publisher_ids(b, list(subs))
 
         def publishing(version=V5):
-            return Publisher(self, b, nxt[0], version)
+            return Publisher(self, b, nxt[0], pub_ids[len(kills) % len(pub_ids)], version)
 
         def end(pub):
             got = pub.finish()
@@ -170,6 +184,11 @@ class CrashLoop(DurableCase):
         until_acked(pub, 37, "short run")
         crash("after 37 acks")
         end(pub)
+        # 7. The last restart: what is published now must reach the offline
+        # sessions live, not only through the replay of a later start.
+        pub = publishing()
+        until_acked(pub, 100, "after the last restart")
+        end(pub)
 
         for cid, version in subs.items():
             s = self.persistent(b, cid, version)
@@ -218,6 +237,42 @@ class CrashLoop(DurableCase):
     @mote_only
     def test_crash_loop_fsync_batch(self):
         self.crash_loop("batch")
+
+
+class RecoveredSubscriptions(DurableCase):
+    """The subscriptions of recovered sessions match on every event loop at
+    once: a publisher on another loop than the session's must not get 0x10
+    (no matching subscribers) and lose the message."""
+
+    @mote_only
+    def test_recovered_subscription_matches_from_every_event_loop(self):
+        b = self.start_broker(["--threads", "4"])
+        s = self.persistent(b, "rs-sub", create=True)
+        self.assertEqual(s.subscribe("rs/t", 1), [1])
+        s.disconnect()
+        ids = ["rs-pub-%d" % i for i in range(12)]
+        for cid in ids:
+            self.peer(b, cid).disconnect()
+        shard = dict(re.findall(r'event=connect .*?client="?([^" ]+)"? .*?shard=(\d+)', b.log()))
+        # Publishers away from the session's loop first: nothing has woken
+        # its loop since the restart when they publish.
+        ids.sort(key=lambda cid: shard.get(cid) == shard.get("rs-sub"))
+        sent = []
+        for restart in ("kill", "term"):
+            b.restart(kill=restart == "kill")
+            for cid in ids:
+                p = self.peer(b, cid)
+                body = ("%s after %s" % (cid, restart)).encode()
+                rc = p.publish("rs/t", body, 1)
+                self.assertEqual(rc, 0, "%s (loop %s; session on loop %s) after %s restart: "
+                                 "PUBACK 0x%02x" % (cid, shard.get(cid), shard.get("rs-sub"),
+                                                    restart, rc))
+                p.disconnect()
+                sent.append(body)
+        s = self.persistent(b, "rs-sub")
+        self.assertTrue(s.connack.session_present)
+        self.assertEqual([m.payload for m in s.expect(len(sent))], sent)
+        s.expect_none(0.3)
 
 
 class QoS2Crash(DurableCase):
