@@ -23,30 +23,51 @@ from harness import mote_only
 from durability import (LONG, DurableCase, number_of, payload, records, recovered,
                         segments, wait_until)
 from peers_paho import V311, V5
-from rawmqtt import (PUBACK, PUBLISH, PUBREC, V311 as RAW311, puback, publish)
+from rawmqtt import PUBACK, PUBREC, Timeout, V311 as RAW311, publish
 
 QUOTA_EXCEEDED = 0x97
 
 
 class DiskFull(DurableCase):
-    @mote_only
-    def test_disk_full_refuses_persistent_qos_and_recovers(self):
+    """--journal-fault-file: every journal write fails with ENOSPC while the file exists."""
+
+    def fault_broker(self, extra=()):
         fdir = tempfile.mkdtemp(prefix="mote-fault-")
         self.addCleanup(shutil.rmtree, fdir, True)
         fault = os.path.join(fdir, "enospc")
-        b = self.start_broker(["--journal-fault-file", fault])
+        b = self.start_broker(["--journal-fault-file", fault] + list(extra))
         # A persistent subscriber: without one a QoS 1 message is not persisted.
         psub = self.persistent(b, "df-psub", create=True)
         self.assertEqual(psub.subscribe("df/#", 1), [1])
         psub.disconnect()
+        return b, fault
+
+    def sys_value(self, peer, topic, want, timeout=5.0):
+        """Wait until the $SYS topic says `want` (bytes); fail with what it said."""
+        ok = wait_until(lambda: any(m.topic == topic and m.payload == want
+                                    for m in list(peer.msgs)), timeout, 0.05)
+        self.assertTrue(ok, "%s never said %r: %r" % (
+            topic, want, [m.payload for m in peer.msgs if m.topic == topic]))
+
+    @mote_only
+    def test_disk_full_refuses_persistent_qos_and_recovers(self):
+        b, fault = self.fault_broker(["--sys-interval", "1"])
         live = self.peer(b, "df-live")
         self.assertEqual(live.subscribe("df/#", 1), [1])
+        sysp = self.peer(b, "df-sys")
+        sysp.subscribe("$SYS/broker/store/#", 0)
         pub = self.peer(b, "df-pub")
         accepted, refused = [b"before"], []
         self.assertEqual(pub.publish("df/t", b"before", 1), 0)
         self.assertEqual(live.expect_one().payload, b"before")
 
         open(fault, "w").close()
+        failed_at = time.monotonic()
+        # The hub learns of the full disk at its next write: a new persistent
+        # subscription is written, and its SUBACK does not wait for the disk.
+        trig = self.persistent(b, "df-trigger", create=True)
+        self.assertEqual(trig.subscribe("df/none", 1), [1])
+        b.wait_log(r"event=journal_write_failed\b.*errno=28")
         r5 = self.raw(b)
         r5.connect("df-raw5")
         r5.send(publish("df/t", b"refused qos1", qos=1, packet_id=1))
@@ -57,7 +78,6 @@ class DiskFull(DurableCase):
         rec = r5.expect(PUBREC)
         self.assertEqual((rec.packet_id, rec.reason), (2, QUOTA_EXCEEDED))
         refused.append(b"refused qos2")
-        b.wait_log(r"event=journal_write_failed\b.*errno=28")
 
         # 3.1.1 has no negative PUBACK: the hub closes without acknowledging.
         r3 = self.raw(b, RAW311)
@@ -67,7 +87,7 @@ class DiskFull(DurableCase):
         self.assertEqual(got, [], "3.1.1 publisher got %r instead of a bare close" % got)
         refused.append(b"refused 311")
 
-        # QoS 0 and plain subscriptions do not touch the journal.
+        # QoS 0 and plain subscriptions do not need the journal.
         r5.send(publish("df/t", b"qos0 during", qos=0))
         m = live.expect_one()
         self.assertEqual((m.payload, m.qos), (b"qos0 during", 0),
@@ -75,10 +95,11 @@ class DiskFull(DurableCase):
         extra = self.peer(b, "df-extra")
         self.assertEqual(extra.subscribe("df/x", 1), [1])
         r5.ping()
-        self.assertTrue(b.alive())
+        self.sys_value(sysp, "$SYS/broker/store/failing", b"1")
 
         os.unlink(fault)
-        deadline = time.monotonic() + 5.0
+        healed_at = time.monotonic()
+        deadline = healed_at + 5.0
         pid = 10
         while True:
             pid += 1
@@ -95,6 +116,12 @@ class DiskFull(DurableCase):
                             "QoS 1 still refused 5 s after the fault file went away")
             time.sleep(0.1)
         b.wait_log(r"event=journal_recovered_io")
+        # A retry every 200 ms at most; not a spin that floods the log (on a full disk).
+        fails = len(re.findall(r"event=(?:journal_)?write_failed\b", b.log(True)))
+        bound = int((healed_at - failed_at) / 0.2) + 5
+        self.assertLessEqual(fails, bound, "%d write-failure log lines in %.1f s of disk full"
+                             % (fails, healed_at - failed_at))
+        self.assertEqual(len(re.findall(r"event=journal_write_failed\b", b.log(True))), 1)
         for i in range(20):
             body = b"after %d" % i
             self.assertEqual(pub.publish("df/t", body, 1), 0)
@@ -102,16 +129,50 @@ class DiskFull(DurableCase):
         live_got = [m.payload for m in live.expect(len(accepted) - 1)]
         self.assertEqual(live_got, accepted[1:])
         live.expect_none(0.3)
+        self.sys_value(sysp, "$SYS/broker/store/failing", b"0")
+        self.sys_value(sysp, "$SYS/broker/store/refused", b"%d" % len(refused))
 
         b.restart(kill=True)
         s = self.persistent(b, "df-psub")
         self.assertTrue(s.connack.session_present, "df-psub lost its session")
         wait_until(lambda: {m.payload for m in s.msgs} >= set(accepted), 10, step=0.05)
-        s.expect_none(0.5)
-        have = [m.payload for m in s.msgs]
+        have = [m.payload for m in s.collect(0.5)]
         self.assertEqual(set(accepted) - set(have), set(), "acknowledged messages lost")
         self.assertEqual(set(refused) & set(have), set(), "refused messages delivered")
 
+    @mote_only
+    def test_publish_at_onset_of_disk_full(self):
+        # The first QoS 1 publish after the disk filled is the one whose write
+        # fails. The contract: it is refused (0x97), not left unanswered until
+        # the disk has room again; and acks on one connection keep their order.
+        b, fault = self.fault_broker()
+        r5 = self.raw(b)
+        r5.connect("df-onset")
+        open(fault, "w").close()
+        r5.send(publish("df/t", b"onset 1", qos=1, packet_id=1))
+        r5.send(publish("df/t", b"onset 2", qos=1, packet_id=2))
+        acks = []       # (packet id, reason, seconds, disk still full)
+        t0 = time.monotonic()
+        full = True
+        while len(acks) < 2:
+            try:
+                a = r5.expect(PUBACK, timeout=5.0)
+            except Timeout:
+                if not full:
+                    raise
+                os.unlink(fault)
+                full = False
+                continue
+            acks.append((a.packet_id, a.reason, round(time.monotonic() - t0, 2), full))
+        if full:
+            os.unlink(fault)
+        problems = []
+        first = [a for a in acks if a[0] == 1][0]
+        if first[1:2] != (QUOTA_EXCEEDED,) or not first[3]:
+            problems.append("packet 1 not refused while the disk was full")
+        if [a[0] for a in acks] != [1, 2]:
+            problems.append("PUBACKs out of publish order")
+        self.assertEqual(problems, [], "acks (id, reason, s, disk full): %r" % acks)
 
 class CorruptJournal(DurableCase):
     """The hub starts on a damaged journal and keeps what lies before the damage."""
