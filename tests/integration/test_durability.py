@@ -3,9 +3,10 @@
 The headline is the crash loop: a publisher sends numbered QoS 1 messages
 without pause while the hub is killed at six different moments (under
 load with the subscribers offline, right after a restart, after the first
-ack of a new connection, while a subscriber is draining its backlog, ...);
-in the end the persistent subscribers must hold every number that was
-acknowledged. It runs under each --fsync policy: SIGKILL leaves the page
+ack of a new connection, while a subscriber is draining its backlog, ...),
+with each publisher on another event loop than a subscriber's session; in
+the end (after a last batch that no later restart can replay) the
+persistent subscribers must hold every number that was acknowledged. It runs under each --fsync policy: SIGKILL leaves the page
 cache alone, so none of them may lose an acknowledged message.
 
 Then the QoS 2 flows across a crash at each step, in both directions
