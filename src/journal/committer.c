@@ -44,6 +44,8 @@ struct jcommit {
 
 	/* thread only */
 	struct jrec_buf work;   /* swapped out of incoming, not yet in the journal */
+	size_t in_journal;      /* bytes handed to the journal, not yet confirmed by a
+				 * successful commit (failed rounds keep adding) */
 
 	/* read by any thread */
 	_Atomic uint64_t safe_lsn, durable_lsn;
@@ -226,11 +228,11 @@ void jcommit_request_release(struct jcommit *c, uint64_t lsn)
 static bool commit_work(struct jcommit *c)
 {
 	enum mote_err err = MOTE_OK;
-	size_t taken = c->work.len;
 	if (c->work.nrec) {
 		uint64_t first;
 		err = journal_append_encoded(c->j, c->work.p, c->work.len, c->work.nrec, &first);
 		if (err == MOTE_OK) {
+			c->in_journal += c->work.len;
 			c->work.len = 0;
 			c->work.nrec = 0;
 		}
@@ -239,13 +241,20 @@ static bool commit_work(struct jcommit *c)
 		err = journal_commit(c->j);
 	if (err == MOTE_OK && c->sync == JOURNAL_SYNC_BATCH)
 		err = journal_tick(c->j);
+	bool ok = err == MOTE_OK;
+	/* Everything the journal was given is in the file now (or synced, for
+	 * ALWAYS), including what failed rounds left there. Released before
+	 * safe moves, so a thread that sees the new safe LSN finds the room. */
+	if (ok) {
+		atomic_fetch_sub_explicit(&c->pending_bytes, c->in_journal, memory_order_relaxed);
+		c->in_journal = 0;
+	}
 	uint64_t safe = c->sync == JOURNAL_SYNC_ALWAYS ? journal_durable_lsn(c->j)
 						       : journal_written_lsn(c->j);
 	uint64_t old = atomic_load_explicit(&c->safe_lsn, memory_order_relaxed);
 	if (safe > old)
 		atomic_store_explicit(&c->safe_lsn, safe, memory_order_release);
 	atomic_store_explicit(&c->durable_lsn, journal_durable_lsn(c->j), memory_order_release);
-	bool ok = err == MOTE_OK;
 	bool was_failing = atomic_load_explicit(&c->failing, memory_order_relaxed);
 	if (!ok && !was_failing)
 		MOTE_ERROR("journal",
@@ -256,8 +265,6 @@ static bool commit_work(struct jcommit *c)
 		MOTE_WARN("journal", "event=journal_recovered_io lsn=%llu",
 			  (unsigned long long)journal_written_lsn(c->j));
 	atomic_store_explicit(&c->failing, !ok, memory_order_relaxed);
-	if (ok) /* what was taken is in the file now (or synced, for ALWAYS) */
-		atomic_fetch_sub_explicit(&c->pending_bytes, taken, memory_order_relaxed);
 	if (c->notify && (safe > old || ok == was_failing))
 		c->notify(c->notify_ctx);
 	return ok;
