@@ -135,7 +135,15 @@ enum mote_err jcommit_open(const struct jcommit_opts *o, journal_replay_fn repla
 		return err;
 	}
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	/* add_ms computes deadlines on CLOCK_MONOTONIC; a default condition
+	 * variable reads them as CLOCK_REALTIME, i.e. long past, and every
+	 * timed wait would return at once (a busy loop while BATCH waits for
+	 * its sync or a failing disk waits for its retry). */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	c->next_lsn = journal_last_lsn(c->j) + 1;
 	atomic_store(&c->safe_lsn, journal_last_lsn(c->j));
 	atomic_store(&c->durable_lsn, journal_last_lsn(c->j));
