@@ -374,8 +374,7 @@ static void *committer_main(void *arg)
 			while (!c->stop && c->incoming.nrec == 0 &&
 			       pthread_cond_timedwait(&c->cond, &c->mu, &ts) != ETIMEDOUT)
 				;
-			if (c->stop)
-				break;
+			/* A stop goes round once more: the last try close promises. */
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
