@@ -325,10 +325,11 @@ static void *committer_main(void *arg)
 {
 	struct jcommit *c = arg;
 	bool healthy = true;
+	bool retry_now = false; /* the wait after a failure is over */
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		uint64_t release = 0;
-		while (!c->stop && c->incoming.nrec == 0 && c->release_lsn == 0) {
+		while (!retry_now && !c->stop && c->incoming.nrec == 0 && c->release_lsn == 0) {
 			uint64_t wait = journal_sync_due_ms(c->j);
 			if (!healthy && wait > c->retry_ms)
 				wait = c->retry_ms;
@@ -343,6 +344,7 @@ static void *committer_main(void *arg)
 			if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
 				break;
 		}
+		retry_now = false;
 		bool stop = c->stop;
 		take_incoming(c);
 		release = c->release_lsn;
@@ -374,7 +376,10 @@ static void *committer_main(void *arg)
 			while (!c->stop && c->incoming.nrec == 0 &&
 			       pthread_cond_timedwait(&c->cond, &c->mu, &ts) != ETIMEDOUT)
 				;
-			/* A stop goes round once more: the last try close promises. */
+			/* A stop goes round once more: the last try close promises.
+			 * Either way the next round starts now, not after another
+			 * wait at the top (which made retries 2 * retry_ms apart). */
+			retry_now = true;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);
