@@ -34,6 +34,10 @@ void broker_config_defaults(struct broker_config *cfg)
 	cfg->sys_interval_s = 10;
 	cfg->max_client_outbuf = 4 * 1024 * 1024;
 	cfg->threads = 1;
+	cfg->fsync = BROKER_FSYNC_ALWAYS;
+	cfg->fsync_batch_ms = 10;
+	cfg->max_queued_bytes = 64u << 20;
+	cfg->queue_full = BROKER_QUEUE_REFUSE_NEWEST;
 }
 
 static void sys_publish_cb(struct loop *loop, struct loop_timer *t);
@@ -105,6 +109,8 @@ enum mote_err broker_new(const struct broker_config *cfg, const struct broker_ho
 	for (uint32_t i = 0; i < proto.nshards && err == MOTE_OK; i++)
 		err = shard_new(&proto, i, i == 0 ? loop : NULL, &proto.shards[i]);
 	struct broker *b = proto.shards[0];
+	if (err == MOTE_OK && proto.cfg.persist_dir)
+		err = persist_open(b); /* replay, before any other thread runs */
 	if (err == MOTE_OK)
 		err = shard_start_threads(b);
 	if (err != MOTE_OK) {
@@ -158,10 +164,13 @@ static void shard_free(struct broker *b)
 	}
 	if (b->loop) {
 		loop_defer_cancel(b->loop, &b->flush_idle);
+		if (b->shard_id == 0 && b->ps)
+			loop_timer_stop(b->loop, &b->snap_timer);
 		loop_timer_stop(b->loop, &b->sys_timer);
 		loop_timer_stop(b->loop, &b->accept_timer);
 	}
 	shard_join_and_free(b); /* after sessions: their ends may stage items */
+	persist_shard_free(b);
 	subtree_free(b->subs);
 	retain_free(b->retained);
 	idtab_free(&b->sessions);
@@ -191,6 +200,12 @@ void broker_free(struct broker *b)
 			o->thread_started = false;
 		}
 	}
+	/* The committer writes what the last loop rounds staged, and stops
+	 * before the shards it wakes are freed. */
+	for (uint32_t i = 0; i < n; i++)
+		if (shards[i])
+			persist_shard_flush(shards[i]);
+	persist_close(shared);
 	for (uint32_t i = 0; i < n; i++)
 		shard_free(shards[i]);
 	/* Messages of one shard's pool may sit in another shard's queues and
@@ -360,7 +375,7 @@ enum mote_err broker_publish(struct broker *b, const uint8_t *topic, size_t topi
 				(uint32_t)payload_len, qos, retain, 0, 0);
 	if (!m)
 		return MOTE_ENOMEM;
-	route_message(b, m);
+	publish_internal(b, m, NULL);
 	msg_unref(m);
 	return MOTE_OK;
 }
@@ -380,7 +395,13 @@ void broker_get_stats(const struct broker *b, struct broker_stats *out)
 		ADD(bytes_sent);
 		ADD(subscriptions);
 		ADD(connections_refused);
+		ADD(queue_dropped);
+		ADD(persist_refused);
 #undef ADD
+	}
+	if (b->shared->jc) {
+		out->journal_safe_lsn = jcommit_safe_lsn(b->shared->jc);
+		out->journal_failing = jcommit_failing(b->shared->jc);
 	}
 	/* Every shard keeps the same retained set: count this one's. */
 	out->retained = retain_count(b->retained);
@@ -406,6 +427,10 @@ static void sys_publish_cb(struct loop *loop, struct loop_timer *t)
 		{ "$SYS/broker/bytes/sent", st.bytes_sent },
 		{ "$SYS/broker/subscriptions/count", st.subscriptions },
 		{ "$SYS/broker/retained/count", st.retained },
+		{ "$SYS/broker/messages/dropped/queue_full", st.queue_dropped },
+		{ "$SYS/broker/store/refused", st.persist_refused },
+		{ "$SYS/broker/store/safe_lsn", st.journal_safe_lsn },
+		{ "$SYS/broker/store/failing", st.journal_failing },
 	};
 	const char *version = "mote " MOTE_VERSION;
 	broker_publish(b, (const uint8_t *)"$SYS/broker/version", 19, (const uint8_t *)version,

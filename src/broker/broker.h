@@ -46,6 +46,28 @@ struct broker_config {
 	uint32_t sys_interval_s;     /* $SYS publish period, 0 = off */
 	uint32_t max_client_outbuf;  /* bytes pending to one client before QoS 0 drops */
 	uint32_t threads;            /* event loops; 0 = one per online CPU */
+
+	/* Durability (docs/durability.md). persist_dir NULL: nothing is kept
+	 * across restarts. Strings are borrowed for broker_new only. */
+	const char *persist_dir;     /* the journal's folder */
+	uint8_t fsync;               /* enum broker_fsync */
+	uint32_t fsync_batch_ms;     /* BROKER_FSYNC_BATCH: longest wait for a sync */
+	uint32_t max_queued_bytes;   /* queued payload+topic bytes per session */
+	uint8_t queue_full;          /* enum broker_queue_full */
+	const char *journal_fault_file; /* test hook: writes fail while it exists */
+	uint32_t journal_segment_bytes; /* segment file size; 0 = 64 MiB */
+	uint32_t compact_min_bytes;     /* log growth before a snapshot; 0 = 64 MiB */
+};
+
+enum broker_fsync {
+	BROKER_FSYNC_ALWAYS, /* acks after fdatasync */
+	BROKER_FSYNC_BATCH,  /* acks after write; fdatasync within fsync_batch_ms */
+	BROKER_FSYNC_NONE,   /* acks after write; never fdatasync */
+};
+
+enum broker_queue_full {
+	BROKER_QUEUE_REFUSE_NEWEST, /* the new message is dropped */
+	BROKER_QUEUE_DROP_OLDEST,   /* the oldest queued message makes room */
 };
 
 /* Safe defaults (see docs/operations). */
@@ -123,6 +145,10 @@ struct broker_stats {
 	uint64_t subscriptions;
 	uint64_t retained;
 	uint64_t connections_refused; /* over limits or out of memory */
+	uint64_t queue_dropped;     /* dropped by the per-session queue bounds */
+	uint64_t persist_refused;   /* QoS 1/2 publishes refused: journal failing */
+	uint64_t journal_safe_lsn;  /* last LSN that may be acknowledged */
+	uint64_t journal_failing;   /* 1 while journal writes fail */
 	uint64_t uptime_s;
 };
 

@@ -32,6 +32,7 @@
 #include "broker/broker.h"
 #include "broker/msg.h"
 #include "broker/outq.h"
+#include "broker/persist.h"
 #include "broker/pidx.h"
 #include "broker/pubhead.h"
 #include "broker/retain.h"
@@ -63,6 +64,7 @@ enum delivery_state {
 	DLV_QUEUED = 0,
 	DLV_PUBLISH_SENT,      /* waiting for PUBACK / PUBREC */
 	DLV_PUBREL_SENT,       /* QoS 2: waiting for PUBCOMP */
+	DLV_SEND_HELD,         /* QoS 2: id given, PUBLISH waits for its record (persist.h) */
 };
 
 /* A FIFO of deliveries (ring buffer). */
@@ -71,6 +73,7 @@ struct dqueue {
 	uint32_t head;
 	uint32_t count;
 	uint32_t cap;
+	uint64_t bytes;        /* topic + payload bytes queued (max_queued_bytes) */
 };
 
 /* A subscription as the session remembers it (to remove it later). */
@@ -78,6 +81,7 @@ struct session_sub {
 	struct session_sub *next;
 	uint16_t group_len;    /* 0 = plain */
 	uint16_t filter_len;
+	struct sub_opts opts;  /* as granted (the snapshot writes them) */
 	uint8_t text[];        /* group bytes then filter bytes */
 };
 
@@ -113,6 +117,13 @@ struct session {
 	uint16_t next_packet_id;    /* where the next id search starts */
 	uint64_t send_seq;
 	struct dqueue queue;        /* waiting for a window slot or for the client */
+
+	/* durability (persist.h) */
+	bool persisted;             /* its state is in the journal (expiry > 0) */
+	bool will_persisted;        /* its will is in the journal */
+	uint16_t replay_shard;      /* replay: shard of the run that wrote it */
+	uint64_t offline_wall_ms;   /* replay: when it went offline, 0 = online */
+	uint64_t queue_drops;       /* dropped by queue bounds (log every 1000th) */
 
 	/* inbound QoS 2 ids received and not yet released (sorted) */
 	uint16_t *qos2_in;
@@ -151,6 +162,7 @@ struct conn {
 	uint32_t dirty_idx;         /* place in the shard's dirty list, or NOT_DIRTY */
 	uint32_t window;            /* outbound in-flight limit for this connection */
 	uint32_t qos2_inflight_in;  /* counted against our receive maximum */
+	uint32_t held_ops;          /* its operations waiting in persist's FIFO */
 	uint32_t client_max_packet; /* 0 = protocol maximum (5.0 CONNECT property) */
 	uint16_t client_receive_max;
 	uint16_t client_alias_max;
@@ -189,6 +201,7 @@ struct route_hit {
 	bool retain_as_published;
 	uint8_t n_sub_ids;
 	bool many_sub_ids;     /* more ids than fit: deliver per subscription */
+	bool shared;           /* picked by a shared group */
 	uint32_t sub_ids[MAX_INLINE_SUB_IDS];
 };
 
@@ -199,7 +212,8 @@ struct route_hit {
  */
 struct shard_stats {
 	_Atomic uint64_t clients_connected, sessions, msgs_received, msgs_sent, msgs_dropped,
-		bytes_received, bytes_sent, subscriptions, connections_refused;
+		bytes_received, bytes_sent, subscriptions, connections_refused, queue_dropped,
+		persist_refused;
 };
 #define STAT_ADD(b, f, n)                                                                  \
 	atomic_store_explicit(&(b)->stats.f,                                               \
@@ -236,6 +250,7 @@ enum inbox_kind {
 	IN_SHARE_DELIVER, /* deliver to our session, chosen by a group's owner */
 	IN_SHUTDOWN,      /* close everything and stop */
 	IN_STOPPED,       /* (to shard 0) a shard has stopped */
+	IN_PAUSE,         /* park until shard 0 has written a snapshot (snapshot.c) */
 };
 
 struct inbox_item {
@@ -270,6 +285,8 @@ struct item_vec {
 	uint32_t len, cap;
 };
 
+struct replay_log;
+
 struct broker {
 	struct broker_config cfg;
 	/* the group: every shard points at the same array (shard.c) */
@@ -285,6 +302,8 @@ struct broker {
 	_Atomic uint32_t inbox_len; /* inbox.len, for senders to see congestion */
 	bool inbox_mu_ready;
 	struct item_vec inbox_work; /* the batch being processed (this thread only) */
+	bool draining;              /* inside inbox_drain, at inbox_work[inbox_pos] */
+	uint32_t inbox_pos;
 	/* this thread only: items for each other shard, sent at loop idle */
 	struct item_vec *stage;
 	struct loop_defer stage_idle;
@@ -328,6 +347,11 @@ struct broker {
 	struct pubhead_cache heads; /* encoded PUBLISH heads, shared by fan-out */
 	struct outq_cache outbufs;  /* output buffers idle connections gave back */
 
+	struct persist_shard *ps;   /* NULL: persistence off */
+	struct loop_timer snap_timer; /* shard 0: compaction check (snapshot.c) */
+	uint16_t replay_route_shard; /* replay of PR_ROUTE: only that shard's sessions */
+	bool replaying;             /* replay.c is rebuilding state: write nothing */
+
 	struct loop_timer sys_timer;
 	uint64_t started_ms;
 	uint16_t last_port;
@@ -339,6 +363,15 @@ struct shared_state {
 	_Atomic uint32_t conn_count;  /* all shards: for max_connections */
 	_Atomic uint32_t running;     /* shards (other than 0) whose loop still runs */
 	atomic_bool shutdown_asked;   /* broker_shutdown_async */
+	struct jcommit *jc;           /* the journal, NULL when persistence is off */
+	_Atomic uint32_t persist_subs; /* subscriptions of persistent sessions, all shards */
+	/* snapshot.c: the stop-the-world pause of every shard */
+	pthread_barrier_t pause_in, pause_out;
+	bool pause_ready;
+	uint64_t snap_epoch;
+	uint64_t snap_release;        /* release the log below this once it is safe */
+	uint64_t snap_end;            /* ... when this LSN is safe */
+	uint64_t last_snap_bytes;
 	struct msg_pool *pools[];     /* each shard's, freed after all shards */
 };
 
@@ -371,6 +404,8 @@ enum mote_err shard_start_threads(struct broker *b0);
 void shard_shutdown_others(struct broker *b0);
 bool shard_all_stopped(const struct broker *b0);
 void shard_join_and_free(struct broker *b);
+/* Hands everything staged to the other shards now. */
+void shard_flush_stage(struct broker *b);
 /* Subscription count changed: tells other shards whether to send us messages. */
 void shard_note_interest(struct broker *b);
 
@@ -420,11 +455,23 @@ void handle_disconnect(struct conn *c, const struct mqtt_reason_only *d);
 /* ---- publish.c --------------------------------------------------------- */
 void handle_publish(struct conn *c, struct mqtt_publish *p);
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
+/* Inbound QoS 2 ids (replay). MOTE_ENOMEM. */
+enum mote_err session_qos2_hold(struct session *s, uint16_t id);
+void session_qos2_release(struct session *s, uint16_t id);
+/* A message from inside the broker (will, broker_publish): written first when
+ * it must be kept, then routed. Takes its own reference. */
+void publish_internal(struct broker *b, struct msg *m, const struct session *origin);
 
 /* ---- subscribe.c ------------------------------------------------------- */
 void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p);
 void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p);
 void session_drop_subs(struct session *s);
+/* Adds / removes one subscription of a session (client request or replay):
+ * tree or remote group owner, statistics, journal record. */
+enum mote_err session_subscribe(struct session *s, const struct mqtt_str *group,
+				const struct mqtt_str *filter, const struct sub_opts *o, bool *existed);
+bool session_unsubscribe(struct session *s, const struct mqtt_str *group,
+			 const struct mqtt_str *filter);
 
 /* ---- route.c ----------------------------------------------------------- */
 /* Routes m to every matching subscription on every shard; stores it if
@@ -450,6 +497,15 @@ void deliver_resume(struct session *s);
 /* Sends queued messages while the window has room. */
 void deliver_pump(struct session *s);
 void dqueue_free(struct dqueue *q);
+/* Replay: a delivery as the journal says (queued, or in flight with its id
+ * and state); the one for journal LSN plsn ended / changed state; and, at
+ * the end, in-flight ones back into the window. */
+void deliver_restore(struct session *s, struct msg *m, uint8_t qos, bool retain,
+		     const uint32_t *sub_ids, uint8_t n_sub_ids, uint16_t packet_id,
+		     uint8_t state);
+void deliver_forget(struct session *s, uint64_t plsn);
+void deliver_mark(struct session *s, uint64_t plsn, uint16_t packet_id, uint8_t state);
+void deliver_restore_finish(struct session *s);
 void session_release_inflight(struct session *s);
 
 /* ---- session.c --------------------------------------------------------- */
@@ -462,6 +518,18 @@ void session_destroy(struct session *s);
 void session_detach(struct session *s, bool publish_will);
 void session_set_will(struct session *s, struct msg *will, uint32_t delay_s);
 void session_cancel_will(struct session *s);
+
+/* ---- snapshot.c / replay.c ---------------------------------------------- */
+/* Writes the whole state (every other shard parked or not running) and
+ * submits it. *begin / *end: its first and last LSN; *bytes: its size. */
+enum mote_err snapshot_write(struct broker *b0, uint64_t *begin, uint64_t *end,
+			     uint64_t *bytes);
+/* IN_PAUSE: hand everything over and wait while shard 0 writes a snapshot. */
+void snapshot_park(struct broker *b);
+void snapshot_start_timer(struct broker *b0);
+/* Rebuilds the state from the journal records collected at open. */
+enum mote_err replay_apply(struct broker *b0, struct replay_log *log, uint64_t *sessions,
+			   uint64_t *queued);
 
 /* ---- broker.c ---------------------------------------------------------- */
 /* A connection was freed: finishes a shutdown when it was the last. */

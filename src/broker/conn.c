@@ -170,6 +170,7 @@ static void conn_free(struct loop *loop, void *data)
 
 void conn_release(struct conn *c)
 {
+	persist_forget_conn(c->b, c); /* held acks must not find it later */
 	outq_free(&c->out, &c->b->outbufs);
 	free(c->in);
 	if (c->alias_in) {
@@ -362,6 +363,7 @@ void conn_close(struct conn *c, int reason, const char *why)
 	}
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
+	persist_forget_conn(b, c);
 	conn_undirty(c);
 	loop_io_stop(b->loop, &c->io);
 	loop_timer_stop(b->loop, &c->timer);

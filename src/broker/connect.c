@@ -226,6 +226,8 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	c->session = s;
 	s->version = c->version;
 	s->expiry_s = expiry;
+	if (b->ps && (expiry > 0 || s->persisted))
+		persist_session(b, s); /* new, resumed, or its expiry changed */
 
 	/* The client's limits. */
 	c->keepalive_s = keepalive;
@@ -250,6 +252,7 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 			return;
 		}
 		session_set_will(s, will, c->version == MQTT_V5 ? p->will_props.will_delay : 0);
+		persist_will(b, s);
 	}
 
 	struct mqtt_packet ack = { .type = MQTT_CONNACK };

@@ -30,6 +30,11 @@
 
 /* ---- the queue --------------------------------------------------------- */
 
+static uint64_t dsize(const struct delivery *d)
+{
+	return (uint64_t)d->m->topic_len + d->m->payload_len;
+}
+
 static bool dqueue_push(struct dqueue *q, const struct delivery *d)
 {
 	if (q->count == q->cap) {
@@ -45,6 +50,7 @@ static bool dqueue_push(struct dqueue *q, const struct delivery *d)
 		q->head = 0;
 	}
 	q->items[(q->head + q->count++) % q->cap] = *d;
+	q->bytes += dsize(d);
 	return true;
 }
 
@@ -53,6 +59,7 @@ static void dqueue_pop(struct dqueue *q, struct delivery *out)
 	*out = q->items[q->head];
 	q->head = (q->head + 1) % q->cap;
 	q->count--;
+	q->bytes -= dsize(out);
 	if (q->count == 0 && q->cap > 64) { /* give memory back after a burst */
 		free(q->items);
 		q->items = NULL;
@@ -185,6 +192,7 @@ static void release(struct session *s, struct delivery *d)
 {
 	uint32_t i = (uint32_t)(d - s->inflight);
 	uint32_t last = s->inflight_count - 1;
+	persist_ack(s->b, s, d->m);
 	msg_unref(d->m);
 	pidx_remove(&s->ids, d->packet_id);
 	if (i != last) {
@@ -240,6 +248,16 @@ static void start_inflight(struct session *s, const struct delivery *d)
 	slot->state = DLV_PUBLISH_SENT;
 	slot->seq = ++s->send_seq;
 	s->inflight_count++;
+	if (slot->qos == 2 && s->persisted && s->b->ps && slot->m->plsn) {
+		/* The id must be safe before the PUBLISH leaves: after a crash the
+		 * resend has to carry the same id, or the client takes it twice. */
+		slot->state = DLV_SEND_HELD;
+		persist_sent(s->b, s, slot->m, slot->packet_id);
+		struct held_op op = { .kind = HELD_SEND, .c = s->conn,
+				      .packet_id = slot->packet_id };
+		persist_hold(s->b, &op);
+		return;
+	}
 	enum send_result r = send_publish(s->conn, slot, false);
 	if (r == DROPPED) {
 		release(s, slot); /* as if completed [MQTT-3.1.2-25] */
@@ -258,6 +276,7 @@ void deliver_pump(struct session *s)
 		struct delivery d;
 		dqueue_pop(&s->queue, &d);
 		if (msg_expired(d.m, loop_now(s->b->loop))) {
+			persist_ack(s->b, s, d.m);
 			msg_unref(d.m);
 			STAT_ADD(s->b, msgs_dropped, 1);
 			continue;
@@ -265,6 +284,8 @@ void deliver_pump(struct session *s)
 		start_inflight(s, &d);
 	}
 }
+
+static void queue_bounded(struct session *s, struct delivery *d);
 
 void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const uint32_t *sub_ids,
 	     uint8_t n_sub_ids)
@@ -291,15 +312,58 @@ void deliver(struct session *s, struct msg *m, uint8_t qos, bool retain, const u
 		start_inflight(s, &d);
 		return;
 	}
-	if (s->queue.count >= b->cfg.max_queued || !dqueue_push(&s->queue, &d)) {
-		STAT_ADD(b, msgs_dropped, 1);
-		msg_unref(m);
-		if (s->queue.count == b->cfg.max_queued) {
-			char idq[96];
-			MOTE_DEBUG("broker", "event=queue_full client=%s queued=%u",
-				   mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len),
-				   s->queue.count);
+	queue_bounded(s, &d);
+}
+
+/* Logs a bound that acted: the first time for the session, then every 1000th. */
+static void note_queue_drop(struct session *s, const char *policy)
+{
+	struct broker *b = s->b;
+	STAT_ADD(b, msgs_dropped, 1);
+	STAT_ADD(b, queue_dropped, 1);
+	if (s->queue_drops++ % 1000 != 0)
+		return;
+	char idq[96];
+	MOTE_WARN("broker",
+		  "event=queue_full client=%s policy=%s queued=%u bytes=%llu dropped_total=%llu",
+		  mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len), policy,
+		  s->queue.count, (unsigned long long)s->queue.bytes,
+		  (unsigned long long)s->queue_drops);
+}
+
+/* Queues d (its reference moves in) within the session's bounds. */
+static void queue_bounded(struct session *s, struct delivery *d)
+{
+	struct broker *b = s->b;
+	const struct broker_config *cfg = &b->cfg;
+	uint64_t size = dsize(d);
+	if (b->replaying) { /* the log holds the drops that happened (PR_ACK) */
+		if (!dqueue_push(&s->queue, d)) {
+			msg_unref(d->m);
+			STAT_ADD(b, msgs_dropped, 1);
 		}
+		return;
+	}
+	bool drop_oldest = cfg->queue_full == BROKER_QUEUE_DROP_OLDEST;
+	while (s->queue.count > 0 && (s->queue.count >= cfg->max_queued ||
+				       s->queue.bytes + size > cfg->max_queued_bytes)) {
+		if (!drop_oldest)
+			break;
+		struct delivery old;
+		dqueue_pop(&s->queue, &old);
+		persist_ack(b, s, old.m);
+		msg_unref(old.m);
+		note_queue_drop(s, "drop-oldest");
+	}
+	bool over = s->queue.count >= cfg->max_queued ||
+		    s->queue.bytes + size > cfg->max_queued_bytes;
+	if (over || !dqueue_push(&s->queue, d)) {
+		persist_ack(b, s, d->m); /* replay would queue it again */
+		msg_unref(d->m);
+		if (over)
+			note_queue_drop(s, drop_oldest ? "drop-oldest" : "refuse-newest");
+		else
+			STAT_ADD(b, msgs_dropped, 1);
 	}
 }
 
@@ -341,6 +405,15 @@ void handle_pubrec(struct conn *c, const struct mqtt_ack *a)
 		return;
 	}
 	d->state = DLV_PUBREL_SENT;
+	if (s->persisted && c->b->ps && d->m->plsn) {
+		/* After PUBREL the client forgets the id: a crash must not make us
+		 * send the PUBLISH again, so the PUBREL waits for its record. */
+		persist_rel(c->b, s, d->m, a->packet_id);
+		struct held_op op = { .kind = HELD_ACK, .c = c, .ack_type = MQTT_PUBREL,
+				      .packet_id = a->packet_id };
+		persist_hold(c->b, &op);
+		return;
+	}
 	conn_send_ack(c, MQTT_PUBREL, a->packet_id, 0);
 }
 
@@ -391,7 +464,10 @@ void deliver_resume(struct session *s)
 				conn_send_ack(c, MQTT_PUBREL, d->packet_id, 0);
 				continue;
 			}
-			enum send_result r = send_publish(c, d, true);
+			/* A held one never left: it goes now, not as a duplicate. */
+			bool dup = d->state != DLV_SEND_HELD;
+			d->state = DLV_PUBLISH_SENT;
+			enum send_result r = send_publish(c, d, dup);
 			if (r == DROPPED)
 				release(s, d);
 			else if (r == FAILED)
@@ -400,4 +476,113 @@ void deliver_resume(struct session *s)
 		free(order);
 	}
 	deliver_pump(s);
+}
+
+void deliver_send_held(struct conn *c, uint16_t packet_id)
+{
+	struct session *s = c->session;
+	uint32_t slot;
+	if (!s || c->state != CONN_ACTIVE || !pidx_find(&s->ids, packet_id, &slot) ||
+	    s->inflight[slot].state != DLV_SEND_HELD)
+		return; /* the connection changed: deliver_resume sends it */
+	struct delivery *d = &s->inflight[slot];
+	d->state = DLV_PUBLISH_SENT;
+	enum send_result r = send_publish(c, d, false);
+	if (r == DROPPED)
+		release(s, d);
+	else if (r == FAILED)
+		conn_fail(c);
+}
+
+/* ---- replay (replay.c): rebuilding a session's deliveries ------------------------ */
+
+void deliver_restore(struct session *s, struct msg *m, uint8_t qos, bool retain,
+		     const uint32_t *sub_ids, uint8_t n_sub_ids, uint16_t packet_id, uint8_t state)
+{
+	struct delivery d = { .m = msg_ref(m), .qos = qos, .retain = retain,
+			      .n_sub_ids = n_sub_ids, .packet_id = packet_id, .state = state };
+	memcpy(d.sub_ids, sub_ids, (size_t)n_sub_ids * sizeof *sub_ids);
+	if (!dqueue_push(&s->queue, &d)) {
+		msg_unref(m);
+		STAT_ADD(s->b, msgs_dropped, 1);
+	}
+}
+
+/* The queued delivery of the message with journal LSN plsn, or NULL. */
+static struct delivery *queued_by_lsn(struct session *s, uint64_t plsn, uint32_t *pos)
+{
+	struct dqueue *q = &s->queue;
+	for (uint32_t i = 0; i < q->count; i++) {
+		struct delivery *d = &q->items[(q->head + i) % q->cap];
+		if (d->m->plsn == plsn) {
+			*pos = i;
+			return d;
+		}
+	}
+	return NULL;
+}
+
+void deliver_forget(struct session *s, uint64_t plsn)
+{
+	struct dqueue *q = &s->queue;
+	uint32_t pos;
+	struct delivery *d = queued_by_lsn(s, plsn, &pos);
+	if (!d)
+		return; /* routed before its subscription in another order: nothing to do */
+	q->bytes -= dsize(d);
+	msg_unref(d->m);
+	/* Close the gap; acks come mostly from the front, so this is short. */
+	for (uint32_t i = pos; i > 0; i--)
+		q->items[(q->head + i) % q->cap] = q->items[(q->head + i - 1) % q->cap];
+	q->head = (q->head + 1) % q->cap;
+	q->count--;
+}
+
+void deliver_mark(struct session *s, uint64_t plsn, uint16_t packet_id, uint8_t state)
+{
+	uint32_t pos;
+	struct delivery *d = queued_by_lsn(s, plsn, &pos);
+	if (d) {
+		d->packet_id = packet_id;
+		d->state = state;
+	}
+}
+
+void deliver_restore_finish(struct session *s)
+{
+	/* Deliveries that had an id go back into the window with it, in order,
+	 * so the reconnecting client gets them with DUP (or their PUBREL). */
+	struct dqueue *q = &s->queue;
+	struct dqueue rest = { 0 };
+	uint32_t n = q->count;
+	for (uint32_t i = 0; i < n; i++) {
+		struct delivery d;
+		dqueue_pop(q, &d);
+		if (d.packet_id && d.state != DLV_QUEUED && s->inflight_count < PIDX_MAX_LIVE) {
+			if (s->inflight_count == s->inflight_cap) {
+				uint32_t cap = s->inflight_cap ? s->inflight_cap * 2 : 4;
+				struct delivery *arr = realloc(s->inflight, cap * sizeof *arr);
+				if (!arr)
+					goto requeue;
+				s->inflight = arr;
+				s->inflight_cap = cap;
+			}
+			if (pidx_add_id(&s->ids, d.packet_id, s->inflight_count) != MOTE_OK)
+				goto requeue;
+			d.seq = ++s->send_seq;
+			if (d.state == DLV_SEND_HELD)
+				d.state = DLV_PUBLISH_SENT;
+			s->inflight[s->inflight_count++] = d;
+			continue;
+		}
+requeue:
+		d.packet_id = 0;
+		d.state = DLV_QUEUED;
+		if (!dqueue_push(&rest, &d)) {
+			msg_unref(d.m);
+			STAT_ADD(s->b, msgs_dropped, 1);
+		}
+	}
+	dqueue_free(q);
+	*q = rest;
 }

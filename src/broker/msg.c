@@ -134,6 +134,8 @@ struct msg *msg_new(struct msg_pool *pool, const uint8_t *topic, uint16_t topic_
 	m->payload_len = payload_len;
 	m->expiry_ms = expiry_ms;
 	m->origin = origin;
+	m->plsn = 0;
+	m->snap_epoch = 0;
 	if (topic_len)
 		memcpy(m->data, topic, topic_len);
 	if (props_len)

@@ -47,6 +47,11 @@ struct msg {
 	uint32_t payload_len;
 	uint64_t expiry_ms;     /* monotonic deadline; 0 = never expires */
 	uint64_t origin;        /* id of the publishing session (no-local), 0 = internal */
+	/* LSN of its journal record, 0 = not written (persist.h). Set by the
+	 * publishing shard before the message is routed, and by the snapshot
+	 * writer while every shard is paused: never while others read it. */
+	uint64_t plsn;
+	uint64_t snap_epoch;    /* snapshot.c: written in snapshot number ... */
 	struct msg_pool *pool;  /* where the block goes back to, NULL = free() */
 	uint8_t data[];         /* topic | props | payload */
 };

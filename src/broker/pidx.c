@@ -91,3 +91,40 @@ void pidx_remove(struct pidx *x, uint16_t id)
 	bk->id = 0;
 	x->live--;
 }
+
+/* Doubles the table (up to one bucket per id): see the top comment. */
+static enum mote_err grow(struct pidx *x)
+{
+	uint32_t have = x->b ? x->mask + 1 : 0;
+	if (have >= ALL_IDS)
+		return MOTE_EINVAL;
+	return pidx_reserve(x, have ? have : MIN_BUCKETS / 2);
+}
+
+enum mote_err pidx_add_id(struct pidx *x, uint16_t id, uint32_t slot)
+{
+	if (id == 0)
+		return MOTE_EINVAL;
+	if (!x->b) {
+		enum mote_err err = pidx_reserve(x, 1);
+		if (err)
+			return err;
+	}
+	/* Grow until the id's bucket is free: with one bucket per id it is,
+	 * unless the id is in use already. */
+	while (x->b[id & x->mask].id != 0) {
+		if (x->b[id & x->mask].id == id)
+			return MOTE_EINVAL;
+		enum mote_err err = grow(x);
+		if (err)
+			return err;
+	}
+	if (x->live + 1 > (x->mask + 1) / 2) {
+		enum mote_err err = pidx_reserve(x, x->live + 1);
+		if (err)
+			return err;
+	}
+	x->b[id & x->mask] = (struct pidx_bucket){ id, slot };
+	x->live++;
+	return MOTE_OK;
+}

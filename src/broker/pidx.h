@@ -59,6 +59,13 @@ enum mote_err pidx_reserve(struct pidx *x, uint32_t n);
  */
 uint16_t pidx_add(struct pidx *x, uint16_t *cursor, uint32_t slot);
 
+/*
+ * Records a given id (not in use) for `slot`, growing the table as needed
+ * (restoring a window after a restart). MOTE_EINVAL for 0 or an id in use,
+ * MOTE_ENOMEM.
+ */
+enum mote_err pidx_add_id(struct pidx *x, uint16_t id, uint32_t slot);
+
 /* The slot of an id in use; false for an id not in use (or 0). */
 bool pidx_find(const struct pidx *x, uint16_t id, uint32_t *slot);
 

@@ -47,6 +47,24 @@ static bool qos2_add(struct session *s, uint16_t id, uint32_t pos)
 	return true;
 }
 
+enum mote_err session_qos2_hold(struct session *s, uint16_t id)
+{
+	uint32_t pos;
+	if (qos2_find(s, id, &pos))
+		return MOTE_OK;
+	return qos2_add(s, id, pos) ? MOTE_OK : MOTE_ENOMEM;
+}
+
+void session_qos2_release(struct session *s, uint16_t id)
+{
+	uint32_t pos;
+	if (!qos2_find(s, id, &pos))
+		return;
+	memmove(s->qos2_in + pos, s->qos2_in + pos + 1,
+		(s->qos2_in_count - pos - 1) * sizeof *s->qos2_in);
+	s->qos2_in_count--;
+}
+
 static void fault(struct conn *c, uint8_t reason, const char *why)
 {
 	conn_log_fault(c, "protocol_error", why);
@@ -106,6 +124,31 @@ bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access
 	return true;
 }
 
+/* The message cannot be kept: 5.0 says quota exceeded (0x97); 3.1.1 has no
+ * negative ack, so the connection closes and the client sends it again. */
+static void refuse_quota(struct conn *c, uint8_t ack, uint16_t packet_id)
+{
+	if (c->version == MQTT_V5) {
+		conn_send_ack(c, ack, packet_id, MQTT_RC_QUOTA_EXCEEDED);
+		return;
+	}
+	conn_log_fault(c, "publish_refused", "message cannot be stored");
+	conn_close(c, -1, NULL);
+}
+
+/* An ack that must not overtake acks still held for durability. */
+static void send_ack_ordered(struct conn *c, uint8_t type, uint16_t id, uint8_t reason,
+			     bool needs_hold)
+{
+	if (needs_hold || c->held_ops > 0) {
+		struct held_op op = { .kind = HELD_ACK, .c = c, .ack_type = type,
+				      .reason = reason, .packet_id = id };
+		persist_hold(c->b, &op);
+		return;
+	}
+	conn_send_ack(c, type, id, reason);
+}
+
 void handle_publish(struct conn *c, struct mqtt_publish *p)
 {
 	struct broker *b = c->b;
@@ -117,7 +160,8 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	if (p->qos == 2) {
 		uint32_t pos;
 		if (qos2_find(s, p->packet_id, &pos)) {
-			conn_send_ack(c, MQTT_PUBREC, p->packet_id, 0); /* a resend: ack, don't route */
+			/* a resend: ack, don't route (after the first PUBREC, if held) */
+			send_ack_ordered(c, MQTT_PUBREC, p->packet_id, 0, false);
 			return;
 		}
 		if (s->qos2_in_count >= b->cfg.receive_max) {
@@ -153,6 +197,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		conn_fail(c);
 		return;
 	}
+	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : p->qos == 2 ? MQTT_PUBREC : 0;
 	if (p->qos > 0 && b->hooks.persist_publish) {
 		struct broker_client info;
 		struct broker_msg_view v = { p->topic.p, p->topic.len, p->payload.p,
@@ -160,13 +205,48 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		conn_fill_client(c, &info);
 		if (b->hooks.persist_publish(b->hooks.ctx, &info, &v) != MOTE_OK) {
 			msg_unref(m);
-			if (c->version == MQTT_V5)
-				conn_send_ack(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id,
-					 MQTT_RC_QUOTA_EXCEEDED);
-			else
-				conn_close(c, -1, NULL);
+			refuse_quota(c, ack, p->packet_id);
 			return;
 		}
+	}
+	/* Durability: write first, route and acknowledge once it is safe. */
+	bool write_msg = persist_wants_msg(b, m);
+	bool write_id = p->qos == 2 && s->persisted && b->ps;
+	if (write_msg || write_id || c->held_ops > 0) {
+		if ((write_msg || write_id) && persist_failing(b)) {
+			if (p->qos == 0) {
+				route_message(b, m); /* QoS 0 promises nothing: deliver it */
+				msg_unref(m);
+				return;
+			}
+			msg_unref(m);
+			STAT_ADD(b, persist_refused, 1);
+			refuse_quota(c, ack, p->packet_id);
+			return;
+		}
+		if (write_msg && persist_msg(b, m, s) != MOTE_OK) {
+			if (p->qos == 0)
+				route_message(b, m);
+			else
+				refuse_quota(c, ack, p->packet_id);
+			msg_unref(m);
+			return;
+		}
+		if (p->qos == 2) {
+			uint32_t pos;
+			qos2_find(s, p->packet_id, &pos);
+			if (!qos2_add(s, p->packet_id, pos)) {
+				msg_unref(m);
+				conn_fail(c);
+				return;
+			}
+			if (write_id)
+				persist_q2(b, s, PR_Q2IN, p->packet_id);
+		}
+		struct held_op op = { .kind = HELD_ROUTE, .m = m, .c = c, .ack_type = ack,
+				      .packet_id = p->packet_id };
+		persist_hold(b, &op);
+		return;
 	}
 	uint32_t receivers = route_message(b, m);
 	msg_unref(m);
@@ -190,11 +270,27 @@ void handle_pubrel(struct conn *c, const struct mqtt_ack *a)
 	struct session *s = c->session;
 	uint32_t pos;
 	if (!qos2_find(s, a->packet_id, &pos)) {
-		conn_send_ack(c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND);
+		send_ack_ordered(c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND, false);
 		return;
 	}
 	memmove(s->qos2_in + pos, s->qos2_in + pos + 1,
 		(s->qos2_in_count - pos - 1) * sizeof *s->qos2_in);
 	s->qos2_in_count--;
-	conn_send_ack(c, MQTT_PUBCOMP, a->packet_id, 0);
+	/* PUBCOMP lets the client reuse the id: the release must be safe first,
+	 * or a restart would take a new message with that id for a resend. */
+	bool held = s->persisted && c->b->ps;
+	if (held)
+		persist_q2(c->b, s, PR_Q2REL, a->packet_id);
+	send_ack_ordered(c, MQTT_PUBCOMP, a->packet_id, 0, held);
+}
+
+void publish_internal(struct broker *b, struct msg *m, const struct session *origin)
+{
+	if (persist_wants_msg(b, m) && !persist_failing(b) &&
+	    persist_msg(b, m, origin) == MOTE_OK) {
+		struct held_op op = { .kind = HELD_ROUTE, .m = msg_ref(m) };
+		persist_hold(b, &op);
+		return;
+	}
+	route_message(b, m); /* nothing to keep, or it cannot be kept: deliver */
 }

@@ -129,6 +129,12 @@ static void on_match(void *ctx, struct session *s, const struct sub_opts *o, boo
 	const struct msg *m = b->routing;
 	if (o->no_local && s->uid == m->origin)
 		return; /* [MQTT-3.8.3-3] */
+	if (b->replaying) {
+		if (shared)
+			return; /* a group's picks come back as PR_ENQ records (persist.h) */
+		if (b->replay_route_shard != PR_SHARD_ALL && s->replay_shard != b->replay_route_shard)
+			return; /* PR_ROUTE: for the sessions of one shard of the last run */
+	}
 	uint8_t qos = o->qos < m->qos ? o->qos : m->qos;
 
 	struct route_hit *h = NULL;
@@ -145,6 +151,7 @@ static void on_match(void *ctx, struct session *s, const struct sub_opts *o, boo
 			s->route_epoch = b->route_epoch;
 			s->route_slot = b->hits_len - 1;
 		}
+		h->shared = shared;
 	}
 	if (qos > h->qos)
 		h->qos = qos;
@@ -192,8 +199,10 @@ uint32_t route_local(struct broker *b, struct msg *m)
 					   h->n_sub_ids);
 			continue;
 		}
-		deliver(h->s, m, h->qos, h->retain_as_published ? m->retain : false, h->sub_ids,
-			h->n_sub_ids);
+		bool retain = h->retain_as_published ? m->retain : false;
+		if (h->shared)
+			persist_enq(b, h->s, m, h->qos, retain, h->sub_ids, h->n_sub_ids);
+		deliver(h->s, m, h->qos, retain, h->sub_ids, h->n_sub_ids);
 	}
 	if (b->route_oom)
 		STAT_ADD(b, msgs_dropped, 1);

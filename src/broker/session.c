@@ -67,11 +67,12 @@ static void publish_will(struct session *s)
 	} else if (will->topic_len >= 4 && memcmp(msg_topic(will), "$SYS", 4) == 0) {
 		ok = false;
 	}
+	persist_will_end(b, s);
 	if (ok) {
 		char idq[96];
 		MOTE_DEBUG("broker", "event=will client=%s",
 			   mote_log_quote(idq, sizeof idq, s->client_id, s->client_id_len));
-		route_message(b, will);
+		publish_internal(b, will, s);
 	}
 	msg_unref(will);
 }
@@ -85,6 +86,8 @@ void session_set_will(struct session *s, struct msg *will, uint32_t delay_s)
 
 void session_cancel_will(struct session *s)
 {
+	if (s->will)
+		persist_will_end(s->b, s);
 	loop_timer_stop(s->b->loop, &s->will_timer);
 	msg_unref(s->will);
 	s->will = NULL;
@@ -100,6 +103,7 @@ void session_destroy(struct session *s)
 {
 	struct broker *b = s->b;
 	publish_will(s);
+	persist_session_end(b, s);
 	loop_timer_stop(b->loop, &s->expiry_timer);
 	session_drop_subs(s);
 	session_release_inflight(s);
@@ -128,12 +132,17 @@ void session_detach(struct session *s, bool publish)
 	if (!publish)
 		session_cancel_will(s);
 	if (s->expiry_s == 0 || b->shutting_down) {
-		/* Shutting down frees every session: no will is sent to nobody. */
-		if (b->shutting_down)
+		/* Shutting down frees every session: no will is sent to nobody
+		 * now; a journaled one goes out after the restart. */
+		if (b->shutting_down) {
 			session_cancel_will(s);
+			if (s->expiry_s)
+				persist_offline(b, s); /* its expiry runs from now */
+		}
 		session_destroy(s);
 		return;
 	}
+	persist_offline(b, s);
 	if (s->will) {
 		if (s->will_delay_s == 0)
 			publish_will(s);

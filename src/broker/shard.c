@@ -163,13 +163,17 @@ static void stage_flush_one(struct broker *b, uint32_t t)
 		loop_wake(to->loop);
 }
 
+void shard_flush_stage(struct broker *b)
+{
+	for (uint32_t t = 0; t < b->nshards; t++)
+		stage_flush_one(b, t);
+}
+
 /* Hands everything staged to its target shards (loop_defer_idle callback). */
 static void stage_flush(struct loop *loop, void *data)
 {
 	(void)loop;
-	struct broker *b = data;
-	for (uint32_t t = 0; t < b->nshards; t++)
-		stage_flush_one(b, t);
+	shard_flush_stage(data);
 }
 
 static void stage_push(struct broker *b, uint32_t to, const struct inbox_slot *sl)
@@ -263,6 +267,9 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 	case IN_STOPPED: /* shard 0 stops once every other shard has */
 		broker_conn_gone(b);
 		break;
+	case IN_PAUSE:
+		snapshot_park(b);
+		break;
 	}
 }
 
@@ -273,6 +280,7 @@ static void inbox_drain(struct loop *loop, void *data)
 	struct broker *b = data;
 	if (b->shard_id == 0 && atomic_exchange(&b->shared->shutdown_asked, false))
 		broker_shutdown(b); /* broker_shutdown_async */
+	persist_poll(b); /* the committer woke us: held operations may go */
 	pthread_mutex_lock(&b->inbox_mu);
 	struct item_vec tmp = b->inbox;
 	b->inbox = b->inbox_work;
@@ -280,14 +288,17 @@ static void inbox_drain(struct loop *loop, void *data)
 	atomic_store_explicit(&b->inbox_len, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&b->inbox_mu);
 	struct item_vec *w = &b->inbox_work;
+	b->draining = true;
 	for (uint32_t i = 0; i < w->len; i++) {
 		struct inbox_slot *sl = &w->v[i];
+		b->inbox_pos = i;
 		if (sl->kind == IN_ROUTE)
 			route_local(b, sl->m);
 		else
 			handle_item(b, sl->full);
 		slot_free(sl);
 	}
+	b->draining = false;
 	w->len = 0;
 }
 

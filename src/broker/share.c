@@ -169,5 +169,7 @@ void share_on_deliver(struct broker *b, struct inbox_item *it)
 		STAT_ADD(b, msgs_dropped, 1); /* the member ended on the way */
 		return;
 	}
+	/* A group's pick is not replayed from the message: it gets a record. */
+	persist_enq(b, s, it->m, it->qos, it->flag, it->sub_ids, it->n_sub_ids);
 	deliver(s, it->m, it->qos, it->flag, it->sub_ids, it->n_sub_ids);
 }

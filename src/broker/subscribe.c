@@ -29,15 +29,18 @@ static struct session_sub **find_sub(struct session *s, const struct mqtt_str *g
 }
 
 static bool remember_sub(struct session *s, const struct mqtt_str *group,
-			 const struct mqtt_str *filter)
+			 const struct mqtt_str *filter, const struct sub_opts *o)
 {
 	struct session_sub **pp = find_sub(s, group, filter);
-	if (*pp)
+	if (*pp) {
+		(*pp)->opts = *o;
 		return true;
+	}
 	struct session_sub *e = malloc(sizeof *e + group->len + filter->len);
 	if (!e)
 		return false;
 	e->next = NULL;
+	e->opts = *o;
 	e->group_len = group->len;
 	e->filter_len = filter->len;
 	if (group->len)
@@ -47,12 +50,25 @@ static bool remember_sub(struct session *s, const struct mqtt_str *group,
 	return true;
 }
 
+/* Subscriptions of persistent sessions, counted over all shards: while
+ * there are none, QoS 1/2 messages need not be written (persist.c). */
+static void count_persistent(struct session *s, int delta)
+{
+	if (!s->persisted)
+		return;
+	if (delta > 0)
+		atomic_fetch_add_explicit(&s->b->shared->persist_subs, 1, memory_order_relaxed);
+	else
+		atomic_fetch_sub_explicit(&s->b->shared->persist_subs, 1, memory_order_relaxed);
+}
+
 void session_drop_subs(struct session *s)
 {
 	struct broker *b = s->b;
 	while (s->subs) {
 		struct session_sub *e = s->subs;
 		s->subs = e->next;
+		count_persistent(s, -1);
 		if (e->group_len && shard_of_group(b, e->text, e->group_len, e->text + e->group_len,
 						   e->filter_len) != b->shard_id) {
 			share_remote_unsub(s, e->text, e->group_len, e->text + e->group_len,
@@ -67,6 +83,64 @@ void session_drop_subs(struct session *s)
 	shard_note_interest(b);
 }
 
+enum mote_err session_subscribe(struct session *s, const struct mqtt_str *group,
+				const struct mqtt_str *filter, const struct sub_opts *o, bool *existed)
+{
+	struct broker *b = s->b;
+	*existed = false;
+	if (group->len && shard_of_group(b, group->p, group->len, filter->p, filter->len) !=
+				  b->shard_id) {
+		/* The group's owner shard keeps the members (shard.c). */
+		*existed = *find_sub(s, group, filter) != NULL;
+		if (!remember_sub(s, group, filter, o))
+			return MOTE_ENOMEM;
+		share_remote_sub(s, group, filter, o);
+	} else if (!remember_sub(s, group, filter, o) ||
+		   subtree_add(b->subs, group->p, group->len, filter->p, filter->len, s, o,
+			       existed) != MOTE_OK) {
+		return MOTE_ENOMEM;
+	}
+	if (!*existed) {
+		STAT_ADD(b, subscriptions, 1);
+		count_persistent(s, +1);
+	}
+	struct precord r = { .opts = { o->qos, o->no_local, o->retain_as_published,
+				       o->retain_handling, o->sub_id } };
+	persist_sub(b, s, group->p, group->len, filter->p, filter->len, &r);
+	return MOTE_OK;
+}
+
+bool session_unsubscribe(struct session *s, const struct mqtt_str *group,
+			 const struct mqtt_str *filter)
+{
+	struct broker *b = s->b;
+	struct session_sub **pp = find_sub(s, group, filter);
+	bool had = *pp != NULL;
+	if (*pp) {
+		struct session_sub *gone = *pp;
+		*pp = gone->next;
+		free(gone);
+	}
+	bool removed = false;
+	if (group->len && shard_of_group(b, group->p, group->len, filter->p, filter->len) !=
+				  b->shard_id) {
+		if (had) {
+			share_remote_unsub(s, group->p, group->len, filter->p, filter->len);
+			removed = true;
+		}
+	} else {
+		removed = subtree_remove(b->subs, group->p, group->len, filter->p, filter->len,
+					 s) == MOTE_OK;
+	}
+	if (had)
+		count_persistent(s, -1);
+	if (removed) {
+		STAT_SUB(b, subscriptions, 1);
+		persist_unsub(b, s, group->p, group->len, filter->p, filter->len);
+	}
+	return removed;
+}
+
 /* Retained messages for one new subscription. */
 struct retained_ctx {
 	struct session *s;
@@ -78,6 +152,8 @@ static void send_retained(void *ctx, struct msg *m)
 {
 	struct retained_ctx *r = ctx;
 	uint8_t qos = m->qos < r->qos ? m->qos : r->qos;
+	/* Not implied by a routed PR_MSG: the delivery needs its own record. */
+	persist_enq(r->s->b, r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
 	/* [MQTT-3.3.1-9] retained messages sent on subscribe carry RETAIN 1 */
 	deliver(r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
 }
@@ -122,23 +198,10 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 				      .retain_handling = e.opts.retain_handling,
 				      .sub_id = sub_id };
 		bool existed = false;
-		if (shared && shard_of_group(b, group.p, group.len, filter.p, filter.len) !=
-				      b->shard_id) {
-			/* The group's owner shard keeps the members (shard.c). */
-			existed = *find_sub(s, &group, &filter) != NULL;
-			if (!existed && !remember_sub(s, &group, &filter)) {
-				reasons[i] = v5 ? MQTT_RC_UNSPECIFIED : MQTT311_SUBACK_FAILURE;
-				continue;
-			}
-			share_remote_sub(s, &group, &filter, &o);
-		} else if (!remember_sub(s, &group, &filter) ||
-			   subtree_add(b->subs, group.p, group.len, filter.p, filter.len, s, &o,
-				       &existed) != MOTE_OK) {
+		if (session_subscribe(s, &group, &filter, &o, &existed) != MOTE_OK) {
 			reasons[i] = v5 ? MQTT_RC_UNSPECIFIED : MQTT311_SUBACK_FAILURE;
 			continue;
 		}
-		if (!existed)
-			STAT_ADD(b, subscriptions, 1);
 		reasons[i] = e.opts.qos;
 		/* Shared subscriptions get no retained messages [MQTT-3.8.4-?]. */
 		want_retained[i] = !shared && (o.retain_handling == 0 ||
@@ -187,25 +250,8 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p)
 			continue;
 		}
 		mqtt_shared_split(e.filter.p, e.filter.len, &group, &filter);
-		struct session_sub **pp = find_sub(s, &group, &filter);
-		bool had = *pp != NULL;
-		if (*pp) {
-			struct session_sub *gone = *pp;
-			*pp = gone->next;
-			free(gone);
-		}
-		if (group.len && shard_of_group(b, group.p, group.len, filter.p, filter.len) !=
-					 b->shard_id) {
-			if (had) {
-				share_remote_unsub(s, group.p, group.len, filter.p, filter.len);
-				STAT_SUB(b, subscriptions, 1);
-				reasons[i] = MQTT_RC_SUCCESS;
-			}
-		} else if (subtree_remove(b->subs, group.p, group.len, filter.p, filter.len, s) ==
-		    MOTE_OK) {
-			STAT_SUB(b, subscriptions, 1);
+		if (session_unsubscribe(s, &group, &filter))
 			reasons[i] = MQTT_RC_SUCCESS;
-		}
 	}
 	shard_note_interest(b);
 	struct mqtt_packet ack = { .type = MQTT_UNSUBACK };

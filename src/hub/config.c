@@ -12,7 +12,10 @@
 
 #include "hub/hub.h"
 
-enum opt_kind { OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS };
+enum opt_kind {
+	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
+	OPT_QUEUE_FULL,
+};
 
 struct opt {
 	const char *name;
@@ -30,6 +33,25 @@ static const struct opt opts[] = {
 	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT",
 	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883)" },
 	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)" },
+	{ "persistence", OPT_BOOL, HOFF(persistence), 0, "on|off",
+	  "keep sessions, queued and in-flight QoS 1/2 messages, retained messages and wills "
+	  "in DIR/journal across restarts and crashes (default on)" },
+	{ "fsync", OPT_FSYNC, BOFF(fsync), 0, "POLICY",
+	  "always: acknowledge QoS 1/2 only once on disk (fdatasync); batch: once written, "
+	  "synced within --fsync-batch-ms; none: once written, never synced (default always)" },
+	{ "fsync-batch-ms", OPT_U32, BOFF(fsync_batch_ms), 60000, "MS",
+	  "longest time a written record waits for fdatasync under --fsync batch (default 10)" },
+	{ "max-queued-bytes", OPT_U32, BOFF(max_queued_bytes), 0xFFFFFFFFul, "BYTES",
+	  "topic + payload bytes queued per session (default 67108864)" },
+	{ "queue-full", OPT_QUEUE_FULL, BOFF(queue_full), 0, "POLICY",
+	  "when a session's queue is full: refuse-newest or drop-oldest (default refuse-newest)" },
+	{ "journal-fault-file", OPT_STR, BOFF(journal_fault_file), 0, "PATH",
+	  "test hook: while PATH exists every journal write fails with ENOSPC (disk full)" },
+	{ "journal-segment-bytes", OPT_U32, BOFF(journal_segment_bytes), 0xFFFFFFFFul, "BYTES",
+	  "size of one journal segment file (default 67108864)" },
+	{ "journal-compact-bytes", OPT_U32, BOFF(compact_min_bytes), 0xFFFFFFFFul, "BYTES",
+	  "journal growth that starts a compacting snapshot, at least twice the last one "
+	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
 	  "accept clients without a username (default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
@@ -67,6 +89,7 @@ void hub_config_defaults(struct hub_config *cfg)
 	broker_config_defaults(&cfg->broker);
 	cfg->broker.threads = 0; /* the hub: one loop per CPU unless --threads says */
 	cfg->data_dir = "data";
+	cfg->persistence = true;
 	cfg->log_level = MOTE_LOG_INFO;
 }
 
@@ -126,6 +149,33 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 	case OPT_STR:
 		*(const char **)(base + o->offset) = v;
 		return MOTE_OK;
+	case OPT_FSYNC: {
+		uint8_t *f = (uint8_t *)(base + o->offset);
+		if (!strcmp(v, "always"))
+			*f = BROKER_FSYNC_ALWAYS;
+		else if (!strcmp(v, "batch"))
+			*f = BROKER_FSYNC_BATCH;
+		else if (!strcmp(v, "none"))
+			*f = BROKER_FSYNC_NONE;
+		else {
+			snprintf(errbuf, errcap, "--%s: '%s' is not always, batch or none", o->name, v);
+			return MOTE_EINVAL;
+		}
+		return MOTE_OK;
+	}
+	case OPT_QUEUE_FULL: {
+		uint8_t *f = (uint8_t *)(base + o->offset);
+		if (!strcmp(v, "refuse-newest"))
+			*f = BROKER_QUEUE_REFUSE_NEWEST;
+		else if (!strcmp(v, "drop-oldest"))
+			*f = BROKER_QUEUE_DROP_OLDEST;
+		else {
+			snprintf(errbuf, errcap, "--%s: '%s' is not refuse-newest or drop-oldest",
+				 o->name, v);
+			return MOTE_EINVAL;
+		}
+		return MOTE_OK;
+	}
 	case OPT_LISTEN:
 		if (cfg->mqtt_count == HUB_MAX_LISTENERS) {
 			snprintf(errbuf, errcap, "--%s: at most %d listeners", o->name,

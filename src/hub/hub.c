@@ -86,9 +86,23 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	err = loop_new(&h.loop);
 	if (err != MOTE_OK)
 		goto out;
-	err = broker_new(&cfg->broker, NULL, h.loop, &h.broker);
-	if (err != MOTE_OK)
+	struct broker_config bcfg = cfg->broker;
+	char journal_dir[4096];
+	if (cfg->persistence) {
+		if (snprintf(journal_dir, sizeof journal_dir, "%s/journal", cfg->data_dir) >=
+		    (int)sizeof journal_dir) {
+			err = MOTE_EINVAL;
+			goto out;
+		}
+		bcfg.persist_dir = journal_dir;
+	}
+	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
+	if (err != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
+				  "--persistence off starts without the journal\"",
+			   mote_strerror(err));
 		goto out;
+	}
 	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
 		err = broker_listen_tcp(h.broker, cfg->mqtt[i], msg, sizeof msg);
 		if (err != MOTE_OK) {

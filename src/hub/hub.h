@@ -24,6 +24,7 @@ struct hub_config {
 	const char *mqtt[HUB_MAX_LISTENERS]; /* "host:port"; borrowed from argv/file */
 	unsigned mqtt_count;
 	const char *data_dir;
+	bool persistence;               /* journal in data_dir/journal (default on) */
 	enum mote_log_level log_level;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;

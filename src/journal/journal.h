@@ -113,6 +113,16 @@ enum mote_err journal_append(struct journal *j, uint8_t type, const void *payloa
 			     uint64_t *lsn);
 
 /*
+ * Buffers `nrec` records already encoded (record header + payload each, as
+ * journal_rec_encode() writes them) and gives the first one LSN *first; the
+ * others follow. The caller vouches for the encoding (it is not checked
+ * here: a committer thread appends blobs built by other threads). Errors
+ * as journal_append; on error nothing is buffered.
+ */
+enum mote_err journal_append_encoded(struct journal *j, const void *recs, size_t len,
+				     uint32_t nrec, uint64_t *first);
+
+/*
  * Writes all buffered records (one write) and syncs per policy: ALWAYS
  * syncs; BATCH syncs if batch_ms passed since the last sync; NONE never.
  * Rolls to a new segment first when the current one is full. MOTE_EIO on a

@@ -185,15 +185,10 @@ static enum mote_err maybe_roll(struct journal *j)
 	return journal_seg_create(j, cur->segno + 1, j->written_lsn + 1);
 }
 
-enum mote_err journal_append(struct journal *j, uint8_t type, const void *payload, size_t len,
-			     uint64_t *lsn)
+/* Makes room for `need` more buffered bytes (see journal_append's errors). */
+static enum mote_err buf_room(struct journal *j, size_t need)
 {
-	if (type == 0 || (len && !payload))
-		return MOTE_EINVAL;
-	if (len > JOURNAL_MAX_PAYLOAD)
-		return MOTE_ETOOBIG;
-	size_t need = JOURNAL_REC_HDR + len;
-	/* An empty buffer takes any record, or a big one could never go in. */
+	/* An empty buffer takes anything, or a big record could never go in. */
 	if (j->buf_len > 0 && j->buf_len + need > j->max_buffer)
 		return MOTE_EFULL;
 	if (j->buf_len + need > j->buf_cap) {
@@ -206,6 +201,35 @@ enum mote_err journal_append(struct journal *j, uint8_t type, const void *payloa
 		j->buf = b;
 		j->buf_cap = cap;
 	}
+	return MOTE_OK;
+}
+
+enum mote_err journal_append_encoded(struct journal *j, const void *recs, size_t len,
+				     uint32_t nrec, uint64_t *first)
+{
+	if (nrec == 0 || !recs || len < (size_t)nrec * JOURNAL_REC_HDR)
+		return MOTE_EINVAL;
+	enum mote_err err = buf_room(j, len);
+	if (err)
+		return err;
+	memcpy(j->buf + j->buf_len, recs, len);
+	j->buf_len += len;
+	*first = j->last_lsn + 1;
+	j->last_lsn += nrec;
+	return MOTE_OK;
+}
+
+enum mote_err journal_append(struct journal *j, uint8_t type, const void *payload, size_t len,
+			     uint64_t *lsn)
+{
+	if (type == 0 || (len && !payload))
+		return MOTE_EINVAL;
+	if (len > JOURNAL_MAX_PAYLOAD)
+		return MOTE_ETOOBIG;
+	size_t need = JOURNAL_REC_HDR + len;
+	enum mote_err err = buf_room(j, need);
+	if (err)
+		return err;
 	uint8_t *p = j->buf + j->buf_len;
 	journal_rec_hdr_encode(p, type, payload, (uint32_t)len);
 	if (len)
