@@ -194,7 +194,7 @@ class Broker:
         if self.name in PERSISTENT:
             # The byte bound on a session's queue is raised with the count
             # bound, as mosquitto's max_queued_bytes 0 is.
-            hub = hub + ["--persistence", "on", "--fsync", self.name.split("-", 1)[1],
+            hub = hub + ["--persistence=on", "--fsync", self.name.split("-", 1)[1],
                          "--fsync-batch-ms", str(FSYNC_BATCH_MS),
                          "--max-queued-bytes", str(1 << 30)]
         return hub
@@ -354,11 +354,24 @@ def mote_has_persistence():
         return False
 
 
+def mote_commit():
+    """The commit the measured mote was built from ("-dirty": with local changes)."""
+    def git(*a):
+        return subprocess.run(["git", "-C", ROOT] + list(a), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL).stdout.decode().strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", "src") else "")
+    except OSError:
+        return "?"
+
+
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "bench", "out", "raw.jsonl")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     variants = throughput_variants()
     persist_ok = mote_has_persistence()
+    commit = mote_commit()
     t0 = time.time()
     with open(out_path, "a") as out:
         for rnd in range(REPEAT):
@@ -369,7 +382,8 @@ def main():
                 for var, qos, args, fan in runs:
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
-                               "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                               "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                               "mote_commit": commit}
                         if name in PERSISTENT:
                             # what the report states about each one's loss window
                             rec["fsync_batch_ms"] = FSYNC_BATCH_MS
@@ -400,7 +414,9 @@ def main():
                                 if name in PERSISTENT:
                                     rec["broker_command"] = " ".join(
                                         os.path.basename(a) if a == MOTE else a
-                                        for a in broker.command()).replace(broker.tmp, "TMP")
+                                        for a in broker.command()).replace(
+                                            broker.tmp, "TMP").replace(
+                                            ":%d" % broker.port, ":PORT")
                                     rec["data_fs"] = broker.fs
                                     io0 = broker.io()
                                 rec["result"] = run_bench(broker.port, args, timeout=DURATION + 120)
