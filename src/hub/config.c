@@ -357,6 +357,10 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			return MOTE_EINVAL;
 		}
 		const char *value = eq ? eq + 1 : NULL;
+		bool ignored;
+		if (!value && o->kind == OPT_BOOL && o->arg && i + 1 < argc &&
+		    parse_bool(argv[i + 1], &ignored))
+			value = argv[++i]; /* "--persistence off" as well as "--persistence=off" */
 		if (!value && o->kind != OPT_BOOL) {
 			if (i + 1 >= argc) {
 				snprintf(errbuf, errcap, "--%s needs a value: --%s %s", o->name, o->name,
