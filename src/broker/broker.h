@@ -55,6 +55,8 @@ struct broker_config {
 	uint32_t max_queued_bytes;   /* queued payload+topic bytes per session */
 	uint8_t queue_full;          /* enum broker_queue_full */
 	const char *journal_fault_file; /* test hook: writes fail while it exists */
+	uint32_t journal_segment_bytes; /* segment file size; 0 = 64 MiB */
+	uint32_t compact_min_bytes;     /* log growth before a snapshot; 0 = 64 MiB */
 };
 
 enum broker_fsync {

@@ -121,7 +121,9 @@ void persist_offline(struct broker *b, struct session *s)
 {
 	if (!active(b) || !s->persisted)
 		return;
-	precord_offline(&b->ps->enc, s->client_id, s->client_id_len, mote_wall_ms(), s->expiry_s);
+	s->offline_wall_ms = mote_wall_ms(); /* the snapshot writes it too */
+	precord_offline(&b->ps->enc, s->client_id, s->client_id_len, s->offline_wall_ms,
+			s->expiry_s);
 	stage(b, PR_OFFLINE);
 }
 

@@ -425,7 +425,8 @@ enum mote_err persist_open(struct broker *b0)
 			     .sync = cfg->fsync == BROKER_FSYNC_ALWAYS  ? JOURNAL_SYNC_ALWAYS
 				     : cfg->fsync == BROKER_FSYNC_BATCH ? JOURNAL_SYNC_BATCH
 									: JOURNAL_SYNC_NONE,
-			     .batch_ms = cfg->fsync_batch_ms ? cfg->fsync_batch_ms : 1 },
+			     .batch_ms = cfg->fsync_batch_ms ? cfg->fsync_batch_ms : 1,
+			     .segment_bytes = cfg->journal_segment_bytes },
 		.fault_file = cfg->journal_fault_file,
 	};
 	struct replay_log log = { 0 };

@@ -4,7 +4,8 @@
  * segment before PR_SNAP_BEGIN can go (persist.h, docs/durability.md).
  *
  * It runs at start-up (after replay, before any thread) and in the
- * background once the log has grown by max(64 MiB, 2x the last snapshot)
+ * background once the log has grown by max(64 MiB (compact_min_bytes),
+ * 2x the last snapshot)
  * since the last one, so the log stays within a small multiple of the live
  * state and compaction costs O(1) per record written.
  *
@@ -262,9 +263,10 @@ static void check_cb(struct loop *loop, struct loop_timer *t)
 		jcommit_request_release(sh->jc, sh->snap_release);
 		sh->snap_end = 0;
 	}
+	uint64_t floor = b0->cfg.compact_min_bytes ? b0->cfg.compact_min_bytes : SNAP_MIN_GROWTH;
 	uint64_t limit = sh->last_snap_bytes * 2;
-	if (limit < SNAP_MIN_GROWTH)
-		limit = SNAP_MIN_GROWTH;
+	if (limit < floor)
+		limit = floor;
 	if (!sh->snap_end && !persist_failing(b0) && jcommit_bytes_since_release(sh->jc) > limit)
 		background(b0);
 	loop_timer_start(loop, t, SNAP_CHECK_MS);

@@ -47,6 +47,11 @@ static const struct opt opts[] = {
 	  "when a session's queue is full: refuse-newest or drop-oldest (default refuse-newest)" },
 	{ "journal-fault-file", OPT_STR, BOFF(journal_fault_file), 0, "PATH",
 	  "test hook: while PATH exists every journal write fails with ENOSPC (disk full)" },
+	{ "journal-segment-bytes", OPT_U32, BOFF(journal_segment_bytes), 0xFFFFFFFFul, "BYTES",
+	  "size of one journal segment file (default 67108864)" },
+	{ "journal-compact-bytes", OPT_U32, BOFF(compact_min_bytes), 0xFFFFFFFFul, "BYTES",
+	  "journal growth that starts a compacting snapshot, at least twice the last one "
+	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
 	  "accept clients without a username (default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
@@ -352,6 +357,10 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			return MOTE_EINVAL;
 		}
 		const char *value = eq ? eq + 1 : NULL;
+		bool ignored;
+		if (!value && o->kind == OPT_BOOL && o->arg && i + 1 < argc &&
+		    parse_bool(argv[i + 1], &ignored))
+			value = argv[++i]; /* "--persistence off" as well as "--persistence=off" */
 		if (!value && o->kind != OPT_BOOL) {
 			if (i + 1 >= argc) {
 				snprintf(errbuf, errcap, "--%s needs a value: --%s %s", o->name, o->name,

@@ -48,6 +48,33 @@ static void flags_set_values(void **state)
 	hub_config_free(&cfg);
 }
 
+static void durability_flags(void **state)
+{
+	(void)state;
+	struct hub_config cfg;
+	bool help;
+	char err[256];
+	hub_config_defaults(&cfg);
+	assert_true(cfg.persistence);
+	assert_int_equal(cfg.broker.fsync, BROKER_FSYNC_ALWAYS);
+	assert_int_equal(cfg.broker.queue_full, BROKER_QUEUE_REFUSE_NEWEST);
+	char *argv[] = { "hub", "--persistence", "off", "--fsync", "batch", "--fsync-batch-ms",
+			 "25", "--queue-full", "drop-oldest", "--max-queued-bytes", "4096",
+			 "--allow-anonymous", NULL };
+	assert_int_equal(hub_config_parse(&cfg, 12, argv, &help, err, sizeof err), MOTE_OK);
+	assert_false(cfg.persistence);
+	assert_int_equal(cfg.broker.fsync, BROKER_FSYNC_BATCH);
+	assert_int_equal(cfg.broker.fsync_batch_ms, 25);
+	assert_int_equal(cfg.broker.queue_full, BROKER_QUEUE_DROP_OLDEST);
+	assert_int_equal(cfg.broker.max_queued_bytes, 4096);
+	assert_true(cfg.broker.allow_anonymous); /* a bare bool flag still works after */
+	char *argv2[] = { "hub", "--persistence=on", "--fsync", "none", NULL };
+	assert_int_equal(hub_config_parse(&cfg, 4, argv2, &help, err, sizeof err), MOTE_OK);
+	assert_true(cfg.persistence);
+	assert_int_equal(cfg.broker.fsync, BROKER_FSYNC_NONE);
+	hub_config_free(&cfg);
+}
+
 static void bad_flags_say_what_to_do(void **state)
 {
 	(void)state;
@@ -63,6 +90,8 @@ static void bad_flags_say_what_to_do(void **state)
 		{ { "hub", "--allow-anonymous=maybe" }, 2, "not true or false" },
 		{ { "hub", "--log-level", "loud" }, 3, "not debug, info" },
 		{ { "hub", "stray" }, 2, "unexpected argument" },
+		{ { "hub", "--fsync", "sometimes" }, 3, "not always, batch or none" },
+		{ { "hub", "--queue-full", "drop-newest" }, 3, "not refuse-newest or drop-oldest" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct hub_config cfg;
@@ -143,6 +172,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(defaults_are_safe),
 		cmocka_unit_test(flags_set_values),
+		cmocka_unit_test(durability_flags),
 		cmocka_unit_test(bad_flags_say_what_to_do),
 		cmocka_unit_test(file_then_flags_override),
 		cmocka_unit_test(file_errors_name_the_line),
