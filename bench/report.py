@@ -5,10 +5,17 @@ bench/plots/. Standard library only.
 
 Every number in RESULTS.md is computed from RAW: medians and min-max over the
 rounds, never typed in, so the file cannot drift from the run it describes.
+
+A partial run (SCENARIOS without all of a-f, e.g. `make bench SCENARIOS=h`)
+does not throw the other sections away: when RESULTS.md exists, only the
+sections of the scenarios in RAW are replaced (or inserted), each with a line
+saying when, where and how it was measured, and so are their lines under
+"Reading"; the rest of the file stays as the earlier run wrote it.
 """
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -26,7 +33,17 @@ TITLES = {
     "d": "d) fan-in: 1,000 publishers -> 1 wildcard subscriber, QoS 0, 100 B, max rate",
     "e": "e) latency at fixed offered load (10 publishers -> 10 subscribers, 100 B)",
     "f": "f) idle connections: connect rate and broker memory per connection",
+    "h": "h) persistent QoS 1: 128 publishers -> 128 persistent-session subscribers, 1:1, 100 B, max rate",
 }
+H_BROKERS = ["mosquitto-persist", "mote-always", "mote-batch", "mote-none"]
+H_SETTING = {
+    "mosquitto-persist": "mosquitto, `persistence true`",
+    "mote-always": "mote `--fsync always`",
+    "mote-batch": "mote `--fsync batch`",
+    "mote-none": "mote `--fsync none`",
+}
+SETTINGS_INTRO = ("Broker settings (all on 127.0.0.1, a free port, limits raised; no persistence "
+                  "except in h, which lists its own):\n")
 
 
 def sh(cmd):
@@ -235,6 +252,170 @@ def conn_section(recs, md, plots_dir, verdicts):
     md.append("![f rate](plots/f-rate.svg) ![f memory](plots/f-mem.svg)\n")
 
 
+def machine():
+    return "%s CPUs (`nproc`), %s, %s memory, kernel %s" % (
+        sh("nproc"), sh("lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1") or "?",
+        sh("free -h | awk '/^Mem:/{print $2}'"), platform.release())
+
+
+def commit(recs=()):
+    """The mote commit the run measured (recorded by scenarios.py), else HEAD."""
+    seen = sorted({r["mote_commit"] for r in recs if r.get("mote_commit")})
+    if seen:
+        return ", ".join(seen)
+    return sh("cd %s && git rev-parse --short HEAD" % os.path.dirname(HERE)) or "?"
+
+
+def measured_at(recs):
+    """When the run's last measurement started, in the machine's time zone."""
+    last = max((r["time"] for r in recs if r.get("time")), default=None)
+    if not last:
+        return time.strftime("%Y-%m-%d %H:%M %Z")
+    return "%s %s" % (last.replace("T", " ")[:16], time.strftime("%Z"))
+
+
+def loss_window(b, rec):
+    """What a configuration can lose of what it acknowledged, in words."""
+    if b == "mote-always":
+        return ("nothing acknowledged, on a process crash or a power loss: the PUBACK is "
+                "sent only after fdatasync of the message's record")
+    if b == "mote-batch":
+        return ("process crash (SIGKILL): nothing acknowledged (the record is written before "
+                "the PUBACK); power loss: up to the last %s ms (`--fsync-batch-ms`) of "
+                "acknowledged messages" % rec.get("fsync_batch_ms", "?"))
+    if b == "mote-none":
+        exp = rec.get("dirty_expire_centisecs")
+        wb = rec.get("dirty_writeback_centisecs")
+        return ("process crash: nothing acknowledged (the record is written before the "
+                "PUBACK); power loss: what the OS had not yet written back, typically up to "
+                "~%s s (vm.dirty_expire_centisecs=%s, write-back every %s s on this machine)"
+                % ("%g" % (exp / 100.0) if exp else "30", exp if exp else "?",
+                   "%g" % (wb / 100.0) if wb else "?"))
+    if b == "mosquitto-persist":
+        return ("process crash or power loss: everything since the last save, up to "
+                "`autosave_interval` = %s s: mosquitto keeps messages in memory and writes "
+                "its database only every autosave_interval and at a clean exit"
+                % rec.get("autosave_interval", 1800))
+    return "?"
+
+
+def persist_section(recs, md, plots_dir, verdicts):
+    sc = "h"
+    hr = [r for r in recs if r["scenario"] == sc]
+    m = next((re.search(r"--pubs (\d+)", r["command"]) for r in hr if "command" in r), None)
+    if m:  # H_PUBS may differ from the default the title names
+        TITLES[sc] = TITLES[sc].replace("128", m.group(1))
+    md.append("## %s\n" % TITLES[sc])
+    for c in sorted({r["command"] for r in hr if "command" in r}):
+        md.append("`%s`\n" % c)
+    first = next((r for r in hr if r.get("data_fs")), {})
+    md.append("Every subscriber connects with a persistent session (`--session-expiry 3600`: "
+              "MQTT 3.1.1 clean session 0), so each QoS 1 message is session state the broker "
+              "must keep for it; mote persists it (journal) before the PUBACK to the publisher. "
+              "Measured: messages received per second by the subscribers, end to end "
+              "(publishing start to last message received). Broker data on a real disk: "
+              "a fresh temporary directory under `PERSIST_DIR` (here %s, %s), not tmpfs, so "
+              "fsync costs what it costs on this machine. Disk writes per message = "
+              "`write_bytes` of the broker's /proc/PID/io over the bench run / messages "
+              "received.\n" % (os.environ.get("PERSIST_DIR", "/var/tmp"), first.get("data_fs", "?")))
+    # The mote commands differ only in --fsync: one line for the three.
+    cmds = sorted({("mote-always, mote-batch, mote-none" if r["broker"].startswith("mote-")
+                    else r["broker"],
+                    re.sub(r"--fsync (always|batch|none)", "--fsync always|batch|none",
+                           re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", r["broker_command"])))
+                   for r in hr if r.get("broker_command")})
+    for b, c in cmds:
+        md.append("* %s: `%s`%s" % (b, c, (
+            "; mosquitto.conf as in the settings above but `persistence true`, "
+            "`persistence_location TMP/db/`, `autosave_interval %s` (mosquitto's default; "
+            "the in-memory state is written every autosave_interval seconds and at a "
+            "clean exit)" % first.get("autosave_interval", 1800))
+            if b == "mosquitto-persist" else ""))
+    md.append("")
+    md.append("| broker | received msgs/s median (min–max) | sent msgs/s median | loss % median (max) "
+              "| errors | × mosquitto-persist | disk writes per msg | acknowledged messages lost on |")
+    md.append("|---|---|---|---|---|---|---|---|")
+    per = {}
+    items = []
+    for b in H_BROKERS:
+        rs = pick(recs, sc, "qos1-persist", b)
+        if not rs:
+            continue
+        res = ok_results(rs)
+        st = stats([x["received_per_s"] for x in res])
+        per[b] = st
+        sent = stats([x["sent_per_s"] for x in res])
+        ls = [v for v in (loss(x, 1) for x in res) if v is not None]
+        errs = sum(sum(x.get("errors", {}).values()) for x in res)
+        disk = stats([r["broker_io"]["write_bytes"] / r["result"]["received"] for r in rs
+                      if r.get("broker_io") and "result" in r and r["result"].get("received")])
+        bad = [r.get("skipped") or r.get("error") or r.get("result", {}).get("error")
+               for r in rs if not ("result" in r and "error" not in r["result"])]
+        note = "; ".join(sorted({str(x) for x in bad if x}))[:120]
+        rec0 = next((r for r in rs if "result" in r), rs[0])
+        md.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            H_SETTING[b], cell(st) + (" — " + note if note else ""),
+            num(sent[0]) if sent else "n/a",
+            "%.2f (%.2f)" % (statistics.median(ls), max(ls)) if ls else "n/a", errs,
+            ratio(st, per.get("mosquitto-persist")), num(disk[0], " B") if disk else "n/a",
+            loss_window(b, rec0)))
+        items.append((b, st[0] if st else None, st[1] if st else None, st[2] if st else None))
+    md.append("")
+    a, n, bt = per.get("mote-always"), per.get("mote-none"), per.get("mote-batch")
+    if a and n and n[0]:
+        r = a[0] / n[0]
+        md.append("**always / none = %.3g×** (received msgs/s medians); the issue's target, "
+                  "`--fsync always` within 2× of `--fsync none` with 100+ publishers "
+                  "(≥ 0.5×), is **%s**. always / batch = %s.\n"
+                  % (r, "met" if r >= 0.5 else "NOT met", ratio(a, bt)))
+        verdicts.append("h: mote --fsync always reaches %.3g× the msgs/s of --fsync none "
+                        "(target ≥ 0.5×: %s)" % (r, "met" if r >= 0.5 else "NOT MET"))
+    mq = per.get("mosquitto-persist")
+    for b in ("mote-always", "mote-batch", "mote-none"):
+        if per.get(b) and mq and mq[0]:
+            r = per[b][0] / mq[0]
+            verdicts.append("h: mote --fsync %s %s mosquitto with persistence (%.3g× its "
+                            "received msgs/s)" % (b.split("-")[1], "beats" if r > 1.05 else (
+                                "matches" if r >= 0.95 else "LOSES to"), r))
+    plot.bars(os.path.join(plots_dir, "h.svg"), "h) persistent QoS 1, %s publishers (received msgs/s)"
+              % (m.group(1) if m else "?"),
+              "received msgs/s", [("qos1-persist", items)])
+    md.append("![h](plots/h.svg)\n")
+
+
+SECTION_RE = re.compile(r"(?m)^## ([a-z])\) ")
+VERDICT_RE = re.compile(r"^\* ([a-z])[ :]")
+
+
+def splice(old, new_secs, letters, new_verdicts, notes):
+    """old RESULTS.md with the sections of `letters` replaced by new_secs
+    (letter -> text), their Reading lines by new_verdicts, and the method
+    notes by the current NOTES.md."""
+    cut = old.find("## How to read these numbers")
+    body = old[:cut] if cut >= 0 else old
+    parts = re.split(r"(?m)^(?=## )", body)
+    head, secs, reading, other = parts[0], [], "", []
+    for p in parts[1:]:
+        m = SECTION_RE.match(p)
+        if m:
+            secs.append((m.group(1), p))
+        elif p.startswith("## Reading"):
+            reading = p
+        else:
+            other.append(p)
+    secs = [(k, t) for k, t in secs if k not in letters] + sorted(new_secs.items())
+    secs.sort(key=lambda kt: kt[0])
+    head = re.sub(r"(?m)^Broker settings \(.*\n", lambda m: SETTINGS_INTRO, head, count=1)
+    rlines = reading.rstrip("\n").split("\n") if reading else ["## Reading (computed from the medians above)", ""]
+    title, bullets = rlines[:2], [l for l in rlines[2:] if l.strip()]
+    bullets = [l for l in bullets if not (VERDICT_RE.match(l) and VERDICT_RE.match(l).group(1) in letters)]
+    bullets += ["* %s" % v for v in new_verdicts]
+    bullets.sort(key=lambda l: VERDICT_RE.match(l).group(1) if VERDICT_RE.match(l) else "~")
+    out = head + "".join(t for _, t in secs) + "".join(other)
+    out += "\n".join(title + bullets) + "\n\n"
+    return out + notes + "\n"
+
+
 def main():
     raw = sys.argv[1]
     out_md = sys.argv[2] if len(sys.argv) > 2 else os.path.join(HERE, "RESULTS.md")
@@ -249,13 +430,11 @@ def main():
     md = ["# mote bench results: mosquitto vs NATS vs mote\n",
           "Generated by `make bench` (bench/run.sh -> bench/scenarios.py -> bench/report.py); "
           "do not edit by hand: rerun it.\n",
-          "* date: %s" % time.strftime("%Y-%m-%d %H:%M %Z"),
-          "* machine: %s CPUs (`nproc`), %s, %s memory, kernel %s" % (
-              sh("nproc"), sh("lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1") or "?",
-              sh("free -h | awk '/^Mem:/{print $2}'"), platform.release()),
+          "* date: %s" % measured_at(recs),
+          "* machine: %s" % machine(),
           "* brokers: %s; %s; mote %s (Release build, build-release/mote)" % (
               sh("/usr/sbin/mosquitto -h 2>/dev/null | head -1"), sh("/usr/sbin/nats-server --version"),
-              sh("cd %s && git rev-parse --short HEAD" % os.path.dirname(HERE)) or "?"),
+              commit(recs)),
           "* rounds: %d per scenario and broker, broker order rotated every round, a fresh "
           "broker process per run; values are median (min–max) over the rounds" % rounds,
           "* raw results: `%s` (JSON lines, one per run; `mote bench --json` output under `result`)"
@@ -263,8 +442,10 @@ def main():
           "* run with: `make bench` (knobs: %s)\n" % ", ".join(
               "%s=%s" % (k, env.get(k, d)) for k, d in (("REPEAT", "3"), ("DURATION", "10"),
                                                          ("LAT_DURATION", "5"), ("CONN_TOTAL", "19000"),
-                                                         ("CONN_HOLD", "5"), ("CONN_RATE", "1000"))),
-          "Broker settings (all on 127.0.0.1, a free port, no persistence, limits raised):\n",
+                                                         ("CONN_HOLD", "5"), ("CONN_RATE", "1000"),
+                                                         ("H_PUBS", "128"), ("PERSIST_DIR", "/var/tmp"),
+                                                         ("FSYNC_BATCH_MS", "10"))),
+          SETTINGS_INTRO,
           "* mosquitto: `listener PORT 127.0.0.1`, `allow_anonymous true`, `set_tcp_nodelay true`, "
           "`persistence false`, `max_inflight_messages 0` (no maximum), `max_queued_messages 1000000`, "
           "`max_queued_bytes 0` (no maximum)",
@@ -279,23 +460,54 @@ def main():
           "received) / (sent × subscribers reached), after the drain phase.\n"]
     verdicts = []
     present = {r["scenario"] for r in recs}
-    for sc in ("a", "b", "c", "d"):
-        if sc in present:
-            throughput_section(recs, sc, md, plots_dir, verdicts)
-    if "e" in present:
-        latency_section(recs, md, plots_dir, verdicts)
-    if "f" in present:
-        conn_section(recs, md, plots_dir, verdicts)
+    secs = {}
+    for sc in sorted(present):
+        sec = []
+        if sc in ("a", "b", "c", "d"):
+            throughput_section(recs, sc, sec, plots_dir, verdicts)
+        elif sc == "e":
+            latency_section(recs, sec, plots_dir, verdicts)
+        elif sc == "f":
+            conn_section(recs, sec, plots_dir, verdicts)
+        elif sc == "h":
+            persist_section(recs, sec, plots_dir, verdicts)
+        else:
+            continue
+        secs[sc] = sec
+    notes_path = os.path.join(HERE, "NOTES.md")
+    notes = ""
+    if os.path.exists(notes_path):
+        with open(notes_path) as f:
+            notes = f.read()
+    if not set("abcdef") <= present and os.path.exists(out_md):
+        knobs = " ".join("%s=%s" % (k, env[k]) for k in
+                          ("SCENARIOS", "REPEAT", "DURATION", "LAT_DURATION", "H_PUBS",
+                           "PERSIST_DIR", "FSYNC_BATCH_MS") if k in env)
+        prov = ("*This section comes from a separate, later run than the header describes: %s, machine %s, "
+                "mote %s (Release build), %d round(s), broker order rotated every round, "
+                "values median (min–max); raw `%s`; run with `make bench %s`.*\n" % (
+                    measured_at(recs), machine(), commit(recs), rounds,
+                    os.path.relpath(raw, os.path.dirname(HERE)), knobs))
+        new = {}
+        for sc, sec in secs.items():
+            new[sc] = "\n".join(sec[:1] + [prov] + sec[1:]) + "\n"
+        with open(out_md) as f:
+            old = f.read()
+        with open(out_md, "w") as f:
+            f.write(splice(old, new, set(secs), verdicts, notes))
+        print("updated sections %s of %s, plots in %s/" % (",".join(sorted(secs)), out_md, plots_dir))
+        return
+    for sc in "abcdef":
+        md.extend(secs.get(sc, []))
     md.append("## g) TLS handshakes per second\n")
     md.append("| broker | handshakes/s |\n|---|---|")
     md.append("| all | pending: TLS arrives with the security work |\n")
+    md.extend(secs.get("h", []))
     md.append("## Reading (computed from the medians above)\n")
     md.extend("* %s" % v for v in verdicts)
     md.append("")
-    notes = os.path.join(HERE, "NOTES.md")
-    if os.path.exists(notes):
-        with open(notes) as f:
-            md.append(f.read())
+    if notes:
+        md.append(notes)
     with open(out_md, "w") as f:
         f.write("\n".join(md) + "\n")
     print("wrote %s and %s/" % (out_md, plots_dir))

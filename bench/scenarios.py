@@ -13,8 +13,14 @@ LAT_DURATION (latency runs, default 5), CONN_TOTAL (idle connections, default
 19000), CONN_HOLD (seconds they are held, default 5),
 CONN_RATE (connects/s per bench process, default 1000), BROKERS (comma list,
 default mosquitto,nats,mote,mote-1t; mote-default is also known), SCENARIOS
-(comma list of a..f, default all). `mote` is the hub as shipped (one event
+(comma list of a..f and h, default all). `mote` is the hub as shipped (one event
 loop per CPU); `mote-1t` the same with --threads 1.
+
+Scenario h (persistent QoS 1) has its own brokers: H_BROKERS (comma list,
+default mosquitto-persist,mote-always,mote-batch,mote-none), with their data
+on a real disk under PERSIST_DIR (default /var/tmp; refused if it is tmpfs),
+H_PUBS publishers (default 128, one persistent subscriber each) and
+FSYNC_BATCH_MS (mote --fsync-batch-ms, default 10).
 """
 import json
 import os
@@ -39,7 +45,17 @@ CONN_HOLD = int(os.environ.get("CONN_HOLD", "5"))
 # retransmits then dominate the "rate" and NATS timed every client out.
 CONN_RATE = int(os.environ.get("CONN_RATE", "1000"))
 BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote,mote-1t").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f,h").split(",")
+H_BROKERS = os.environ.get("H_BROKERS",
+                           "mosquitto-persist,mote-always,mote-batch,mote-none").split(",")
+H_PUBS = int(os.environ.get("H_PUBS", "128"))
+PERSIST_DIR = os.environ.get("PERSIST_DIR", "/var/tmp")
+FSYNC_BATCH_MS = int(os.environ.get("FSYNC_BATCH_MS", "10"))
+# mosquitto's own default, written out so the report can state it: the whole
+# in-memory state is saved every this many seconds (and at a clean exit).
+MOSQ_AUTOSAVE_S = 1800
+# h: sessions kept this long after a disconnect (3.1.1 sends clean session 0).
+H_SESSION_EXPIRY = 3600
 
 # Raised limits given to every broker: mosquitto's 0 means "no maximum";
 # mote caps Receive Maximum / inflight at the MQTT limit 65535 and takes an
@@ -76,26 +92,74 @@ def wait_port(port, proc, seconds=15.0):
     return False
 
 
+PERSISTENT = ("mosquitto-persist", "mote-always", "mote-batch", "mote-none")
+MEMORY_FS = ("tmpfs", "ramfs", "devtmpfs", "overlay-tmpfs")
+
+
+def mount_of(path):
+    """(mount point, fs type, device) of the file system holding path."""
+    path = os.path.realpath(path)
+    best = ("/", "?", "?")
+    with open("/proc/mounts") as f:
+        for line in f:
+            dev, mnt, fstype = line.split()[:3]
+            mnt = mnt.replace("\\040", " ")
+            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best[0]):
+                best = (mnt, fstype, dev)
+    return best
+
+
+def persist_base():
+    """PERSIST_DIR, checked: fsync on tmpfs costs nothing, which would make
+    scenario h measure nothing."""
+    if not os.path.isdir(PERSIST_DIR):
+        raise RuntimeError("PERSIST_DIR=%s is not a directory" % PERSIST_DIR)
+    mnt, fstype, dev = mount_of(PERSIST_DIR)
+    if fstype in MEMORY_FS:
+        raise RuntimeError("PERSIST_DIR=%s is on %s (%s): fsync would cost nothing there; "
+                           "point PERSIST_DIR at a directory on a disk" % (PERSIST_DIR, fstype, mnt))
+    return PERSIST_DIR, "%s on %s (%s)" % (fstype, mnt, dev)
+
+
+def read_sysctl(name):
+    try:
+        with open("/proc/sys/" + name.replace(".", "/")) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class Broker:
-    """One broker process with its own temporary folder (on tmpfs when there
-    is one, so nothing any broker writes costs disk I/O)."""
+    """One broker process with its own temporary folder: on tmpfs when there
+    is one, so nothing a broker writes costs disk I/O; the persistent ones of
+    scenario h instead write to a real disk under PERSIST_DIR."""
 
     def __init__(self, name):
         self.name = name
-        base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+        if name in PERSISTENT:
+            base, self.fs = persist_base()
+        else:
+            base = "/dev/shm" if os.path.isdir("/dev/shm") else None
+            self.fs = None
         self.tmp = tempfile.mkdtemp(prefix="mote-bench-%s-" % name, dir=base)
         self.port = free_port()
         self.log = open(os.path.join(self.tmp, "broker.log"), "wb")
         self.proc = None
 
     def command(self):
-        if self.name == "mosquitto":
+        if self.name in ("mosquitto", "mosquitto-persist"):
             conf = os.path.join(self.tmp, "mosquitto.conf")
             with open(conf, "w") as f:
                 f.write("listener %d 127.0.0.1\n" % self.port)
                 f.write("allow_anonymous true\n")
                 f.write("set_tcp_nodelay true\n")
-                f.write("persistence false\n")
+                if self.name == "mosquitto-persist":
+                    f.write("persistence true\n")
+                    f.write("persistence_location %s/\n" % os.path.join(self.tmp, "db"))
+                    f.write("autosave_interval %d\n" % MOSQ_AUTOSAVE_S)
+                    os.makedirs(os.path.join(self.tmp, "db"), exist_ok=True)
+                else:
+                    f.write("persistence false\n")
                 f.write("max_inflight_messages 0\n")
                 f.write("max_queued_messages %d\n" % QUEUE_MAX)
                 f.write("max_queued_bytes 0\n")
@@ -125,8 +189,25 @@ class Broker:
             # Optional extra broker (BROKERS=...,mote-default): mote with its
             # default limits, to show what the raised ones cost.
             return hub
-        return hub + ["--max-queued", str(QUEUE_MAX), "--max-inflight", "65535",
-                      "--receive-max", "65535", "--max-client-outbuf", str(64 * 1024 * 1024)]
+        hub = hub + ["--max-queued", str(QUEUE_MAX), "--max-inflight", "65535",
+                     "--receive-max", "65535", "--max-client-outbuf", str(64 * 1024 * 1024)]
+        if self.name in PERSISTENT:
+            # The byte bound on a session's queue is raised with the count
+            # bound, as mosquitto's max_queued_bytes 0 is.
+            hub = hub + ["--persistence=on", "--fsync", self.name.split("-", 1)[1],
+                         "--fsync-batch-ms", str(FSYNC_BATCH_MS),
+                         "--max-queued-bytes", str(1 << 30)]
+        return hub
+
+    def io(self):
+        """Bytes this broker caused to be written to storage and its write
+        syscalls so far (/proc/PID/io), or None."""
+        try:
+            with open("/proc/%d/io" % self.proc.pid) as f:
+                kv = dict(line.split(": ") for line in f.read().splitlines())
+            return {"write_bytes": int(kv["write_bytes"]), "syscw": int(kv["syscw"])}
+        except (OSError, KeyError, ValueError):
+            return None
 
     def start(self):
         self.proc = subprocess.Popen(self.command(), stdout=self.log, stderr=self.log,
@@ -189,6 +270,13 @@ def throughput_variants():
                            "-d", d, "--conn-rate", "2000"] + pl, 1000)],
         "d": [("qos0", 0, ["pubsub", "--fan-in", "--pubs", "1000", "--subs", "1", "-q", "0",
                            "-d", d, "--conn-rate", "2000"] + pl, 1)],
+        # Persistent QoS 1: H_PUBS publishers, each 1:1 to its own subscriber
+        # whose session outlives the connection, so a persisting broker must
+        # store every message before it acknowledges it (mote) or at least
+        # keep it as session state (mosquitto: written at autosave/exit).
+        "h": [("qos1-persist", 1, ["pubsub", "--pubs", str(H_PUBS), "--subs", str(H_PUBS),
+                                   "-q", "1", "-d", d, "--session-expiry", str(H_SESSION_EXPIRY),
+                                   "--conn-rate", "2000"] + pl, 1)],
         "e": [("%dk-qos%d" % (total // 1000, q), q,
                ["pubsub", "--pubs", "10", "--subs", "10", "-q", str(q), "-s", "100",
                 "-d", str(LAT_DURATION), "--rate", str(total // 10), "--threads", "2"], 1)
@@ -256,20 +344,52 @@ def conn_scenario(broker, emit):
           "commands": [" ".join(["mote", "bench"] + a + ["-p", "PORT", "--json"]) for a, _ in procs]})
 
 
+def mote_has_persistence():
+    """Whether this mote binary takes --fsync (the persistence options)."""
+    try:
+        p = subprocess.run([MOTE, "hub", "--help"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        return b"--fsync" in p.stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def mote_commit():
+    """The commit the measured mote was built from ("-dirty": with local changes)."""
+    def git(*a):
+        return subprocess.run(["git", "-C", ROOT] + list(a), stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL).stdout.decode().strip()
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no", "src") else "")
+    except OSError:
+        return "?"
+
+
 def main():
     out_path = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "bench", "out", "raw.jsonl")
     os.makedirs(os.path.dirname(out_path), exist_ok=True)
     variants = throughput_variants()
+    persist_ok = mote_has_persistence()
+    commit = mote_commit()
     t0 = time.time()
     with open(out_path, "a") as out:
         for rnd in range(REPEAT):
-            order = BROKERS[rnd % len(BROKERS):] + BROKERS[:rnd % len(BROKERS)]
             for sc in SCENARIOS:
+                names = H_BROKERS if sc == "h" else BROKERS
+                order = names[rnd % len(names):] + names[:rnd % len(names)]
                 runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else [])
                 for var, qos, args, fan in runs:
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
-                               "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+                               "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                               "mote_commit": commit}
+                        if name in PERSISTENT:
+                            # what the report states about each one's loss window
+                            rec["fsync_batch_ms"] = FSYNC_BATCH_MS
+                            rec["autosave_interval"] = MOSQ_AUTOSAVE_S
+                            rec["dirty_expire_centisecs"] = read_sysctl("vm.dirty_expire_centisecs")
+                            rec["dirty_writeback_centisecs"] = read_sysctl("vm.dirty_writeback_centisecs")
                         print("[%5.0fs] scenario %s %-8s broker %-9s round %d/%d" %
                               (time.time() - t0, sc, var or "idle", name, rnd + 1, REPEAT),
                               flush=True)
@@ -277,20 +397,39 @@ def main():
                             rec.update({"skipped": "NATS MQTT supports QoS 0/1 only"})
                             out.write(json.dumps(rec) + "\n")
                             continue
-                        broker = Broker(name)
+                        if name.startswith("mote-") and name in PERSISTENT and not persist_ok:
+                            rec.update({"skipped": "this mote has no --fsync option (no persistence)"})
+                            print("        skipped: %s" % rec["skipped"], flush=True)
+                            out.write(json.dumps(rec) + "\n")
+                            continue
+                        broker = None
                         try:
+                            broker = Broker(name)
                             broker.start()
                             if sc == "f":
                                 conn_scenario(broker, rec.update)
                             else:
                                 rec["command"] = " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])
                                 rec["fan"] = fan
+                                if name in PERSISTENT:
+                                    rec["broker_command"] = " ".join(
+                                        os.path.basename(a) if a == MOTE else a
+                                        for a in broker.command()).replace(
+                                            broker.tmp, "TMP").replace(
+                                            ":%d" % broker.port, ":PORT")
+                                    rec["data_fs"] = broker.fs
+                                    io0 = broker.io()
                                 rec["result"] = run_bench(broker.port, args, timeout=DURATION + 120)
                                 rec["broker_alive"] = broker.proc.poll() is None
+                                if name in PERSISTENT:
+                                    io1 = broker.io()
+                                    if io0 and io1:
+                                        rec["broker_io"] = {k: io1[k] - io0[k] for k in io0}
                         except (RuntimeError, subprocess.TimeoutExpired, OSError) as e:
                             rec["error"] = str(e)
                         finally:
-                            broker.stop()
+                            if broker:
+                                broker.stop()
                         r = rec.get("result", rec)
                         if "error" in r or "error" in rec:
                             print("        error: %s" % (r.get("error") or rec.get("error")), flush=True)
@@ -301,9 +440,12 @@ def main():
                                   flush=True)
                         elif "received_per_s" in r:
                             lat = r.get("latency_us", {})
-                            print("        sent %.0f/s recv %.0f/s p50 %s us p99 %s us" %
+                            print("        sent %.0f/s recv %.0f/s p50 %s us p99 %s us%s" %
                                   (r["sent_per_s"], r["received_per_s"], lat.get("p50"),
-                                   lat.get("p99")), flush=True)
+                                   lat.get("p99"),
+                                   " disk %.0f B/msg" % (rec["broker_io"]["write_bytes"] / r["received"])
+                                   if rec.get("broker_io") and r.get("received") else ""),
+                                  flush=True)
                         out.write(json.dumps(rec) + "\n")
                         out.flush()
     print("raw results: %s (%.0f s)" % (out_path, time.time() - t0), flush=True)

@@ -48,6 +48,10 @@ struct bench_cfg {
 	double conn_rate;       /* new connections per second, 0 = all at once */
 	uint32_t payload;       /* bytes, >= BENCH_MIN_PAYLOAD */
 	uint32_t inflight;      /* unacked QoS 1/2 messages per publisher */
+	/* 0: clean sessions. > 0: every client's session outlives its connection
+	 * (3.1.1 clean session 0; 5.0 Session Expiry Interval, 0xFFFFFFFF never),
+	 * which makes a broker keep (and, if it persists, store) QoS 1/2 state. */
+	uint32_t session_expiry;
 	const char *topic;      /* pattern: %i client index, %t thread index */
 	const char *username;   /* NULL: none */
 	const char *password;   /* NULL: none */

@@ -427,7 +427,14 @@ static void send_connect(struct bclient *c)
 	struct mqtt_packet p = { .type = MQTT_CONNECT };
 	struct mqtt_connect *cn = &p.u.connect;
 	cn->version = cfg->version;
-	cn->clean_start = true;
+	/* 5.0 keeps clean start with an expiry: a session left by an earlier run
+	 * under the same id is not resumed, yet this one outlives its connection.
+	 * 3.1.1 can only say "keep" by not cleaning, so there it resumes. */
+	cn->clean_start = cfg->session_expiry == 0 || cfg->version == MQTT_V5;
+	if (cfg->session_expiry && cfg->version == MQTT_V5) {
+		MQTT_SET(&cn->props, MQTT_PROP_SESSION_EXPIRY);
+		cn->props.session_expiry = cfg->session_expiry;
+	}
 	cn->keep_alive = KEEPALIVE_S;
 	cn->client_id.p = (const uint8_t *)id;
 	cn->client_id.len = (uint16_t)(idn < 0 ? 0 : idn >= (int)sizeof id ? sizeof id - 1 : (size_t)idn);

@@ -44,7 +44,7 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 	if (json) {
 		fprintf(out,
 			"{\"mode\":\"%s\",\"shape\":\"%s\",\"qos\":%u,\"version\":\"%s\","
-			"\"threads\":%u,\"payload_bytes\":%u,"
+			"\"threads\":%u,\"payload_bytes\":%u,\"session_expiry\":%lu,"
 			"\"connections\":{\"attempted\":%llu,\"connected\":%llu,\"held\":%llu,"
 			"\"seconds\":%.3f,\"rate_per_s\":%.1f},"
 			"\"sent\":%llu,\"acked\":%llu,\"received\":%llu,"
@@ -58,7 +58,8 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 			"\"completed\":%s}\n",
 			mode_name(cfg->mode), shape_name(cfg->shape), cfg->qos,
 			cfg->version == 5 ? "5" : "3.1.1", cfg->threads, cfg->payload,
-			(unsigned long long)r->attempted, (unsigned long long)r->connected,
+			(unsigned long)cfg->session_expiry, (unsigned long long)r->attempted,
+			(unsigned long long)r->connected,
 			(unsigned long long)r->held, r->connect_s, conn_rate,
 			(unsigned long long)r->sent, (unsigned long long)r->acked,
 			(unsigned long long)r->received, r->send_s, r->recv_s,
@@ -73,9 +74,12 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 			r->stopped_by_error ? "false" : "true");
 		return;
 	}
-	fprintf(out, "mote bench %s (%s), QoS %u, MQTT %s, %u thread(s), payload %u B\n",
+	fprintf(out, "mote bench %s (%s), QoS %u, MQTT %s, %u thread(s), payload %u B",
 		mode_name(cfg->mode), shape_name(cfg->shape), cfg->qos,
 		cfg->version == 5 ? "5" : "3.1.1", cfg->threads, cfg->payload);
+	if (cfg->session_expiry)
+		fprintf(out, ", sessions kept %lu s", (unsigned long)cfg->session_expiry);
+	fputc('\n', out);
 	fprintf(out, "connections: %llu attempted, %llu connected in %.3f s (%.1f/s), %llu held at end\n",
 		(unsigned long long)r->attempted, (unsigned long long)r->connected, r->connect_s,
 		conn_rate, (unsigned long long)r->held);

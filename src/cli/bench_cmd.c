@@ -58,6 +58,11 @@ static void usage(FILE *out)
 		"  --inflight N       unacked QoS 1/2 messages per publisher (default 64,\n"
 		"                     lowered to the broker's Receive Maximum)\n"
 		"  --conn-rate R      new connections per second (default 0: all at once)\n"
+		"  --session-expiry S keep every client's session S seconds after it\n"
+		"                     disconnects ('never' = 4294967295): 3.1.1 clean\n"
+		"                     session 0, 5.0 Session Expiry Interval S; a broker\n"
+		"                     with persistence then stores QoS 1/2 messages to\n"
+		"                     the subscribers (default 0: clean sessions)\n"
 		"  -s BYTES           payload size, at least 16 (default 16)\n"
 		"  -t PATTERN         topic; %%i client index, %%t thread index (default bench/%%i)\n"
 		"  --threads N        event loops (default 1); clients spread round robin\n"
@@ -120,7 +125,7 @@ static int parse_sources(struct bench_cfg *cfg, const char *list)
 
 enum {
 	O_RATE = 256, O_INFLIGHT, O_CONN_RATE, O_THREADS, O_SOURCE, O_ID_PREFIX, O_JSON, O_QUIET,
-	O_HELP, O_PUBS, O_SUBS, O_FAN_OUT, O_FAN_IN,
+	O_HELP, O_PUBS, O_SUBS, O_FAN_OUT, O_FAN_IN, O_SESSION_EXPIRY,
 };
 
 static const struct option long_opts[] = {
@@ -137,6 +142,7 @@ static const struct option long_opts[] = {
 	{ "subs", required_argument, NULL, O_SUBS },
 	{ "fan-out", no_argument, NULL, O_FAN_OUT },
 	{ "fan-in", no_argument, NULL, O_FAN_IN },
+	{ "session-expiry", required_argument, NULL, O_SESSION_EXPIRY },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -258,6 +264,14 @@ int cli_bench(int argc, char **argv)
 				return bad("--conn-rate '%s': give connections per second (0 = all at once)",
 					   optarg);
 			cfg.conn_rate = v;
+			break;
+		case O_SESSION_EXPIRY:
+			if (strcmp(optarg, "never") == 0)
+				v = 4294967295.0;
+			else if (num(optarg, 0, 4294967295.0, &v) || v != (double)(uint32_t)v)
+				return bad("--session-expiry '%s': give whole seconds from 0 to "
+					   "4294967295, or never", optarg);
+			cfg.session_expiry = (uint32_t)v;
 			break;
 		case O_THREADS:
 			if (num(optarg, 1, 256, &v))

@@ -44,6 +44,8 @@ struct jcommit {
 
 	/* thread only */
 	struct jrec_buf work;   /* swapped out of incoming, not yet in the journal */
+	size_t in_journal;      /* bytes handed to the journal, not yet confirmed by a
+				 * successful commit (failed rounds keep adding) */
 
 	/* read by any thread */
 	_Atomic uint64_t safe_lsn, durable_lsn;
@@ -133,7 +135,15 @@ enum mote_err jcommit_open(const struct jcommit_opts *o, journal_replay_fn repla
 		return err;
 	}
 	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cond, NULL);
+	/* add_ms computes deadlines on CLOCK_MONOTONIC; a default condition
+	 * variable reads them as CLOCK_REALTIME, i.e. long past, and every
+	 * timed wait would return at once (a busy loop while BATCH waits for
+	 * its sync or a failing disk waits for its retry). */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	c->next_lsn = journal_last_lsn(c->j) + 1;
 	atomic_store(&c->safe_lsn, journal_last_lsn(c->j));
 	atomic_store(&c->durable_lsn, journal_last_lsn(c->j));
@@ -226,11 +236,11 @@ void jcommit_request_release(struct jcommit *c, uint64_t lsn)
 static bool commit_work(struct jcommit *c)
 {
 	enum mote_err err = MOTE_OK;
-	size_t taken = c->work.len;
 	if (c->work.nrec) {
 		uint64_t first;
 		err = journal_append_encoded(c->j, c->work.p, c->work.len, c->work.nrec, &first);
 		if (err == MOTE_OK) {
+			c->in_journal += c->work.len;
 			c->work.len = 0;
 			c->work.nrec = 0;
 		}
@@ -239,13 +249,20 @@ static bool commit_work(struct jcommit *c)
 		err = journal_commit(c->j);
 	if (err == MOTE_OK && c->sync == JOURNAL_SYNC_BATCH)
 		err = journal_tick(c->j);
+	bool ok = err == MOTE_OK;
+	/* Everything the journal was given is in the file now (or synced, for
+	 * ALWAYS), including what failed rounds left there. Released before
+	 * safe moves, so a thread that sees the new safe LSN finds the room. */
+	if (ok) {
+		atomic_fetch_sub_explicit(&c->pending_bytes, c->in_journal, memory_order_relaxed);
+		c->in_journal = 0;
+	}
 	uint64_t safe = c->sync == JOURNAL_SYNC_ALWAYS ? journal_durable_lsn(c->j)
 						       : journal_written_lsn(c->j);
 	uint64_t old = atomic_load_explicit(&c->safe_lsn, memory_order_relaxed);
 	if (safe > old)
 		atomic_store_explicit(&c->safe_lsn, safe, memory_order_release);
 	atomic_store_explicit(&c->durable_lsn, journal_durable_lsn(c->j), memory_order_release);
-	bool ok = err == MOTE_OK;
 	bool was_failing = atomic_load_explicit(&c->failing, memory_order_relaxed);
 	if (!ok && !was_failing)
 		MOTE_ERROR("journal",
@@ -256,8 +273,6 @@ static bool commit_work(struct jcommit *c)
 		MOTE_WARN("journal", "event=journal_recovered_io lsn=%llu",
 			  (unsigned long long)journal_written_lsn(c->j));
 	atomic_store_explicit(&c->failing, !ok, memory_order_relaxed);
-	if (ok) /* what was taken is in the file now (or synced, for ALWAYS) */
-		atomic_fetch_sub_explicit(&c->pending_bytes, taken, memory_order_relaxed);
 	if (c->notify && (safe > old || ok == was_failing))
 		c->notify(c->notify_ctx);
 	return ok;
@@ -310,10 +325,11 @@ static void *committer_main(void *arg)
 {
 	struct jcommit *c = arg;
 	bool healthy = true;
+	bool retry_now = false; /* the wait after a failure is over */
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		uint64_t release = 0;
-		while (!c->stop && c->incoming.nrec == 0 && c->release_lsn == 0) {
+		while (!retry_now && !c->stop && c->incoming.nrec == 0 && c->release_lsn == 0) {
 			uint64_t wait = journal_sync_due_ms(c->j);
 			if (!healthy && wait > c->retry_ms)
 				wait = c->retry_ms;
@@ -328,6 +344,7 @@ static void *committer_main(void *arg)
 			if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
 				break;
 		}
+		retry_now = false;
 		bool stop = c->stop;
 		take_incoming(c);
 		release = c->release_lsn;
@@ -359,8 +376,10 @@ static void *committer_main(void *arg)
 			while (!c->stop && c->incoming.nrec == 0 &&
 			       pthread_cond_timedwait(&c->cond, &c->mu, &ts) != ETIMEDOUT)
 				;
-			if (c->stop)
-				break;
+			/* A stop goes round once more: the last try close promises.
+			 * Either way the next round starts now, not after another
+			 * wait at the top (which made retries 2 * retry_ms apart). */
+			retry_now = true;
 		}
 	}
 	pthread_mutex_unlock(&c->mu);

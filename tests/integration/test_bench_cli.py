@@ -17,6 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from peers_paho import V5, V311, connect_props, connected  # noqa: E402
 
 import paho.mqtt.client as mqtt  # noqa: E402
 
@@ -160,6 +161,35 @@ class BenchAgainstBroker(unittest.TestCase):
         rep = json.loads(out)
         self.assertGreaterEqual(rep["received"], 150)
 
+    def test_session_expiry_keeps_sessions(self):
+        """--session-expiry S: the broker keeps the bench client's session (and
+        queues QoS 1 for it) after the run; without it the session is gone."""
+        for version, pv in (("311", V311), ("5", V5)):
+            for expiry in ("0", "300"):
+                prefix = "itkeep%s-%s" % (version, expiry)
+                topic = "it6/%s/%s" % (version, expiry)
+                rep = bench_json(self, self.broker, "sub", "-c", "1", "-t", topic, "-q", "1",
+                                 "-d", "1", "-V", version, "--session-expiry", expiry,
+                                 "--id-prefix", prefix)
+                self.assertEqual(rep["session_expiry"], int(expiry))
+                self.assertEqual(rep["connections"]["connected"], 1)
+                pub = connected(self.broker, "itkeep-pub", version=pv)
+                pub.publish(topic, b"while-away", 1)
+                pub.disconnect()
+                back = connected(self.broker, prefix + "-0-0", version=pv, clean=False,
+                                 props=connect_props(SessionExpiryInterval=60) if pv == V5 else None)
+                try:
+                    if expiry == "0":
+                        self.assertFalse(back.connack.session_present, (version, expiry))
+                        back.expect_none()
+                    else:
+                        self.assertTrue(back.connack.session_present, (version, expiry))
+                        m = back.expect_one()
+                        self.assertEqual((m.topic, m.payload, m.qos), (topic, b"while-away", 1))
+                    back.disconnect()
+                finally:
+                    back.close()
+
     def test_conn_holds(self):
         seen = []
         mon = mqtt.Client(client_id="bench-mon-%d" % os.getpid())
@@ -189,7 +219,9 @@ class BenchUsage(unittest.TestCase):
         cases = [[], ["flood"], ["pub", "-q", "3"], ["pub", "-s", "8"],
                  ["pub", "-d", "1", "-n", "5"], ["pub", "--bogus"], ["pub", "--fan-out"],
                  ["pubsub", "-c", "3"], ["pub", "-V", "4"], ["pub", "-c"],
-                 ["conn", "--source-ip", "nowhere"], ["pub", "extra"]]
+                 ["conn", "--source-ip", "nowhere"], ["pub", "extra"],
+                 ["pub", "--session-expiry", "-1"], ["pub", "--session-expiry", "1.5"],
+                 ["pub", "--session-expiry", "4294967296"]]
         for args in cases:
             r = subprocess.run([harness.mote_bin(), "bench"] + args, capture_output=True,
                                timeout=RUN_TIMEOUT)
@@ -200,7 +232,7 @@ class BenchUsage(unittest.TestCase):
     def test_help(self):
         r = subprocess.run([harness.mote_bin(), "bench", "--help"], capture_output=True)
         self.assertEqual(r.returncode, 0)
-        for word in (b"--source-ip", b"--fan-in", b"--inflight", b"TLS"):
+        for word in (b"--source-ip", b"--fan-in", b"--inflight", b"--session-expiry", b"TLS"):
             self.assertIn(word, r.stdout)
 
     def test_refused_exits_1(self):
