@@ -502,5 +502,42 @@ class WillsAfterCrash(DurableCase):
         s.expect_none(1.0)
 
 
+
+class NotKept(DurableCase):
+    """What the contract leaves out: sessions with expiry 0, and everything
+    under --persistence off (the in-memory hub of before)."""
+
+    @mote_only
+    def test_expiry_zero_sessions_are_not_kept(self):
+        b = self.start_broker()
+        s = self.peer(b, "nk-clean5", V5)
+        s.subscribe("nk/t", 1)
+        s.close()
+        s = self.peer(b, "nk-clean311", V311)
+        s.subscribe("nk/t", 1)
+        s.close()
+        b.restart(kill=True)
+        self.assertEqual(recovered(b).get("sessions"), 0)
+        for cid, version in (("nk-clean5", V5), ("nk-clean311", V311)):
+            p = self.peer(b, cid, version, clean=False)
+            self.assertFalse(p.connack.session_present, cid)
+
+    @mote_only
+    def test_persistence_off_keeps_nothing(self):
+        b = self.start_broker(["--persistence", "off"])
+        s = self.persistent(b, "off-sub", create=True)
+        s.subscribe("off/t", 1)
+        s.disconnect()
+        p = self.peer(b, "off-pub")
+        self.assertEqual(p.publish("off/t", b"queued", 1), 0)
+        self.assertLess(p.publish("off/r", b"retained", 1, retain=True), 0x80)
+        p.close()
+        b.restart()
+        s = self.persistent(b, "off-sub")
+        self.assertFalse(s.connack.session_present)
+        s.subscribe("off/#", 1)
+        s.expect_none(0.5)
+
+
 if __name__ == "__main__":
     harness.main()
