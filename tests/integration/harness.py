@@ -212,7 +212,11 @@ def started(case, **kw):
     removes at cleanup, with the exit-status check: a sanitizer report or a
     crash fails the test that caused it."""
     b = Broker(**kw)
-    b.start()
+    try:
+        b.start()
+    except BaseException:
+        shutil.rmtree(b.dir, ignore_errors=True)  # the error carries the log
+        raise
 
     def stop():
         try:
