@@ -213,15 +213,27 @@ void persist_will_end(struct broker *b, struct session *s)
 
 /* ---- generations and the held FIFO --------------------------------------------------- */
 
+/* A ring of n elements of `size` bytes starting at head, copied into a new
+ * array of `cap` elements starting at 0. NULL when out of memory. */
+static void *ring_grow(const void *ring, uint32_t head, uint32_t n, uint32_t old_cap,
+		       uint32_t cap, size_t size)
+{
+	uint8_t *out = malloc((size_t)cap * size);
+	if (!out)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(out + i * size, (const uint8_t *)ring + ((head + i) % old_cap) * size, size);
+	return out;
+}
+
 static bool ends_push(struct persist_shard *ps, uint64_t gen, uint64_t lsn)
 {
 	if (ps->ends_count == ps->ends_cap) {
 		uint32_t cap = ps->ends_cap ? ps->ends_cap * 2 : 16;
-		struct gen_end *e = malloc(cap * sizeof *e);
+		struct gen_end *e = ring_grow(ps->ends, ps->ends_head, ps->ends_count,
+					      ps->ends_cap, cap, sizeof *e);
 		if (!e)
 			return false;
-		for (uint32_t i = 0; i < ps->ends_count; i++)
-			e[i] = ps->ends[(ps->ends_head + i) % ps->ends_cap];
 		free(ps->ends);
 		ps->ends = e;
 		ps->ends_cap = cap;
@@ -291,7 +303,8 @@ void persist_hold(struct broker *b, const struct held_op *op)
 	struct persist_shard *ps = b->ps;
 	if (ps->ops_count == ps->ops_cap) {
 		uint32_t cap = ps->ops_cap ? ps->ops_cap * 2 : 64;
-		struct held_op *o = malloc(cap * sizeof *o);
+		struct held_op *o = ring_grow(ps->ops, ps->ops_head, ps->ops_count, ps->ops_cap,
+					      cap, sizeof *o);
 		if (!o) {
 			MOTE_WARN("broker", "event=persist_hold_failed why=\"out of memory\"");
 			if (op->m)
@@ -300,8 +313,6 @@ void persist_hold(struct broker *b, const struct held_op *op)
 				conn_fail(op->c); /* no ack: the client sends it again */
 			return;
 		}
-		for (uint32_t i = 0; i < ps->ops_count; i++)
-			o[i] = ps->ops[(ps->ops_head + i) % ps->ops_cap];
 		free(ps->ops);
 		ps->ops = o;
 		ps->ops_cap = cap;
