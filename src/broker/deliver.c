@@ -345,6 +345,7 @@ static void queue_bounded(struct session *s, struct delivery *d)
 		return;
 	}
 	bool drop_oldest = cfg->queue_full == BROKER_QUEUE_DROP_OLDEST;
+	uint32_t dropped_old = 0;
 	while (s->queue.count > 0 && (s->queue.count >= cfg->max_queued ||
 				       s->queue.bytes + size > cfg->max_queued_bytes)) {
 		if (!drop_oldest)
@@ -353,7 +354,7 @@ static void queue_bounded(struct session *s, struct delivery *d)
 		dqueue_pop(&s->queue, &old);
 		persist_ack(b, s, old.m);
 		msg_unref(old.m);
-		note_queue_drop(s, "drop-oldest");
+		dropped_old++;
 	}
 	bool over = s->queue.count >= cfg->max_queued ||
 		    s->queue.bytes + size > cfg->max_queued_bytes;
@@ -365,6 +366,9 @@ static void queue_bounded(struct session *s, struct delivery *d)
 		else
 			STAT_ADD(b, msgs_dropped, 1);
 	}
+	/* Logged once the new one is in, so queued= is what the session holds. */
+	while (dropped_old--)
+		note_queue_drop(s, "drop-oldest");
 }
 
 /* ---- acks from the client ----------------------------------------------- */

@@ -126,10 +126,14 @@ bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access
 
 /* The message cannot be kept: 5.0 says quota exceeded (0x97); 3.1.1 has no
  * negative ack, so the connection closes and the client sends it again. */
+static void send_ack_ordered(struct conn *c, uint8_t type, uint16_t id, uint8_t reason,
+			     bool needs_hold);
+
 static void refuse_quota(struct conn *c, uint8_t ack, uint16_t packet_id)
 {
 	if (c->version == MQTT_V5) {
-		conn_send_ack(c, ack, packet_id, MQTT_RC_QUOTA_EXCEEDED);
+		/* Behind any ack still held: acks never overtake each other. */
+		send_ack_ordered(c, ack, packet_id, MQTT_RC_QUOTA_EXCEEDED, false);
 		return;
 	}
 	conn_log_fault(c, "publish_refused", "message cannot be stored");

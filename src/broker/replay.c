@@ -451,8 +451,11 @@ enum mote_err persist_open(struct broker *b0)
 		return MOTE_ENOMEM;
 	}
 	sh->pause_ready = true;
-	for (uint32_t k = 0; k < b0->nshards; k++)
+	for (uint32_t k = 0; k < b0->nshards; k++) {
 		b0->shards[k]->replaying = false;
+		/* Other shards route to this one only if it says it has subscribers. */
+		shard_note_interest(b0->shards[k]);
+	}
 
 	/* A fresh snapshot, then the old log can go. */
 	uint64_t begin, end, bytes;

@@ -143,8 +143,11 @@ class DiskFull(DurableCase):
     @mote_only
     def test_publish_at_onset_of_disk_full(self):
         # The first QoS 1 publish after the disk filled is the one whose write
-        # fails. The contract: it is refused (0x97), not left unanswered until
-        # the disk has room again; and acks on one connection keep their order.
+        # fails. It reached the hub before the failure was known, so the hub
+        # may either refuse it (0x97) or hold it and acknowledge it once the
+        # disk has room again (docs/durability.md: held, never acknowledged
+        # while not written); never a success while the disk is full. Acks on
+        # one connection keep their order either way.
         b, fault = self.fault_broker()
         r5 = self.raw(b)
         r5.connect("df-onset")
@@ -168,8 +171,14 @@ class DiskFull(DurableCase):
             os.unlink(fault)
         problems = []
         first = [a for a in acks if a[0] == 1][0]
-        if first[1:2] != (QUOTA_EXCEEDED,) or not first[3]:
-            problems.append("packet 1 not refused while the disk was full")
+        if first[1] == QUOTA_EXCEEDED:
+            if not first[3]:
+                problems.append("packet 1 refused after the disk was back")
+        elif first[1] < 0x80:
+            if first[3]:
+                problems.append("packet 1 acknowledged while the disk was full")
+        else:
+            problems.append("packet 1 got reason 0x%02x" % first[1])
         if [a[0] for a in acks] != [1, 2]:
             problems.append("PUBACKs out of publish order")
         self.assertEqual(problems, [], "acks (id, reason, s, disk full): %r" % acks)
