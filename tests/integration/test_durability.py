@@ -15,6 +15,7 @@ across a clean stop and a crash, and wills of connections that were open
 when the hub died. Everything here is mote_only: mosquitto has no such
 options and saves its state only at intervals.
 """
+import os
 import re
 import struct
 import sys
@@ -23,7 +24,8 @@ import time
 
 import harness
 from harness import mote_only
-from durability import (LONG, DurableCase, number_of, payload, recovered, wait_until)
+from durability import (LONG, DurableCase, number_of, payload, recovered, segments,
+                        wait_until)
 from peers_paho import (PUBACK, V311, V5, Peer, Will, connect_props, will_props)
 from rawmqtt import (PUBCOMP, PUBLISH, PUBREC, PUBREL, pubcomp, publish, pubrec, pubrel)
 
@@ -274,6 +276,54 @@ class RecoveredSubscriptions(DurableCase):
         self.assertTrue(s.connack.session_present)
         self.assertEqual([m.payload for m in s.expect(len(sent))], sent)
         s.expect_none(0.3)
+
+
+class Compaction(DurableCase):
+    """Background snapshots keep the journal small while state survives: with
+    a tiny compaction threshold the hub pauses its loops, writes the whole
+    state and deletes the segments before it, many times over; a SIGKILL
+    after that loses nothing queued and nothing acknowledged."""
+
+    N = 1500
+
+    @mote_only
+    def test_background_snapshots_bound_the_log_and_keep_the_state(self):
+        b = self.start_broker(["--threads", "4", "--journal-segment-bytes", "32768",
+                               "--journal-compact-bytes", "65536", "--max-queued", "100000"])
+        subs = ["cp-sub-%d" % i for i in range(3)]
+        for cid in subs:
+            s = self.persistent(b, cid, create=True)
+            self.assertEqual(s.subscribe("cp/t", 1 if cid != subs[2] else 2), [1 if cid != subs[2] else 2])
+            s.disconnect()
+        p = self.peer(b, "cp-pub")
+        for i in range(self.N):
+            self.assertEqual(p.publish("cp/t", payload(i, b"c"), 1), 0)
+            if i % 500 == 0:
+                p.publish("cp/r%d" % (i // 500), payload(i, b"r"), 1, retain=True)
+        p.disconnect()
+        # The check runs every second; once a snapshot is safe, the segments
+        # before it go (the first one held the records of the first publishes).
+        self.assertTrue(wait_until(lambda: "event=snapshot " in b.log(), 30),
+                        "no background snapshot:\n" + b.log()[-2000:])
+        first = segments(b.data_dir)[0]
+        self.assertTrue(wait_until(lambda: first not in segments(b.data_dir), 15),
+                        "segment %s not released after the snapshot" % first)
+        live = sum(os.path.getsize(f) for f in segments(b.data_dir))
+        b.restart(kill=True)
+        rec = recovered(b)
+        self.assertEqual(rec["sessions"], 3, rec)
+        self.assertEqual(rec["queued"], 3 * self.N, rec)
+        for cid in subs:
+            s = self.persistent(b, cid)
+            self.assertTrue(s.connack.session_present)
+            got = [number_of(m.payload, b"c") for m in s.expect(self.N, timeout=60)]
+            self.assertEqual(got, list(range(self.N)), cid)
+            s.disconnect()
+        r = self.peer(b, "cp-check")
+        r.subscribe("cp/#", 1)
+        self.assertEqual(sorted(m.topic for m in r.expect(self.N // 500)),
+                         sorted("cp/r%d" % k for k in range(self.N // 500)))
+        self.assertGreater(live, 0)
 
 
 class QoS2Crash(DurableCase):
