@@ -274,11 +274,13 @@ static void handoff(struct broker *b)
 		ps->stage.len = 0;
 		ps->stage.nrec = 0;
 	}
-	if (!ends_push(ps, ps->gen, last)) {
-		MOTE_WARN("broker", "event=persist_failed why=\"out of memory\"");
-		return; /* the generation stays open: handed over with the next one */
-	}
 	ps->last_lsn = last;
+	if (!ends_push(ps, ps->gen, last)) {
+		/* The generation stays open and ends with the next hand-over,
+		 * whose last LSN covers these records too. */
+		MOTE_WARN("broker", "event=persist_failed why=\"out of memory\"");
+		return;
+	}
 	ps->gen++;
 }
 
