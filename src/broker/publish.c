@@ -153,6 +153,53 @@ static void send_ack_ordered(struct conn *c, uint8_t type, uint16_t id, uint8_t 
 	conn_send_ack(c, type, id, reason);
 }
 
+/*
+ * The durable path of an accepted PUBLISH (m: our reference, given up here):
+ * its records are staged, and routing plus the ack wait in the held FIFO
+ * until they are safe. Also taken when nothing needs writing but earlier
+ * acks of this connection are held, so acks keep their order.
+ */
+static void publish_held(struct conn *c, const struct mqtt_publish *p, struct msg *m,
+			 bool write_msg, bool write_id)
+{
+	struct broker *b = c->b;
+	struct session *s = c->session;
+	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : p->qos == 2 ? MQTT_PUBREC : 0;
+	if ((write_msg || write_id) && persist_failing(b)) {
+		if (p->qos == 0) {
+			route_message(b, m); /* QoS 0 promises nothing: deliver it */
+		} else {
+			STAT_ADD(b, persist_refused, 1);
+			refuse_quota(c, ack, p->packet_id);
+		}
+		msg_unref(m);
+		return;
+	}
+	/* The id first: a record whose message could not then be tracked
+	 * would be routed by a replay although the client was refused. */
+	if (p->qos == 2 && session_qos2_hold(s, p->packet_id) != MOTE_OK) {
+		msg_unref(m);
+		conn_fail(c);
+		return;
+	}
+	if (write_msg && persist_msg(b, m, s) != MOTE_OK) {
+		if (p->qos == 0) {
+			route_message(b, m);
+		} else {
+			if (p->qos == 2)
+				session_qos2_release(s, p->packet_id);
+			refuse_quota(c, ack, p->packet_id);
+		}
+		msg_unref(m);
+		return;
+	}
+	if (write_id)
+		persist_q2(b, s, PR_Q2IN, p->packet_id);
+	struct held_op op = { .kind = HELD_ROUTE, .m = m, .c = c, .ack_type = ack,
+			      .packet_id = p->packet_id };
+	persist_hold(b, &op);
+}
+
 void handle_publish(struct conn *c, struct mqtt_publish *p)
 {
 	struct broker *b = c->b;
@@ -201,7 +248,6 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		conn_fail(c);
 		return;
 	}
-	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : p->qos == 2 ? MQTT_PUBREC : 0;
 	if (p->qos > 0 && b->hooks.persist_publish) {
 		struct broker_client info;
 		struct broker_msg_view v = { p->topic.p, p->topic.len, p->payload.p,
@@ -209,7 +255,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		conn_fill_client(c, &info);
 		if (b->hooks.persist_publish(b->hooks.ctx, &info, &v) != MOTE_OK) {
 			msg_unref(m);
-			refuse_quota(c, ack, p->packet_id);
+			refuse_quota(c, p->qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p->packet_id);
 			return;
 		}
 	}
@@ -217,39 +263,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	bool write_msg = persist_wants_msg(b, m);
 	bool write_id = p->qos == 2 && s->persisted && b->ps;
 	if (write_msg || write_id || c->held_ops > 0) {
-		if ((write_msg || write_id) && persist_failing(b)) {
-			if (p->qos == 0) {
-				route_message(b, m); /* QoS 0 promises nothing: deliver it */
-				msg_unref(m);
-				return;
-			}
-			msg_unref(m);
-			STAT_ADD(b, persist_refused, 1);
-			refuse_quota(c, ack, p->packet_id);
-			return;
-		}
-		if (write_msg && persist_msg(b, m, s) != MOTE_OK) {
-			if (p->qos == 0)
-				route_message(b, m);
-			else
-				refuse_quota(c, ack, p->packet_id);
-			msg_unref(m);
-			return;
-		}
-		if (p->qos == 2) {
-			uint32_t pos;
-			qos2_find(s, p->packet_id, &pos);
-			if (!qos2_add(s, p->packet_id, pos)) {
-				msg_unref(m);
-				conn_fail(c);
-				return;
-			}
-			if (write_id)
-				persist_q2(b, s, PR_Q2IN, p->packet_id);
-		}
-		struct held_op op = { .kind = HELD_ROUTE, .m = m, .c = c, .ack_type = ack,
-				      .packet_id = p->packet_id };
-		persist_hold(b, &op);
+		publish_held(c, p, m, write_msg, write_id);
 		return;
 	}
 	uint32_t receivers = route_message(b, m);
