@@ -426,6 +426,8 @@ void share_free_stubs(struct broker *b);
 /* Queues packet bytes encoded by mqtt_encode; on failure the connection is
  * closed by a deferred callback (never synchronously: see route.c). */
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p);
+/* Queues bytes already encoded (a held SUBACK). Failure closes, deferred. */
+enum mote_err conn_send_bytes(struct conn *c, const uint8_t *bytes, size_t len);
 /* PUBACK, PUBREC, PUBREL or PUBCOMP with a 5.0 reason code. */
 void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason);
 /* Asks for a flush when the loop runs dry (or now, when much is queued). */

@@ -297,6 +297,21 @@ enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p)
 	return MOTE_OK;
 }
 
+enum mote_err conn_send_bytes(struct conn *c, const uint8_t *bytes, size_t len)
+{
+	if (c->state == CONN_CLOSED)
+		return MOTE_ECLOSED;
+	uint8_t *dst = outq_reserve(&c->out, &c->b->outbufs, len);
+	if (dst)
+		memcpy(dst, bytes, len);
+	if (!dst || outq_commit(&c->out, &c->b->outbufs, len) != MOTE_OK) {
+		conn_fail(c);
+		return MOTE_ENOMEM;
+	}
+	conn_schedule_flush(c);
+	return MOTE_OK;
+}
+
 void conn_send_ack(struct conn *c, enum mqtt_type type, uint16_t id, uint8_t reason)
 {
 	struct mqtt_packet p = { .type = type };

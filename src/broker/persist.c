@@ -311,6 +311,7 @@ void persist_hold(struct broker *b, const struct held_op *op)
 			MOTE_WARN("broker", "event=persist_hold_failed why=\"out of memory\"");
 			if (op->m)
 				msg_unref(op->m);
+			free(op->data);
 			if (op->c)
 				conn_fail(op->c); /* no ack: the client sends it again */
 			return;
@@ -365,6 +366,11 @@ static void do_op(struct broker *b, struct held_op *op)
 	case HELD_SEND:
 		if (c)
 			deliver_send_held(c, op->packet_id);
+		break;
+	case HELD_PACKET:
+		if (c)
+			subscribe_release_held(c, op->data, op->len, op->split);
+		free(op->data);
 		break;
 	}
 }
@@ -444,6 +450,7 @@ void persist_shard_free(struct broker *b)
 	while (ps->ops_count) {
 		struct held_op *op = &ps->ops[ps->ops_head];
 		msg_unref(op->m);
+		free(op->data);
 		ps->ops_head = (ps->ops_head + 1) % ps->ops_cap;
 		ps->ops_count--;
 	}

@@ -44,6 +44,7 @@ enum held_kind {
 	HELD_ROUTE,   /* route m (if any), then ack the publisher (if ack_type) */
 	HELD_ACK,     /* send an ack: PUBREL, PUBCOMP, a repeated PUBREC */
 	HELD_SEND,    /* send the QoS 2 PUBLISH held for its packet id (deliver.c) */
+	HELD_PACKET,  /* send encoded bytes (SUBACK, UNSUBACK) and what follows them */
 };
 
 struct held_op {
@@ -54,6 +55,10 @@ struct held_op {
 	uint8_t ack_type;   /* enum mqtt_type, 0 = none */
 	uint8_t reason;     /* for HELD_ACK */
 	uint16_t packet_id;
+	/* HELD_PACKET: owned; [0, split) the packet, [split, len) what the
+	 * sender wants done after it (subscribe.c: retained messages) */
+	uint8_t *data;
+	uint32_t len, split;
 };
 
 struct gen_end {
@@ -136,6 +141,8 @@ void persist_forget_conn(struct broker *b, struct conn *c);
 /* Does what became safe (loop wake, hand-over). */
 void persist_poll(struct broker *b);
 
+/* subscribe.c: the held SUBACK / UNSUBACK goes out, then its retained messages. */
+void subscribe_release_held(struct conn *c, const uint8_t *data, uint32_t len, uint32_t split);
 /* deliver.c: sends the QoS 2 PUBLISH that waited for its PR_SENT record. */
 void deliver_send_held(struct conn *c, uint16_t packet_id);
 

@@ -158,6 +158,84 @@ static void send_retained(void *ctx, struct msg *m)
 	deliver(r->s, m, qos, true, &r->sub_id, r->sub_id ? 1 : 0);
 }
 
+/*
+ * Whether a SUBACK / UNSUBACK waits for its records: for a persistent
+ * session, unless the disk is failing (then subscribing keeps working, in
+ * memory, as reads do), and always behind acks already held.
+ */
+static bool hold_grant(const struct conn *c)
+{
+	const struct broker *b = c->b;
+	return b->ps && ((c->session->persisted && !persist_failing(b)) || c->held_ops > 0);
+}
+
+/*
+ * A persistent session's SUBACK waits until its PR_SUB records are safe,
+ * and the retained messages the grant brings wait with it (they must come
+ * after the SUBACK). The held operation owns one buffer: the encoded SUBACK,
+ * then for each filter that wants retained messages: qos u8, sub id u32,
+ * length u16, filter bytes.
+ */
+static void hold_suback(struct conn *c, const struct mqtt_subscribe *p,
+			const struct mqtt_packet *ack, const uint8_t *want_retained, uint32_t n,
+			uint32_t sub_id)
+{
+	size_t size, used, extra = 0;
+	struct mqtt_topic_iter it;
+	struct mqtt_sub_entry e;
+	if (mqtt_encoded_size(ack, c->version, &size) != MOTE_OK) {
+		conn_fail(c);
+		return;
+	}
+	mqtt_subscribe_iter(&it, p);
+	for (uint32_t k = 0; k < n && mqtt_topics_next(&it, &e); k++)
+		if (want_retained[k])
+			extra += 7u + e.filter.len;
+	uint8_t *buf = malloc(size + extra);
+	if (!buf || mqtt_encode(ack, c->version, buf, size, &used) != MOTE_OK) {
+		free(buf);
+		conn_fail(c); /* no SUBACK: the client subscribes again */
+		return;
+	}
+	uint8_t *q = buf + used;
+	mqtt_subscribe_iter(&it, p);
+	for (uint32_t k = 0; k < n && mqtt_topics_next(&it, &e); k++) {
+		if (!want_retained[k])
+			continue;
+		*q++ = e.opts.qos;
+		memcpy(q, &sub_id, 4);
+		q += 4;
+		memcpy(q, &e.filter.len, 2);
+		q += 2;
+		memcpy(q, e.filter.p, e.filter.len);
+		q += e.filter.len;
+	}
+	struct held_op op = { .kind = HELD_PACKET, .c = c, .data = buf,
+			      .len = (uint32_t)(q - buf), .split = (uint32_t)used };
+	persist_hold(c->b, &op);
+}
+
+void subscribe_release_held(struct conn *c, const uint8_t *data, uint32_t len, uint32_t split)
+{
+	if (c->state != CONN_ACTIVE || conn_send_bytes(c, data, split) != MOTE_OK)
+		return;
+	struct broker *b = c->b;
+	const uint8_t *q = data + split, *end = data + len;
+	while (q + 7 <= end) {
+		uint8_t qos = q[0];
+		uint32_t sub_id;
+		uint16_t flen;
+		memcpy(&sub_id, q + 1, 4);
+		memcpy(&flen, q + 5, 2);
+		q += 7;
+		if ((size_t)(end - q) < flen)
+			break;
+		struct retained_ctx r = { c->session, qos, sub_id };
+		retain_match(b->retained, q, flen, loop_now(b->loop), send_retained, &r);
+		q += flen;
+	}
+}
+
 void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 {
 	struct broker *b = c->b;
@@ -213,6 +291,10 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = i;
 	ack.u.suback.reasons = reasons;
+	if (hold_grant(c)) {
+		hold_suback(c, p, &ack, want_retained, i, sub_id);
+		goto out;
+	}
 	if (conn_send_packet(c, &ack) != MOTE_OK)
 		goto out;
 
@@ -258,6 +340,23 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p)
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = c->version == MQTT_V5 ? i : 0;
 	ack.u.suback.reasons = reasons;
+	if (hold_grant(c)) {
+		/* Like a SUBACK: sent once the PR_UNSUB records are safe. */
+		size_t size, used;
+		uint8_t *buf = NULL;
+		if (mqtt_encoded_size(&ack, c->version, &size) == MOTE_OK)
+			buf = malloc(size);
+		if (!buf || mqtt_encode(&ack, c->version, buf, size, &used) != MOTE_OK) {
+			free(buf);
+			conn_fail(c);
+		} else {
+			struct held_op op = { .kind = HELD_PACKET, .c = c, .data = buf,
+					      .len = (uint32_t)used, .split = (uint32_t)used };
+			persist_hold(b, &op);
+		}
+		free(reasons);
+		return;
+	}
 	conn_send_packet(c, &ack);
 	free(reasons);
 }

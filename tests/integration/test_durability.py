@@ -290,6 +290,9 @@ class Compaction(DurableCase):
     def test_background_snapshots_bound_the_log_and_keep_the_state(self):
         b = self.start_broker(["--threads", "4", "--journal-segment-bytes", "32768",
                                "--journal-compact-bytes", "65536", "--max-queued", "100000"])
+        # The segment the start-up snapshot is in: the first background
+        # snapshot begins after it, so it must go.
+        first = segments(b.data_dir)[0]
         subs = ["cp-sub-%d" % i for i in range(3)]
         for cid in subs:
             s = self.persistent(b, cid, create=True)
@@ -305,10 +308,8 @@ class Compaction(DurableCase):
         # before it go (the first one held the records of the first publishes).
         self.assertTrue(wait_until(lambda: "event=snapshot " in b.log(), 30),
                         "no background snapshot:\n" + b.log()[-2000:])
-        first = segments(b.data_dir)[0]
         self.assertTrue(wait_until(lambda: first not in segments(b.data_dir), 15),
                         "segment %s not released after the snapshot" % first)
-        live = sum(os.path.getsize(f) for f in segments(b.data_dir))
         b.restart(kill=True)
         rec = recovered(b)
         self.assertEqual(rec["sessions"], 3, rec)
@@ -323,7 +324,6 @@ class Compaction(DurableCase):
         r.subscribe("cp/#", 1)
         self.assertEqual(sorted(m.topic for m in r.expect(self.N // 500)),
                          sorted("cp/r%d" % k for k in range(self.N // 500)))
-        self.assertGreater(live, 0)
 
 
 class QoS2Crash(DurableCase):
