@@ -137,6 +137,11 @@ enum mote_err pki_lock(const char *dir, int *fd, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	*fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (*fd < 0 && errno == ENOENT) {
+		pki_errf(err, errlen, "%s does not exist; check --dir or run 'mote pki --dir %s init'",
+			 dir, dir);
+		return MOTE_ENOTFOUND;
+	}
 	if (*fd < 0) {
 		pki_errf(err, errlen, "cannot open %s: %s (is --dir right?)", path,
 			 strerror(errno));
