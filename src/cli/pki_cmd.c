@@ -184,8 +184,8 @@ int cli_pki(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!dir)
-		return usage_error(cmd, "--dir DIR is required");
+	if (!dir || !*dir)
+		return usage_error(cmd, "--dir DIR is required (the PKI directory)");
 	if (nsans && strcmp(cmd, "init") != 0)
 		return usage_error(cmd, "--san belongs to init");
 	if (out && strcmp(cmd, "sign-csr") != 0 && strcmp(cmd, "crl") != 0)

@@ -204,6 +204,25 @@ class PkiCli(unittest.TestCase):
         r = self.verify(d2, "-crl_check", "-CRLfile", other)
         self.assertIn("certificate revoked", r.stdout + r.stderr)
 
+    def test_concurrent_issue(self):
+        # Every run holds DIR/.lock while it rewrites index.txt: none is lost.
+        self.ok("init")
+        n = 8
+        procs = [subprocess.Popen([harness.mote_bin(), "pki", "--dir", self.dir, "issue",
+                                   "dev-%d" % i], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE) for i in range(n)]
+        for p in procs:
+            _, err = p.communicate(timeout=60)
+            self.assertEqual(p.returncode, 0, err)
+        with open(self.p("index.txt")) as f:
+            lines = [ln for ln in f if not ln.startswith("#")]
+        self.assertEqual(len(lines), n + 1, lines)
+        ids = sorted(ln.split("\t")[3] for ln in lines)
+        self.assertEqual(ids, sorted(["hub"] + ["dev-%d" % i for i in range(n)]))
+        r = openssl("verify", "-CAfile", self.p("ca.pem"),
+                    *[self.p("devices", "dev-%d.pem" % i) for i in range(n)])
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
     def test_help_and_usage_errors(self):
         r = run([harness.mote_bin(), "pki", "--help"])
         self.assertEqual(r.returncode, 0)
@@ -216,6 +235,7 @@ class PkiCli(unittest.TestCase):
         self.assertIn("pki", r.stdout)
         for argv, want in ((["pki"], "usage"),
                            (["pki", "init"], "--dir"),
+                           (["pki", "--dir", "", "init"], "--dir"),
                            (["pki", "--dir", self.dir, "frobnicate"], "unknown command"),
                            (["pki", "--dir", self.dir, "issue"], "missing argument"),
                            (["pki", "--dir", self.dir, "issue", "a", "b"], "exactly one"),

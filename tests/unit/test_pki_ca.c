@@ -471,6 +471,25 @@ static void test_revoke_and_crl(void **state)
 	X509_free(ca);
 }
 
+static void test_malformed_index(void **state)
+{
+	struct fx *f = *state;
+	char p[PATH_MAX];
+	FILE *fp;
+
+	init_ok(f, 0);
+	path_of(p, f, "index.txt");
+	fp = fopen(p, "a");
+	assert_non_null(fp);
+	fputs("X\tnot a line\n", fp);
+	fclose(fp);
+	assert_int_equal(mote_pki_issue(f->dir, "d", 0, 0, NULL, NULL, f->err, sizeof f->err),
+			 MOTE_EMALFORMED);
+	assert_non_null(strstr(f->err, "index.txt:3"));
+	assert_int_equal(mote_pki_revoke(f->dir, "d", NULL, f->err, sizeof f->err),
+			 MOTE_EMALFORMED);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -482,6 +501,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_invalid_ids, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sign_csr, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_revoke_and_crl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_malformed_index, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
