@@ -15,6 +15,8 @@ pkgs=(
   clang             # libFuzzer targets
   libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang
   libcmocka-dev     # unit tests
+  libssl-dev        # OpenSSL 3 (libcrypto): the fleet CA of `mote pki`, later TLS
+  openssl           # the openssl tool: the independent peer of the pki tests
   mosquitto-clients # real peer: mosquitto_pub / mosquitto_sub
   mosquitto         # the peer broker for side-by-side benchmarks
   nats-server       # second peer broker for `make bench` (its MQTT listener)

@@ -12,5 +12,6 @@ int cli_hub(int argc, char **argv);
 int cli_pub(int argc, char **argv);
 int cli_sub(int argc, char **argv);
 int cli_bench(int argc, char **argv);
+int cli_pki(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
 	{ "pub", cli_pub, "publish a message (flags like mosquitto_pub)" },
 	{ "sub", cli_sub, "subscribe and print messages (flags like mosquitto_sub)" },
 	{ "bench", cli_bench, "load-test an MQTT broker: throughput, latency, connections" },
+	{ "pki", cli_pki, "the fleet CA: device certificates, revocation, CRL" },
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,246 @@
+/*
+ * pki_cmd.c - `mote pki --dir DIR init|issue|sign-csr|revoke|crl ...`: the
+ * command line of the fleet CA in src/pki/ (see docs/pki.md). Exit status:
+ * 0 done, 1 the operation failed (the message says why and what to do),
+ * 2 usage error.
+ */
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "pki/pki.h"
+
+#define MAX_SANS 32
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mote pki --dir DIR COMMAND [OPTIONS]\n"
+		"\n"
+		"The fleet certificate authority: device identity certificates for mTLS\n"
+		"(see docs/pki.md). Every command works on the PKI directory DIR.\n"
+		"\n"
+		"commands:\n"
+		"  init [--san DNS:name|IP:addr]... [--force]\n"
+		"                       create the CA and the hub's server certificate\n"
+		"  issue DEVICE_ID [--days N] [--force]\n"
+		"                       a new key and client certificate for a device\n"
+		"  sign-csr FILE [--out FILE] [--days N] [--force]\n"
+		"                       certify a device's CSR (the device keeps its key)\n"
+		"  revoke DEVICE_ID|SERIAL\n"
+		"                       revoke a device's certificates, rewrite crl.pem\n"
+		"  crl [--out FILE] [--days N]\n"
+		"                       write the certificate revocation list\n"
+		"\n"
+		"mote pki COMMAND --help for a command's details.\n");
+}
+
+static const char *const sub_usage[][2] = {
+	{ "init",
+	  "usage: mote pki --dir DIR init [--san DNS:name|IP:addr]... [--force]\n"
+	  "\n"
+	  "Creates DIR (0700) with ca.pem/ca.key (ECDSA P-256 fleet CA, 10 years),\n"
+	  "hub.pem/hub.key (the hub's TLS server certificate, serverAuth, SANs\n"
+	  "DNS:localhost, IP:127.0.0.1 and each --san), index.txt, crl.pem and\n"
+	  "devices/. Keys are written 0600.\n"
+	  "  --san DNS:name|IP:addr  another name of the hub (repeatable, up to 32)\n"
+	  "  --force                 replace an existing CA: every certificate it\n"
+	  "                          issued stops verifying\n" },
+	{ "issue",
+	  "usage: mote pki --dir DIR issue DEVICE_ID [--days N] [--force]\n"
+	  "\n"
+	  "Writes DIR/devices/DEVICE_ID.key (0600) and DEVICE_ID.pem: an ECDSA P-256\n"
+	  "client certificate (clientAuth) with CN=DEVICE_ID and a random serial.\n"
+	  "DEVICE_ID: 1-128 of letters, digits and - _ . : ;\n"
+	  "  --days N   validity in days (default 365)\n"
+	  "  --force    issue even though the device holds an unrevoked certificate\n" },
+	{ "sign-csr",
+	  "usage: mote pki --dir DIR sign-csr FILE [--out FILE] [--days N] [--force]\n"
+	  "\n"
+	  "Checks the signature of the PEM CSR in FILE and certifies its key as a\n"
+	  "device client certificate; the device id is the CSR's CN. Extensions the\n"
+	  "CSR requests are ignored. Writes DIR/devices/ID.pem (or --out FILE) and\n"
+	  "prints the path.\n"
+	  "  --out FILE  where to write the certificate\n"
+	  "  --days N    validity in days (default 365)\n"
+	  "  --force     sign even though the device holds an unrevoked certificate\n" },
+	{ "revoke",
+	  "usage: mote pki --dir DIR revoke DEVICE_ID|SERIAL\n"
+	  "\n"
+	  "Marks every unrevoked certificate of DEVICE_ID (or else the one with hex\n"
+	  "SERIAL, as in index.txt or 'openssl x509 -serial') revoked in index.txt\n"
+	  "and rewrites DIR/crl.pem.\n" },
+	{ "crl",
+	  "usage: mote pki --dir DIR crl [--out FILE] [--days N]\n"
+	  "\n"
+	  "Writes a v2 CRL signed by the CA listing every revoked serial to\n"
+	  "DIR/crl.pem (or --out FILE).\n"
+	  "  --out FILE  where to write the CRL\n"
+	  "  --days N    nextUpdate this many days ahead (default 7)\n" },
+};
+
+static const char *usage_of(const char *cmd)
+{
+	for (size_t i = 0; i < sizeof sub_usage / sizeof sub_usage[0]; i++)
+		if (strcmp(sub_usage[i][0], cmd) == 0)
+			return sub_usage[i][1];
+	return NULL;
+}
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "mote pki%s%s: ", cmd ? " " : "", cmd ? cmd : "");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "; run 'mote pki %s%s--help'\n", cmd ? cmd : "", cmd ? " " : "");
+	return 2;
+}
+
+static int parse_days(const char *cmd, const char *s, int *days)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+
+	if (*s == 0 || *end || v < 1 || v > 36500)
+		return usage_error(cmd, "--days wants a whole number of days from 1 to 36500, not '%s'",
+				   s);
+	*days = (int)v;
+	return 0;
+}
+
+static int failed(const char *cmd, const char *err)
+{
+	fprintf(stderr, "mote pki %s: %s\n", cmd, err);
+	return 1;
+}
+
+int cli_pki(int argc, char **argv)
+{
+	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP };
+	static const struct option opts[] = {
+		{ "dir", required_argument, NULL, O_DIR },
+		{ "san", required_argument, NULL, O_SAN },
+		{ "force", no_argument, NULL, O_FORCE },
+		{ "days", required_argument, NULL, O_DAYS },
+		{ "out", required_argument, NULL, O_OUT },
+		{ "help", no_argument, NULL, O_HELP },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *sans[MAX_SANS];
+	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL;
+	char err[512] = "", cert[PATH_MAX], key[PATH_MAX];
+	int nsans = 0, force = 0, days = 0, help = 0, c, nargs = 0;
+	enum mote_err rc;
+
+	/* Options may come before or after the command name: the leading '-'
+	 * makes getopt hand back the non-options in order, as code 1. */
+	opterr = 0;
+	optind = 0;
+	while ((c = getopt_long(argc, argv, "-h", opts, NULL)) != -1) {
+		switch (c) {
+		case 1:
+			if (!cmd)
+				cmd = optarg;
+			else if (nargs++ == 0)
+				arg = optarg;
+			break;
+		case O_DIR: dir = optarg; break;
+		case O_FORCE: force = 1; break;
+		case O_OUT: out = optarg; break;
+		case O_DAYS:
+			if (parse_days(cmd, optarg, &days))
+				return 2;
+			break;
+		case O_SAN:
+			if (nsans == MAX_SANS)
+				return usage_error(cmd, "at most %d --san options", MAX_SANS);
+			sans[nsans++] = optarg;
+			break;
+		case 'h':
+		case O_HELP: help = 1; break;
+		default:
+			return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+		}
+	}
+	if (cmd && !usage_of(cmd))
+		return usage_error(NULL, "unknown command '%s'", cmd);
+	if (help) {
+		fputs(cmd ? usage_of(cmd) : "", stdout);
+		if (!cmd)
+			usage(stdout);
+		return 0;
+	}
+	if (!cmd) {
+		usage(stderr);
+		return 2;
+	}
+	if (!dir || !*dir)
+		return usage_error(cmd, "--dir DIR is required (the PKI directory)");
+	if (nsans && strcmp(cmd, "init") != 0)
+		return usage_error(cmd, "--san belongs to init");
+	if (out && strcmp(cmd, "sign-csr") != 0 && strcmp(cmd, "crl") != 0)
+		return usage_error(cmd, "--out belongs to sign-csr and crl");
+	if (days && strcmp(cmd, "init") == 0)
+		return usage_error(cmd, "--days does not apply to init");
+	if (force && (strcmp(cmd, "revoke") == 0 || strcmp(cmd, "crl") == 0))
+		return usage_error(cmd, "--force does not apply here");
+
+	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "crl") == 0) {
+		if (nargs)
+			return usage_error(cmd, "unexpected argument '%s'", arg);
+	} else if (nargs != 1) {
+		return usage_error(cmd, nargs ? "wants exactly one argument, got %d" :
+					   "missing argument (%d given)", nargs);
+	}
+
+	if (strcmp(cmd, "init") == 0) {
+		struct mote_pki_init_opts o = { .sans = sans, .nsans = (size_t)nsans,
+						.force = force };
+
+		rc = mote_pki_init(dir, &o, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		printf("%s/ca.pem\n%s/hub.pem\n", dir, dir);
+	} else if (strcmp(cmd, "issue") == 0) {
+		if (mote_pki_check_id(arg, err, sizeof err)) {
+			fprintf(stderr, "mote pki issue: %s\n", err);
+			return 2;
+		}
+		rc = mote_pki_issue(dir, arg, days, force, cert, key, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		printf("%s\n%s\n", cert, key);
+	} else if (strcmp(cmd, "sign-csr") == 0) {
+		rc = mote_pki_sign_csr(dir, arg, out, days, force, cert, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		printf("%s\n", cert);
+	} else if (strcmp(cmd, "revoke") == 0) {
+		int n;
+
+		rc = mote_pki_revoke(dir, arg, &n, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		printf("revoked %d certificate%s; %s/crl.pem rewritten\n", n, n == 1 ? "" : "s",
+		       dir);
+	} else {
+		rc = mote_pki_crl(dir, out, days, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		if (out)
+			printf("%s\n", out);
+		else
+			printf("%s/crl.pem\n", dir);
+	}
+	return 0;
+}
