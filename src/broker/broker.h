@@ -70,7 +70,7 @@ enum broker_queue_full {
 	BROKER_QUEUE_DROP_OLDEST,   /* the oldest queued message makes room */
 };
 
-/* Safe defaults (see docs/operations). */
+/* Safe defaults (see docs/operations.md). */
 void broker_config_defaults(struct broker_config *cfg);
 
 /* What hooks are told about a client. Views valid during the call only. */
