@@ -194,6 +194,11 @@ static enum mote_err apply(struct replay *rp, uint64_t lsn, const struct precord
 			return MOTE_OK;
 		}
 	}
+	if ((r->type == PR_MSG || r->type == PR_WILL) &&
+	    !mqtt_topic_name_valid(r->topic.p, r->topic.len)) {
+		rp->skipped++; /* a record we did not write: never route it */
+		return MOTE_OK;
+	}
 	switch (r->type) {
 	case PR_MSG: {
 		struct msg *m = make_msg(rp, r);
@@ -379,7 +384,9 @@ enum mote_err replay_apply(struct broker *b0, struct replay_log *log, uint64_t *
 			continue;
 		}
 		struct precord r;
-		if (precord_decode(rr->type, log->bytes + rr->off, rr->len, &r) != MOTE_OK) {
+		/* Only empty payloads so far: no buffer (and no pointer sum on NULL). */
+		const uint8_t *payload = log->bytes ? log->bytes + rr->off : (const uint8_t *)"";
+		if (precord_decode(rr->type, payload, rr->len, &r) != MOTE_OK) {
 			rp.skipped++;
 			continue;
 		}
