@@ -426,6 +426,10 @@ void share_free_stubs(struct broker *b);
 /* Queues packet bytes encoded by mqtt_encode; on failure the connection is
  * closed by a deferred callback (never synchronously: see route.c). */
 enum mote_err conn_send_packet(struct conn *c, const struct mqtt_packet *p);
+/* subscribe.c: the held SUBACK / UNSUBACK goes out, then its retained messages. */
+void subscribe_release_held(struct conn *c, const uint8_t *data, uint32_t len, uint32_t split);
+/* deliver.c: sends the QoS 2 PUBLISH that waited for its PR_SENT record. */
+void deliver_send_held(struct conn *c, uint16_t packet_id);
 /* Queues bytes already encoded (a held SUBACK). Failure closes, deferred. */
 enum mote_err conn_send_bytes(struct conn *c, const uint8_t *bytes, size_t len);
 /* PUBACK, PUBREC, PUBREL or PUBCOMP with a 5.0 reason code. */
@@ -457,9 +461,10 @@ void handle_disconnect(struct conn *c, const struct mqtt_reason_only *d);
 /* ---- publish.c --------------------------------------------------------- */
 void handle_publish(struct conn *c, struct mqtt_publish *p);
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a);
-/* Inbound QoS 2 ids (replay). MOTE_ENOMEM. */
+/* Inbound QoS 2 ids awaiting PUBREL: hold one (MOTE_ENOMEM; an id held
+ * already is fine), release one (false: it was not held). */
 enum mote_err session_qos2_hold(struct session *s, uint16_t id);
-void session_qos2_release(struct session *s, uint16_t id);
+bool session_qos2_release(struct session *s, uint16_t id);
 /* A message from inside the broker (will, broker_publish): written first when
  * it must be kept, then routed. Takes its own reference. */
 void publish_internal(struct broker *b, struct msg *m, const struct session *origin);

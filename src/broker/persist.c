@@ -63,12 +63,19 @@ static enum mote_err stage(struct broker *b, uint8_t type)
 	return MOTE_OK;
 }
 
-static uint64_t wall_expiry(const struct broker *b, uint64_t mono_deadline)
+uint64_t persist_wall_deadline(uint64_t mono_deadline, uint64_t now_mono)
 {
 	if (!mono_deadline)
 		return 0;
-	uint64_t now = loop_now(b->loop);
-	return mote_wall_ms() + (mono_deadline > now ? mono_deadline - now : 0);
+	return mote_wall_ms() + (mono_deadline > now_mono ? mono_deadline - now_mono : 0);
+}
+
+void persist_encode_will(struct penc *e, const struct session *s, uint64_t now_mono)
+{
+	const struct msg *w = s->will;
+	precord_will(e, s->client_id, s->client_id_len, s->will_delay_s,
+		     persist_wall_deadline(w->expiry_ms, now_mono), w->qos, w->retain, msg_topic(w),
+		     w->topic_len, msg_props(w), w->props_len, msg_payload(w), w->payload_len);
 }
 
 enum mote_err persist_msg(struct broker *b, struct msg *m, const struct session *origin)
@@ -86,7 +93,8 @@ enum mote_err persist_msg(struct broker *b, struct msg *m, const struct session 
 		ps->stage_idx = ii;
 		ps->cap_stage_msgs = cap;
 	}
-	precord_msg(&ps->enc, PR_MSG_ROUTE, wall_expiry(b, m->expiry_ms), m->qos, m->retain,
+	precord_msg(&ps->enc, PR_MSG_ROUTE, persist_wall_deadline(m->expiry_ms, loop_now(b->loop)),
+		    m->qos, m->retain,
 		    msg_topic(m), m->topic_len, msg_props(m), m->props_len,
 		    origin ? origin->client_id : NULL, origin ? origin->client_id_len : 0,
 		    msg_payload(m), m->payload_len);
@@ -192,10 +200,7 @@ void persist_will(struct broker *b, struct session *s)
 {
 	if (!active(b) || !s->will)
 		return;
-	const struct msg *w = s->will;
-	precord_will(&b->ps->enc, s->client_id, s->client_id_len, s->will_delay_s,
-		     wall_expiry(b, w->expiry_ms), w->qos, w->retain, msg_topic(w), w->topic_len,
-		     msg_props(w), w->props_len, msg_payload(w), w->payload_len);
+	persist_encode_will(&b->ps->enc, s, loop_now(b->loop));
 	if (stage(b, PR_WILL) == MOTE_OK)
 		s->will_persisted = true;
 }

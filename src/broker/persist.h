@@ -141,10 +141,10 @@ void persist_forget_conn(struct broker *b, struct conn *c);
 /* Does what became safe (loop wake, hand-over). */
 void persist_poll(struct broker *b);
 
-/* subscribe.c: the held SUBACK / UNSUBACK goes out, then its retained messages. */
-void subscribe_release_held(struct conn *c, const uint8_t *data, uint32_t len, uint32_t split);
-/* deliver.c: sends the QoS 2 PUBLISH that waited for its PR_SENT record. */
-void deliver_send_held(struct conn *c, uint16_t packet_id);
+/* Shared by the live records and the snapshot (snapshot.c): a monotonic
+ * deadline as wall-clock ms (0 stays 0), and a session's will as PR_WILL. */
+uint64_t persist_wall_deadline(uint64_t mono_deadline, uint64_t now_mono);
+void persist_encode_will(struct penc *e, const struct session *s, uint64_t now_mono);
 
 /* Committer thread: wakes the shards whose wait is over. */
 void persist_notify(void *ctx);

@@ -55,14 +55,15 @@ enum mote_err session_qos2_hold(struct session *s, uint16_t id)
 	return qos2_add(s, id, pos) ? MOTE_OK : MOTE_ENOMEM;
 }
 
-void session_qos2_release(struct session *s, uint16_t id)
+bool session_qos2_release(struct session *s, uint16_t id)
 {
 	uint32_t pos;
 	if (!qos2_find(s, id, &pos))
-		return;
+		return false;
 	memmove(s->qos2_in + pos, s->qos2_in + pos + 1,
 		(s->qos2_in_count - pos - 1) * sizeof *s->qos2_in);
 	s->qos2_in_count--;
+	return true;
 }
 
 static void fault(struct conn *c, uint8_t reason, const char *why)
@@ -273,9 +274,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	if (p->qos == 1) {
 		conn_send_ack(c, MQTT_PUBACK, p->packet_id, rc);
 	} else if (p->qos == 2) {
-		uint32_t pos;
-		qos2_find(s, p->packet_id, &pos);
-		if (!qos2_add(s, p->packet_id, pos)) {
+		if (session_qos2_hold(s, p->packet_id) != MOTE_OK) {
 			conn_fail(c);
 			return;
 		}
@@ -286,14 +285,10 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 void handle_pubrel(struct conn *c, const struct mqtt_ack *a)
 {
 	struct session *s = c->session;
-	uint32_t pos;
-	if (!qos2_find(s, a->packet_id, &pos)) {
+	if (!session_qos2_release(s, a->packet_id)) {
 		send_ack_ordered(c, MQTT_PUBCOMP, a->packet_id, MQTT_RC_PACKET_ID_NOT_FOUND, false);
 		return;
 	}
-	memmove(s->qos2_in + pos, s->qos2_in + pos + 1,
-		(s->qos2_in_count - pos - 1) * sizeof *s->qos2_in);
-	s->qos2_in_count--;
 	/* PUBCOMP lets the client reuse the id: the release must be safe first,
 	 * or a restart would take a new message with that id for a resend. */
 	bool held = s->persisted && c->b->ps;

@@ -227,10 +227,7 @@ static enum mote_err apply(struct replay *rp, uint64_t lsn, const struct precord
 		s->version = r->version;
 		s->offline_wall_ms = r->wall_ms;
 		s->replay_shard = r->shard;
-		if (!s->persisted) {
-			s->persisted = true;
-			/* subscriptions replayed from now on count as persistent */
-		}
+		s->persisted = true; /* its replayed subscriptions count as persistent */
 		return MOTE_OK;
 	}
 	case PR_SESSION_END:

@@ -52,20 +52,12 @@ static void put(struct snap *sn, uint8_t type)
 	sn->next_lsn++;
 }
 
-static uint64_t wall_expiry(uint64_t mono_deadline)
-{
-	if (!mono_deadline)
-		return 0;
-	uint64_t now = mote_mono_ms();
-	return mote_wall_ms() + (mono_deadline > now ? mono_deadline - now : 0);
-}
-
 /* Writes m's content once per snapshot; its plsn becomes the new record's. */
 static void put_msg(struct snap *sn, struct msg *m, uint8_t flags)
 {
 	if (m->snap_epoch == sn->epoch && !flags)
 		return;
-	precord_msg(&sn->enc, flags, wall_expiry(m->expiry_ms), m->qos, m->retain, msg_topic(m),
+	precord_msg(&sn->enc, flags, persist_wall_deadline(m->expiry_ms, mote_mono_ms()), m->qos, m->retain, msg_topic(m),
 		    m->topic_len, msg_props(m), m->props_len, NULL, 0, msg_payload(m),
 		    m->payload_len);
 	m->plsn = sn->next_lsn;
@@ -99,10 +91,7 @@ static int by_seq(const void *a, const void *b)
 
 static void put_will(struct snap *sn, struct session *s)
 {
-	const struct msg *w = s->will;
-	precord_will(&sn->enc, s->client_id, s->client_id_len, s->will_delay_s,
-		     wall_expiry(w->expiry_ms), w->qos, w->retain, msg_topic(w), w->topic_len,
-		     msg_props(w), w->props_len, msg_payload(w), w->payload_len);
+	persist_encode_will(&sn->enc, s, mote_mono_ms());
 	put(sn, PR_WILL);
 	s->will_persisted = true;
 }

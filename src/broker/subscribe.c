@@ -170,15 +170,15 @@ static bool hold_grant(const struct conn *c)
 }
 
 /*
- * A persistent session's SUBACK waits until its PR_SUB records are safe,
- * and the retained messages the grant brings wait with it (they must come
- * after the SUBACK). The held operation owns one buffer: the encoded SUBACK,
- * then for each filter that wants retained messages: qos u8, sub id u32,
- * length u16, filter bytes.
+ * A persistent session's SUBACK (UNSUBACK) waits until its PR_SUB (PR_UNSUB)
+ * records are safe, and the retained messages a SUBACK's grant brings wait
+ * with it (they must come after it). The held operation owns one buffer:
+ * the encoded ack, then for each filter of p (NULL for an UNSUBACK) that
+ * wants retained messages: qos u8, sub id u32, length u16, filter bytes.
  */
-static void hold_suback(struct conn *c, const struct mqtt_subscribe *p,
-			const struct mqtt_packet *ack, const uint8_t *want_retained, uint32_t n,
-			uint32_t sub_id)
+static void hold_ack(struct conn *c, const struct mqtt_packet *ack,
+		     const struct mqtt_subscribe *p, const uint8_t *want_retained, uint32_t n,
+		     uint32_t sub_id)
 {
 	size_t size, used, extra = 0;
 	struct mqtt_topic_iter it;
@@ -187,19 +187,22 @@ static void hold_suback(struct conn *c, const struct mqtt_subscribe *p,
 		conn_fail(c);
 		return;
 	}
-	mqtt_subscribe_iter(&it, p);
-	for (uint32_t k = 0; k < n && mqtt_topics_next(&it, &e); k++)
-		if (want_retained[k])
-			extra += 7u + e.filter.len;
+	if (p) {
+		mqtt_subscribe_iter(&it, p);
+		for (uint32_t k = 0; k < n && mqtt_topics_next(&it, &e); k++)
+			if (want_retained[k])
+				extra += 7u + e.filter.len;
+	}
 	uint8_t *buf = malloc(size + extra);
 	if (!buf || mqtt_encode(ack, c->version, buf, size, &used) != MOTE_OK) {
 		free(buf);
-		conn_fail(c); /* no SUBACK: the client subscribes again */
+		conn_fail(c); /* no ack: the client asks again */
 		return;
 	}
 	uint8_t *q = buf + used;
-	mqtt_subscribe_iter(&it, p);
-	for (uint32_t k = 0; k < n && mqtt_topics_next(&it, &e); k++) {
+	if (p)
+		mqtt_subscribe_iter(&it, p);
+	for (uint32_t k = 0; p && k < n && mqtt_topics_next(&it, &e); k++) {
 		if (!want_retained[k])
 			continue;
 		*q++ = e.opts.qos;
@@ -292,7 +295,7 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 	ack.u.suback.count = i;
 	ack.u.suback.reasons = reasons;
 	if (hold_grant(c)) {
-		hold_suback(c, p, &ack, want_retained, i, sub_id);
+		hold_ack(c, &ack, p, want_retained, i, sub_id);
 		goto out;
 	}
 	if (conn_send_packet(c, &ack) != MOTE_OK)
@@ -340,23 +343,9 @@ void handle_unsubscribe(struct conn *c, const struct mqtt_unsubscribe *p)
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = c->version == MQTT_V5 ? i : 0;
 	ack.u.suback.reasons = reasons;
-	if (hold_grant(c)) {
-		/* Like a SUBACK: sent once the PR_UNSUB records are safe. */
-		size_t size, used;
-		uint8_t *buf = NULL;
-		if (mqtt_encoded_size(&ack, c->version, &size) == MOTE_OK)
-			buf = malloc(size);
-		if (!buf || mqtt_encode(&ack, c->version, buf, size, &used) != MOTE_OK) {
-			free(buf);
-			conn_fail(c);
-		} else {
-			struct held_op op = { .kind = HELD_PACKET, .c = c, .data = buf,
-					      .len = (uint32_t)used, .split = (uint32_t)used };
-			persist_hold(b, &op);
-		}
-		free(reasons);
-		return;
-	}
-	conn_send_packet(c, &ack);
+	if (hold_grant(c))
+		hold_ack(c, &ack, NULL, NULL, 0, 0);
+	else
+		conn_send_packet(c, &ack);
 	free(reasons);
 }

@@ -168,6 +168,33 @@ out:
 	return rc;
 }
 
+/* The CA and its index, loaded under the PKI's lock: what every command
+ * that issues or revokes works on. ca_close undoes any part of ca_open. */
+struct ca_ctx {
+	int lock;
+	X509 *ca;
+	EVP_PKEY *key;
+	struct pki_index idx;
+};
+
+static enum mote_err ca_open(const char *dir, struct ca_ctx *c, char *err, size_t errlen)
+{
+	enum mote_err rc;
+	if ((rc = pki_lock(dir, &c->lock, err, errlen)) ||
+	    (rc = pki_load_ca(dir, &c->ca, &c->key, err, errlen)) ||
+	    (rc = pki_index_load(dir, &c->idx, err, errlen)))
+		return rc;
+	return MOTE_OK;
+}
+
+static void ca_close(struct ca_ctx *c)
+{
+	pki_unlock(c->lock);
+	pki_index_free(&c->idx);
+	X509_free(c->ca);
+	EVP_PKEY_free(c->key);
+}
+
 /*
  * Signs a device certificate for `pub` and records it. key: the private key
  * to write beside it (NULL for a CSR, whose key stays on the device).
@@ -178,24 +205,20 @@ static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub
 {
 	char devices[PATH_MAX], name[MOTE_PKI_ID_MAX + 8], pem[PATH_MAX], kpath[PATH_MAX];
 	struct pki_entry e = { .status = 'V', .kind = "device" };
-	struct pki_index idx = { 0 };
-	EVP_PKEY *cak = NULL;
-	X509 *ca = NULL, *cert = NULL;
+	X509 *cert = NULL;
+	struct ca_ctx c = { .lock = -1 };
 	enum mote_err rc;
-	int lock = -1;
 
 	days = days_or(days, MOTE_PKI_DEVICE_DAYS);
-	if ((rc = mote_pki_check_id(id, err, errlen)) || (rc = pki_lock(dir, &lock, err, errlen)) ||
-	    (rc = pki_load_ca(dir, &ca, &cak, err, errlen)) ||
-	    (rc = pki_index_load(dir, &idx, err, errlen)))
+	if ((rc = mote_pki_check_id(id, err, errlen)) || (rc = ca_open(dir, &c, err, errlen)))
 		goto out;
-	for (size_t i = 0; i < idx.n && !force; i++) {
-		if (idx.e[i].status == 'V' && strcmp(idx.e[i].kind, "device") == 0 &&
-		    strcmp(idx.e[i].id, id) == 0) {
+	for (size_t i = 0; i < c.idx.n && !force; i++) {
+		if (c.idx.e[i].status == 'V' && strcmp(c.idx.e[i].kind, "device") == 0 &&
+		    strcmp(c.idx.e[i].id, id) == 0) {
 			pki_errf(err, errlen,
 				 "device '%s' already holds certificate %s; revoke it first "
 				 "('mote pki --dir %s revoke %s') or pass --force",
-				 id, idx.e[i].serial, dir, id);
+				 id, c.idx.e[i].serial, dir, id);
 			rc = MOTE_EEXIST;
 			goto out;
 		}
@@ -213,7 +236,7 @@ static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub
 		}
 		strcpy(pem, out);
 	}
-	if ((rc = pki_make_cert(ca, cak, pub, id, days, PKI_DEVICE, NULL, &cert, e.serial, err,
+	if ((rc = pki_make_cert(c.ca, c.key, pub, id, days, PKI_DEVICE, NULL, &cert, e.serial, err,
 				errlen)))
 		goto out;
 	if (key) {
@@ -228,17 +251,14 @@ static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub
 		goto out;
 	strcpy(e.id, id);
 	e.not_after = now() + 86400LL * days;
-	if ((rc = pki_index_add(&idx, &e, err, errlen)) ||
-	    (rc = pki_index_save(dir, &idx, err, errlen)))
+	if ((rc = pki_index_add(&c.idx, &e, err, errlen)) ||
+	    (rc = pki_index_save(dir, &c.idx, err, errlen)))
 		goto out;
 	if (cert_path)
 		strcpy(cert_path, pem);
 out:
-	pki_unlock(lock);
-	pki_index_free(&idx);
+	ca_close(&c);
 	X509_free(cert);
-	X509_free(ca);
-	EVP_PKEY_free(cak);
 	return rc;
 }
 
@@ -345,22 +365,18 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 			      char *err, size_t errlen)
 {
 	char crl[PATH_MAX];
-	struct pki_index idx = { 0 };
-	EVP_PKEY *cak = NULL;
-	X509 *ca = NULL;
+	struct ca_ctx c = { .lock = -1 };
 	enum mote_err rc;
-	int lock = -1, by_id = 0, done = 0;
+	int by_id = 0, done = 0;
 	size_t i;
 
 	if (count)
 		*count = 0;
 	if ((rc = pki_path(crl, dir, "crl.pem", NULL, err, errlen)) ||
-	    (rc = pki_lock(dir, &lock, err, errlen)) ||
-	    (rc = pki_load_ca(dir, &ca, &cak, err, errlen)) ||
-	    (rc = pki_index_load(dir, &idx, err, errlen)))
+	    (rc = ca_open(dir, &c, err, errlen)))
 		goto out;
-	for (i = 0; i < idx.n; i++) {
-		struct pki_entry *e = &idx.e[i];
+	for (i = 0; i < c.idx.n; i++) {
+		struct pki_entry *e = &c.idx.e[i];
 
 		if (strcmp(e->kind, "device") != 0 || strcmp(e->id, what) != 0)
 			continue;
@@ -371,8 +387,8 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 			done++;
 		}
 	}
-	for (i = 0; !by_id && i < idx.n; i++) {
-		struct pki_entry *e = &idx.e[i];
+	for (i = 0; !by_id && i < c.idx.n; i++) {
+		struct pki_entry *e = &c.idx.e[i];
 
 		if (!same_serial(e->serial, what))
 			continue;
@@ -398,16 +414,13 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 		rc = MOTE_ENOTFOUND;
 		goto out;
 	}
-	if ((rc = pki_index_save(dir, &idx, err, errlen)) ||
-	    (rc = pki_write_crl(crl, ca, cak, &idx, MOTE_PKI_CRL_DAYS, err, errlen)))
+	if ((rc = pki_index_save(dir, &c.idx, err, errlen)) ||
+	    (rc = pki_write_crl(crl, c.ca, c.key, &c.idx, MOTE_PKI_CRL_DAYS, err, errlen)))
 		goto out;
 	if (count)
 		*count = done;
 out:
-	pki_unlock(lock);
-	pki_index_free(&idx);
-	X509_free(ca);
-	EVP_PKEY_free(cak);
+	ca_close(&c);
 	return rc;
 }
 
@@ -415,11 +428,8 @@ enum mote_err mote_pki_crl(const char *dir, const char *out, int days, char *err
 			   size_t errlen)
 {
 	char crl[PATH_MAX];
-	struct pki_index idx = { 0 };
-	EVP_PKEY *cak = NULL;
-	X509 *ca = NULL;
+	struct ca_ctx c = { .lock = -1 };
 	enum mote_err rc;
-	int lock = -1;
 
 	if (out && strlen(out) >= PATH_MAX) {
 		pki_errf(err, errlen, "--out path too long");
@@ -429,15 +439,10 @@ enum mote_err mote_pki_crl(const char *dir, const char *out, int days, char *err
 		strcpy(crl, out);
 	else if ((rc = pki_path(crl, dir, "crl.pem", NULL, err, errlen)))
 		return rc;
-	if ((rc = pki_lock(dir, &lock, err, errlen)) ||
-	    (rc = pki_load_ca(dir, &ca, &cak, err, errlen)) ||
-	    (rc = pki_index_load(dir, &idx, err, errlen)))
+	if ((rc = ca_open(dir, &c, err, errlen)))
 		goto out;
-	rc = pki_write_crl(crl, ca, cak, &idx, days_or(days, MOTE_PKI_CRL_DAYS), err, errlen);
+	rc = pki_write_crl(crl, c.ca, c.key, &c.idx, days_or(days, MOTE_PKI_CRL_DAYS), err, errlen);
 out:
-	pki_unlock(lock);
-	pki_index_free(&idx);
-	X509_free(ca);
-	EVP_PKEY_free(cak);
+	ca_close(&c);
 	return rc;
 }
