@@ -29,6 +29,7 @@
 #include "base/err.h"
 #include "mqtt/mqtt.h"
 #include "net/loop.h"
+#include "net/tcp.h"
 
 struct broker;
 
@@ -81,7 +82,23 @@ struct broker_client {
 	uint16_t username_len;
 	const char *peer;        /* "ip:port" (points into peer_text) */
 	uint8_t version;         /* enum mqtt_version */
+	uint8_t transport;       /* enum broker_transport: how it reached us */
+	/*
+	 * The client certificate the TLS handshake verified (mTLS listeners;
+	 * NULL elsewhere): its subject CN and its first URI SAN, NUL-terminated.
+	 * The broker only reports them: what they may do is the authenticate
+	 * hook's decision (src/auth).
+	 */
+	const char *cert_cn;
+	const char *cert_uri;
 	char peer_text[56];      /* storage for peer */
+};
+
+enum broker_transport {
+	BROKER_TRANSPORT_TCP,
+	BROKER_TRANSPORT_TLS,
+	BROKER_TRANSPORT_WS,
+	BROKER_TRANSPORT_WSS,
 };
 
 enum broker_access {
@@ -106,6 +123,12 @@ struct broker_msg_view {
  */
 struct broker_hooks {
 	void *ctx;
+	/*
+	 * A new connection from peer (ip and port), before any TLS handshake or
+	 * byte of MQTT. false closes it at once: per-address connection rate
+	 * limits live behind this.
+	 */
+	bool (*accept)(void *ctx, const struct net_peer *peer);
 	/*
 	 * CONNECT after the broker's own checks. Returns MQTT_RC_SUCCESS to
 	 * accept, or a 5.0 reason code to refuse (mapped to 3.1.1 return codes
