@@ -17,7 +17,6 @@ FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 300
 TEST_FUZZ_SECONDS ?= 30
 DATA        ?= data
-MQTT_ADDR   ?= 127.0.0.1:1883
 
 .PHONY: all build deps run test test-unit test-san test-tsan test-fuzz bench fuzz clean format
 
@@ -33,13 +32,7 @@ build:
 run: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target mote -- --no-print-directory
-	@mkdir -p $(DATA)
-	@echo "mote hub: MQTT on $(MQTT_ADDR) (plaintext, loopback, anonymous allowed for now)"
-	@echo "  try:  build/mote sub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t 'demo/#' -v"
-	@echo "        build/mote pub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t demo/hello -m hi"
-	@echo "  or any client: mosquitto_sub -h 127.0.0.1 -p $(lastword $(subst :, ,$(MQTT_ADDR))) -t '#' -v"
-	@echo "  Ctrl-C stops it."
-	exec $(BUILD)/mote hub --mqtt $(MQTT_ADDR) --data $(DATA) --allow-anonymous
+	@BUILD=$(BUILD) DATA=$(DATA) exec scripts/run.sh
 
 test: deps build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
