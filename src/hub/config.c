@@ -52,6 +52,10 @@ static const struct opt opts[] = {
 	{ "journal-compact-bytes", OPT_U32, BOFF(compact_min_bytes), 0xFFFFFFFFul, "BYTES",
 	  "journal growth that starts a compacting snapshot, at least twice the last one "
 	  "(default 67108864)" },
+	{ "pki", OPT_STR, HOFF(pki_dir), 0, "DIR",
+	  "a `mote pki` folder: serves provisioning by claim ($provision/ID/csr) from its CA "
+	  "and claims, and is the default for the --tls-* files (DIR/ca.pem, hub.pem, hub.key, "
+	  "crl.pem)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
 	  "accept clients without a username (default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",

@@ -15,10 +15,12 @@
 #include <unistd.h>
 
 #include "hub/hub.h"
+#include "provision/provision.h"
 
 struct hub {
 	struct loop *loop;
 	struct broker *broker;
+	struct provision *prov; /* NULL without --pki */
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
@@ -41,6 +43,34 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 			loop_stop(loop);
 		}
 	}
+}
+
+static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
+{
+	struct hub *h = ctx;
+
+	if (h->prov)
+		provision_tap(h->prov, c, m);
+}
+
+/* --pki DIR: the CA must be there before devices are told to use it. */
+static enum mote_err start_provision(struct hub *h, const char *dir)
+{
+	struct provision_config pc = { .pki_dir = dir };
+	char path[4096];
+	enum mote_err err;
+
+	if (snprintf(path, sizeof path, "%s/ca.key", dir) >= (int)sizeof path ||
+	    access(path, R_OK) != 0) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--pki %s: cannot read %s: %s\" "
+				  "hint=\"run mote pki --dir %s init\"",
+			   dir, path, strerror(errno), dir);
+		return MOTE_EINVAL;
+	}
+	err = provision_new(&pc, &h->prov);
+	if (err != MOTE_OK)
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	return err;
 }
 
 static enum mote_err make_dir(const char *path)
@@ -96,11 +126,18 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
-	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
+	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
+		goto out;
+	struct broker_hooks hooks = { .ctx = &h, .tap = h.prov ? hook_tap : NULL };
+	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
 				  "--persistence off starts without the journal\"",
 			   mote_strerror(err));
+		goto out;
+	}
+	if (h.prov && (err = provision_start(h.prov, h.loop, h.broker)) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
@@ -113,14 +150,19 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
-	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
-		  cfg->broker.allow_anonymous ? "allowed" : "refused");
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
+		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
+		  h.prov ? "on" : "off");
 	err = loop_run(h.loop);
 	MOTE_INFO("hub", "event=stopped");
 out:
 	if (h.loop && h.sig_io.active)
 		loop_io_stop(h.loop, &h.sig_io);
+	/* The worker stops before the broker it publishes through; the
+	 * service is freed after the broker, whose loop threads tap into it. */
+	provision_stop(h.prov);
 	broker_free(h.broker);
+	provision_free(h.prov);
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);

@@ -25,6 +25,7 @@ struct hub_config {
 	unsigned mqtt_count;
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
+	const char *pki_dir;            /* --pki: claim provisioning on (NULL: off) */
 	enum mote_log_level log_level;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
