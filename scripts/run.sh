@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 BUILD=${BUILD:-build}
 DATA=${DATA:-data}
-MOTE="$BUILD/mote"
+MOTE=${MOTE:-$BUILD/mote}
 CONF="$DATA/mote.conf"
 PKI="$DATA/pki"
 MQTTS_ADDR=${MQTTS_ADDR:-0.0.0.0:8883}  # devices, mutual TLS
