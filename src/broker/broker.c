@@ -271,6 +271,11 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		}
 		struct net_peer addr;
 		net_peer_from((struct sockaddr *)&peer, &addr);
+		if (b->hooks.accept && !b->hooks.accept(b->hooks.ctx, &addr)) {
+			close(fd);
+			STAT_ADD(b, connections_refused, 1);
+			continue;
+		}
 		/* Spread connections over the shards; a CONNECT may move it once
 		 * more, to the shard of its client id (conn.c). */
 		uint32_t to = b->next_adopt++ % b->nshards;

@@ -91,6 +91,13 @@ struct broker_client {
 	 */
 	const char *cert_cn;
 	const char *cert_uri;
+	/*
+	 * What the authenticate hook decided the client is, in the hook's own
+	 * encoding (src/auth: its role): the broker keeps it with the
+	 * connection and reports it to the later hooks. 0 until set.
+	 */
+	uint64_t principal;
+	uint64_t *principal_out;  /* authenticate only: where to store principal */
 	char peer_text[56];      /* storage for peer */
 };
 
@@ -138,8 +145,9 @@ struct broker_hooks {
 	 */
 	uint8_t (*authenticate)(void *ctx, const struct broker_client *c,
 				const struct mqtt_connect *pkt);
-	/* PUBLISH and SUBSCRIBE. true allows. When NULL everything is allowed
-	 * except client publishes to $SYS/... */
+	/* PUBLISH and SUBSCRIBE (and a will's topic, at CONNECT: a refusal
+	 * refuses the CONNECT with 0x87). true allows. When NULL everything is
+	 * allowed except client publishes to $SYS/... */
 	bool (*authorize)(void *ctx, const struct broker_client *c, enum broker_access access,
 			  const uint8_t *topic, size_t len);
 	/* Every message accepted for routing (clients and broker_publish);

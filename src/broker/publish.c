@@ -111,6 +111,19 @@ static bool resolve_alias(struct conn *c, struct mqtt_publish *p)
 	return true;
 }
 
+bool broker_authorize_id(struct broker *b, const struct conn *c, const uint8_t *id,
+			 uint16_t id_len, const uint8_t *topic, size_t len)
+{
+	if (b->hooks.authorize) {
+		struct broker_client info;
+		conn_fill_client(c, &info);
+		info.client_id = id;
+		info.client_id_len = id_len;
+		return b->hooks.authorize(b->hooks.ctx, &info, BROKER_ACCESS_PUBLISH, topic, len);
+	}
+	return !(len >= 4 && memcmp(topic, "$SYS", 4) == 0);
+}
+
 bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access a,
 		      const uint8_t *topic, size_t len)
 {

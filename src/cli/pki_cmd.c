@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "pki/pki.h"
 
@@ -35,6 +36,9 @@ static void usage(FILE *out)
 		"                       revoke a device's certificates, rewrite crl.pem\n"
 		"  crl [--out FILE] [--days N]\n"
 		"                       write the certificate revocation list\n"
+		"\n"
+		"Every command that changes the CA is recorded in the hash-chained audit\n"
+		"log DIR/audit.log (--audit-log FILE to use another, e.g. the hub's).\n"
 		"\n"
 		"mote pki COMMAND --help for a command's details.\n");
 }
@@ -118,6 +122,35 @@ static int parse_days(const char *cmd, const char *s, int *days)
 	return 0;
 }
 
+/* Records a CA change in the audit log; a log that cannot be written fails
+ * the command (the change itself is already made). */
+static int audit_pki(const char *dir, const char *log, const char *event, const char *k1,
+		     const char *v1, const char *k2, const char *v2)
+{
+	char path[PATH_MAX], j1[PATH_MAX * 2], j2[PATH_MAX * 2], fields[PATH_MAX * 5];
+	if (!log) {
+		snprintf(path, sizeof path, "%s/audit.log", dir);
+		log = path;
+	}
+	audit_json_str(j1, sizeof j1, v1, strlen(v1));
+	audit_json_str(j2, sizeof j2, v2, strlen(v2));
+	snprintf(fields, sizeof fields, "{\"%s\":%s,\"%s\":%s,\"by\":\"cli\"}", k1, j1, k2, j2);
+	struct audit *a;
+	enum mote_err e = audit_open(log, &a);
+	if (e == MOTE_OK) {
+		e = audit_append(a, event, fields);
+		if (e == MOTE_OK)
+			e = audit_flush(a);
+		audit_close(a);
+	}
+	if (e != MOTE_OK) {
+		fprintf(stderr, "mote pki: done, but the audit log %s could not be written: %s\n", log,
+			mote_strerror(e));
+		return 1;
+	}
+	return 0;
+}
+
 static int failed(const char *cmd, const char *err)
 {
 	fprintf(stderr, "mote pki %s: %s\n", cmd, err);
@@ -126,7 +159,7 @@ static int failed(const char *cmd, const char *err)
 
 int cli_pki(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP };
+	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP, O_AUDIT };
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "san", required_argument, NULL, O_SAN },
@@ -134,10 +167,11 @@ int cli_pki(int argc, char **argv)
 		{ "days", required_argument, NULL, O_DAYS },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "audit-log", required_argument, NULL, O_AUDIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sans[MAX_SANS];
-	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL;
+	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL, *audit_log = NULL;
 	char err[512] = "", cert[PATH_MAX], key[PATH_MAX];
 	int nsans = 0, force = 0, days = 0, help = 0, c, nargs = 0;
 	enum mote_err rc;
@@ -157,6 +191,7 @@ int cli_pki(int argc, char **argv)
 		case O_DIR: dir = optarg; break;
 		case O_FORCE: force = 1; break;
 		case O_OUT: out = optarg; break;
+		case O_AUDIT: audit_log = optarg; break;
 		case O_DAYS:
 			if (parse_days(cmd, optarg, &days))
 				return 2;
@@ -211,6 +246,7 @@ int cli_pki(int argc, char **argv)
 		if (rc)
 			return failed(cmd, err);
 		printf("%s/ca.pem\n%s/hub.pem\n", dir, dir);
+		return audit_pki(dir, audit_log, "pki_init", "dir", dir, "force", force ? "yes" : "no");
 	} else if (strcmp(cmd, "issue") == 0) {
 		if (mote_pki_check_id(arg, err, sizeof err)) {
 			fprintf(stderr, "mote pki issue: %s\n", err);
@@ -220,11 +256,13 @@ int cli_pki(int argc, char **argv)
 		if (rc)
 			return failed(cmd, err);
 		printf("%s\n%s\n", cert, key);
+		return audit_pki(dir, audit_log, "pki_issued", "device", arg, "cert", cert);
 	} else if (strcmp(cmd, "sign-csr") == 0) {
 		rc = mote_pki_sign_csr(dir, arg, out, days, force, cert, err, sizeof err);
 		if (rc)
 			return failed(cmd, err);
 		printf("%s\n", cert);
+		return audit_pki(dir, audit_log, "pki_signed", "csr", arg, "cert", cert);
 	} else if (strcmp(cmd, "revoke") == 0) {
 		int n;
 
@@ -233,14 +271,17 @@ int cli_pki(int argc, char **argv)
 			return failed(cmd, err);
 		printf("revoked %d certificate%s; %s/crl.pem rewritten\n", n, n == 1 ? "" : "s",
 		       dir);
+		char count[16];
+		snprintf(count, sizeof count, "%d", n);
+		return audit_pki(dir, audit_log, "pki_revoked", "what", arg, "count", count);
 	} else {
 		rc = mote_pki_crl(dir, out, days, err, sizeof err);
 		if (rc)
 			return failed(cmd, err);
-		if (out)
-			printf("%s\n", out);
-		else
-			printf("%s/crl.pem\n", dir);
+		char crl[PATH_MAX];
+		snprintf(crl, sizeof crl, "%s/crl.pem", dir);
+		printf("%s\n", out ? out : crl);
+		return audit_pki(dir, audit_log, "pki_crl", "out", out ? out : crl, "dir", dir);
 	}
 	return 0;
 }

@@ -81,6 +81,35 @@ static const struct opt opts[] = {
 	{ "max-client-outbuf", OPT_U32, BOFF(max_client_outbuf), 0xFFFFFFFFul, "BYTES",
 	  "bytes waiting for one slow client before its QoS 0 messages are dropped "
 	  "(default 4194304)" },
+	/* Authentication, authorization, audit, rate limits (docs/security.md). */
+	{ "acl", OPT_STR, HOFF(auth.acl_file), 0, "FILE",
+	  "roles for users and tokens: `role NAME` then `allow|deny read|write|readwrite PATTERN` "
+	  "lines (default DATA/acl.conf when it exists; docs/security.md)" },
+	{ "audit-log", OPT_STR, HOFF(audit_log), 0, "FILE",
+	  "append-only, hash-chained audit log; check it with `mote audit verify FILE` "
+	  "(default DATA/audit.log)" },
+	{ "identity-match", OPT_BOOL, HOFF(auth.identity_must_match), 0, "on|off",
+	  "a device certificate's identity must equal its client id, else CONNACK 0x85 "
+	  "(default on)" },
+	{ "auth-fail-max", OPT_U32, HOFF(auth.fail_max), 1000000, "N",
+	  "failed logins from one address within --auth-fail-window before it is refused "
+	  "(CONNACK 0x9F; 3.1.1 rc 5) for --auth-block seconds (default 5, 0 = never)" },
+	{ "auth-fail-window", OPT_U32, HOFF(auth.fail_window_s), 86400, "SEC",
+	  "the window of --auth-fail-max (default 60)" },
+	{ "auth-block", OPT_U32, HOFF(auth.block_s), 86400, "SEC",
+	  "first refusal period of an address; each repeat doubles it (default 30)" },
+	{ "auth-block-max", OPT_U32, HOFF(auth.block_max_s), 604800, "SEC",
+	  "longest refusal period (default 3600)" },
+	{ "auth-cache", OPT_U32, HOFF(auth.cache_s), 86400, "SEC",
+	  "remember a verified username + password this long, so reconnects skip argon2id "
+	  "(default 60, 0 = verify every login)" },
+	{ "conn-rate", OPT_U32, HOFF(auth.conn_rate), 1000000, "N",
+	  "new connections per second from one address, a token bucket of --conn-burst "
+	  "(default 20, 0 = unlimited)" },
+	{ "conn-burst", OPT_U32, HOFF(auth.conn_burst), 1000000, "N",
+	  "connections one address may open at once before --conn-rate applies (default 100)" },
+	{ "conn-rate-loopback", OPT_BOOL, HOFF(auth.conn_limit_loopback), 0, "on|off",
+	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)" },
 };
 
 void hub_config_defaults(struct hub_config *cfg)
@@ -91,6 +120,7 @@ void hub_config_defaults(struct hub_config *cfg)
 	cfg->data_dir = "data";
 	cfg->persistence = true;
 	cfg->log_level = MOTE_LOG_INFO;
+	auth_config_defaults(&cfg->auth);
 }
 
 void hub_config_free(struct hub_config *cfg)

@@ -14,11 +14,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
+#include "auth/auth.h"
 #include "hub/hub.h"
 
 struct hub {
 	struct loop *loop;
 	struct broker *broker;
+	struct audit *audit;
+	struct auth *auth;
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
@@ -61,6 +65,44 @@ static enum mote_err make_dir(const char *path)
 	return access(buf, W_OK) == 0 ? MOTE_OK : MOTE_EIO;
 }
 
+/*
+ * The audit log and the auth hooks. The first start's admin secret is
+ * printed here, on stdout, before the hub listens.
+ */
+static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg,
+				  struct broker_hooks *hooks)
+{
+	char path[4200], err[512];
+	const char *audit_path = cfg->audit_log;
+	if (!audit_path) {
+		if (snprintf(path, sizeof path, "%s/audit.log", cfg->data_dir) >= (int)sizeof path)
+			return MOTE_EINVAL;
+		audit_path = path;
+	}
+	if (audit_open(audit_path, &h->audit) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"cannot open the audit log %s: %s\"",
+			   audit_path, strerror(errno));
+		return MOTE_EIO;
+	}
+	struct auth_config acfg = cfg->auth;
+	acfg.data_dir = cfg->data_dir;
+	acfg.allow_anonymous = cfg->broker.allow_anonymous;
+	acfg.audit = h->audit;
+	acfg.secret_out = stdout;
+	enum mote_err e = auth_new(&acfg, &h->auth, err, sizeof err);
+	if (e != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", err);
+		return e;
+	}
+	auth_hooks(h->auth, hooks);
+	char fields[128];
+	snprintf(fields, sizeof fields, "{\"anonymous\":%s}",
+		 cfg->broker.allow_anonymous ? "true" : "false");
+	audit_append(h->audit, "hub_started", fields);
+	MOTE_INFO("hub", "event=audit_log path=%s", audit_path);
+	return MOTE_OK;
+}
+
 enum mote_err hub_run(const struct hub_config *cfg)
 {
 	struct hub h = { .sigfd = -1 };
@@ -87,6 +129,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	if (err != MOTE_OK)
 		goto out;
 	struct broker_config bcfg = cfg->broker;
+	struct broker_hooks hooks = { 0 };
 	char journal_dir[4096];
 	if (cfg->persistence) {
 		if (snprintf(journal_dir, sizeof journal_dir, "%s/journal", cfg->data_dir) >=
@@ -96,7 +139,10 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
-	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
+	err = hub_security(&h, cfg, &hooks);
+	if (err != MOTE_OK)
+		goto out;
+	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
 				  "--persistence off starts without the journal\"",
@@ -121,6 +167,11 @@ out:
 	if (h.loop && h.sig_io.active)
 		loop_io_stop(h.loop, &h.sig_io);
 	broker_free(h.broker);
+	auth_free(h.auth); /* after the broker: its hooks use it */
+	if (h.audit) {
+		audit_append(h.audit, "hub_stopped", NULL);
+		audit_close(h.audit);
+	}
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);

@@ -15,6 +15,7 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "broker/broker.h"
 
 #define HUB_MAX_LISTENERS 8
@@ -26,6 +27,10 @@ struct hub_config {
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
 	enum mote_log_level log_level;
+	/* Who may connect and what they may do (src/auth; data_dir,
+	 * allow_anonymous and audit are filled in by hub_run). */
+	struct auth_config auth;
+	const char *audit_log;          /* default DATA/audit.log */
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
 };
