@@ -159,6 +159,7 @@ bool acl_pattern_covers(const char *pattern, const struct acl_subject *who,
 	struct levels P, F;
 	const uint8_t *p, *f;
 	size_t pn, fn;
+	bool first = true;
 	*bad_subst = false;
 	levels_init(&P, pattern, strlen(pattern));
 	levels_init(&F, filter, len);
@@ -169,6 +170,14 @@ bool acl_pattern_covers(const char *pattern, const struct acl_subject *who,
 			return !hf;
 		if (is(p, pn, "#"))
 			return true;
+		if (hf && is(f, fn, "#") && first && is(p, pn, "+")) {
+			/* "+/#" is "#" at the root: no topic has zero levels, so
+			 * the parent match of "#" adds nothing there. */
+			const uint8_t *p2;
+			size_t pn2;
+			return levels_next(&P, &p2, &pn2) && is(p2, pn2, "#") && P.done;
+		}
+		first = false;
 		if (!hf || is(f, fn, "#"))
 			return false;
 		if (is(p, pn, "+"))
