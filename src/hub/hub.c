@@ -3,8 +3,17 @@
  *
  * Signals arrive through a signalfd watched by the loop, so handlers never
  * run asynchronously: SIGINT/SIGTERM begin a clean shutdown (a second one
- * stops at once), SIGPIPE is ignored (a write to a closed socket is an
- * error return, not a death).
+ * stops at once), SIGHUP reloads the TLS revocation list, SIGPIPE is
+ * ignored (a write to a closed socket is an error return, not a death).
+ *
+ * The revocation list (--tls-crl) is also watched: once a second (by default,
+ * --tls-crl-check) the loop
+ * compares the file's inode, size and modification time with the last
+ * loaded, so `mote pki revoke` + `mote pki crl` (which rename a new file
+ * into place) take effect without a signal. A new list goes to new
+ * connections at once and every shard then closes its live connections
+ * whose certificate it revokes; a list that does not load leaves the old one
+ * in force.
  */
 #include <errno.h>
 #include <signal.h>
@@ -17,8 +26,10 @@
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "hub/hub.h"
+#include "tls/tls.h"
 
 struct hub {
+	const struct hub_config *cfg;
 	struct loop *loop;
 	struct broker *broker;
 	struct audit *audit;
@@ -26,7 +37,60 @@ struct hub {
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
+	struct tls_server *tls;
+	struct loop_timer crl_timer;
+	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
+	bool crl_missing;     /* logged once until it is back */
 };
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void crl_reload(struct hub *h, const char *why)
+{
+	const char *path = h->cfg->tls_crl;
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+				  "action=\"the list loaded before stays in force\"",
+			   path, why, strerror(errno));
+		return;
+	}
+	char msg[512];
+	bool changed = false;
+	h->crl_st = st; /* a broken file is reported once, not every second */
+	if (tls_server_reload_crl(h->tls, path, &changed, msg, sizeof msg) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+				  "action=\"the list loaded before stays in force\"",
+			   path, why, msg);
+		return;
+	}
+	MOTE_INFO("hub", "event=crl_reload file=%s trigger=%s changed=%s", path, why,
+		  changed ? "yes" : "no");
+	if (changed)
+		broker_recheck_certs(h->broker);
+}
+
+static void on_crl_timer(struct loop *loop, struct loop_timer *t)
+{
+	struct hub *h = t->data;
+	struct stat st;
+	if (stat(h->cfg->tls_crl, &st) != 0) {
+		if (!h->crl_missing)
+			MOTE_ERROR("hub", "event=crl_missing file=%s why=\"%s\" action=\"the list "
+					  "loaded before stays in force\"",
+				   h->cfg->tls_crl, strerror(errno));
+		h->crl_missing = true;
+	} else {
+		h->crl_missing = false;
+		if (!same_file(&st, &h->crl_st))
+			crl_reload(h, "file_changed");
+	}
+	loop_timer_start(loop, t, (uint64_t)h->cfg->tls_crl_check_s * 1000u);
+}
 
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
@@ -34,6 +98,14 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	struct hub *h = io->data;
 	struct signalfd_siginfo si;
 	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			if (h->tls && h->cfg->tls_crl)
+				crl_reload(h, "SIGHUP");
+			else
+				MOTE_INFO("hub", "event=signal signal=SIGHUP action=none why=\"no "
+						 "--tls-crl to reload\"");
+			continue;
+		}
 		if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM)
 			continue;
 		if (h->signals_seen++ == 0) {
@@ -87,6 +159,7 @@ static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg,
 	struct auth_config acfg = cfg->auth;
 	acfg.data_dir = cfg->data_dir;
 	acfg.allow_anonymous = cfg->broker.allow_anonymous;
+	acfg.identity = cfg->tls_identity == HUB_TLS_IDENTITY_URI ? AUTH_IDENTITY_URI : AUTH_IDENTITY_CN;
 	acfg.audit = h->audit;
 	acfg.secret_out = stdout;
 	enum mote_err e = auth_new(&acfg, &h->auth, err, sizeof err);
@@ -105,7 +178,7 @@ static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg,
 
 enum mote_err hub_run(const struct hub_config *cfg)
 {
-	struct hub h = { .sigfd = -1 };
+	struct hub h = { .sigfd = -1, .cfg = cfg };
 	enum mote_err err;
 	char msg[256];
 	sigset_t mask;
@@ -120,6 +193,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	h.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (h.sigfd < 0)
@@ -139,6 +213,17 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
+	if (cfg->mqtts_count > 0) {
+		/* Before the broker, so a file problem stops the start at once. */
+		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
+			memset(&h.crl_st, 0, sizeof h.crl_st);
+		err = tls_server_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cfg->tls_crl, NULL,
+				     &h.tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = hub_security(&h, cfg, &hooks);
 	if (err != MOTE_OK)
 		goto out;
@@ -156,9 +241,22 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < cfg->mqtts_count; i++) {
+		err = broker_listen_tls(h.broker, cfg->mqtts[i], h.tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
+	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
+	if (h.tls && cfg->tls_crl && cfg->tls_crl_check_s) {
+		err = loop_timer_start(h.loop, &h.crl_timer, (uint64_t)cfg->tls_crl_check_s * 1000u);
+		if (err != MOTE_OK)
+			goto out;
+	}
 	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
 		  cfg->broker.allow_anonymous ? "allowed" : "refused");
 	err = loop_run(h.loop);
@@ -166,7 +264,10 @@ enum mote_err hub_run(const struct hub_config *cfg)
 out:
 	if (h.loop && h.sig_io.active)
 		loop_io_stop(h.loop, &h.sig_io);
+	if (h.loop)
+		loop_timer_stop(h.loop, &h.crl_timer);
 	broker_free(h.broker);
+	tls_server_free(h.tls); /* after every connection made with it */
 	auth_free(h.auth); /* after the broker: its hooks use it */
 	if (h.audit) {
 		audit_append(h.audit, "hub_stopped", NULL);
