@@ -247,7 +247,9 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	}
 	if (!broker_authorize(b, c, BROKER_ACCESS_PUBLISH, p->topic.p, p->topic.len)) {
 		char t[96], peer[NET_PEER_TEXT];
-		MOTE_INFO("broker", "event=publish_denied peer=%s topic=%s", conn_peer(c, peer),
+		/* debug only: the authorize hook reports denials, rate-limited
+		 * per client, so a flood cannot fill the disk with this line */
+		MOTE_DEBUG("broker", "event=publish_denied peer=%s topic=%s", conn_peer(c, peer),
 			  mote_log_quote(t, sizeof t, p->topic.p, p->topic.len));
 		/* 3.1.1 has no way to say no: acknowledge and drop [MQTT-3.3.5-2] */
 		if (p->qos == 1)
