@@ -26,6 +26,7 @@
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "hub/hub.h"
+#include "provision/provision.h"
 #include "tls/tls.h"
 
 struct hub {
@@ -34,6 +35,7 @@ struct hub {
 	struct broker *broker;
 	struct audit *audit;
 	struct auth *auth;
+	struct provision *prov; /* NULL without --pki */
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
@@ -119,6 +121,67 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	}
 }
 
+static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
+{
+	struct hub *h = ctx;
+
+	if (h->prov)
+		provision_tap(h->prov, c, m);
+}
+
+/* The hooks: src/auth decides who connects and what they may do. */
+static bool hook_accept(void *ctx, const struct net_peer *peer)
+{
+	return auth_accept(((struct hub *)ctx)->auth, peer);
+}
+
+static uint8_t hook_authenticate(void *ctx, const struct broker_client *c,
+				 const struct mqtt_connect *pkt)
+{
+	return auth_authenticate(((struct hub *)ctx)->auth, c, pkt);
+}
+
+static bool hook_authorize(void *ctx, const struct broker_client *c, enum broker_access access,
+			   const uint8_t *topic, size_t len)
+{
+	return auth_authorize(((struct hub *)ctx)->auth, c, access, topic, len);
+}
+
+/* auth's CONNECT check of a claim certificate, answered by provisioning. */
+static bool hub_claim_check(void *ctx, const char *claim, const char *client_id, char *why,
+			    size_t whycap)
+{
+	struct hub *h = ctx;
+	return provision_claim_check(h->prov, claim, client_id, why, whycap) == MOTE_OK;
+}
+
+static void hub_audit(void *ctx, const char *event, const char *json_fields)
+{
+	struct hub *h = ctx;
+	if (h->audit)
+		audit_append(h->audit, event, json_fields);
+}
+
+/* --pki DIR: the CA must be there before devices are told to use it. */
+static enum mote_err start_provision(struct hub *h, const char *dir)
+{
+	struct provision_config pc = { .pki_dir = dir, .audit = hub_audit, .audit_ctx = h };
+	char path[4096];
+	enum mote_err err;
+
+	if (snprintf(path, sizeof path, "%s/ca.key", dir) >= (int)sizeof path ||
+	    access(path, R_OK) != 0) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--pki %s: cannot read %s: %s\" "
+				  "hint=\"run mote pki --dir %s init\"",
+			   dir, path, strerror(errno), dir);
+		return MOTE_EINVAL;
+	}
+	err = provision_new(&pc, &h->prov);
+	if (err != MOTE_OK)
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	return err;
+}
+
 static enum mote_err make_dir(const char *path)
 {
 	char buf[4096];
@@ -141,8 +204,7 @@ static enum mote_err make_dir(const char *path)
  * The audit log and the auth hooks. The first start's admin secret is
  * printed here, on stdout, before the hub listens.
  */
-static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg,
-				  struct broker_hooks *hooks)
+static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg)
 {
 	char path[4200], err[512];
 	const char *audit_path = cfg->audit_log;
@@ -167,7 +229,6 @@ static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg,
 		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", err);
 		return e;
 	}
-	auth_hooks(h->auth, hooks);
 	char fields[128];
 	snprintf(fields, sizeof fields, "{\"anonymous\":%s}",
 		 cfg->broker.allow_anonymous ? "true" : "false");
@@ -203,7 +264,6 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	if (err != MOTE_OK)
 		goto out;
 	struct broker_config bcfg = cfg->broker;
-	struct broker_hooks hooks = { 0 };
 	char journal_dir[4096];
 	if (cfg->persistence) {
 		if (snprintf(journal_dir, sizeof journal_dir, "%s/journal", cfg->data_dir) >=
@@ -224,14 +284,29 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
-	err = hub_security(&h, cfg, &hooks);
+	err = hub_security(&h, cfg);
 	if (err != MOTE_OK)
 		goto out;
+	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
+		goto out;
+	if (h.prov)
+		auth_set_claim_check(h.auth, hub_claim_check, &h);
+	struct broker_hooks hooks = {
+		.ctx = &h,
+		.accept = hook_accept,
+		.authenticate = hook_authenticate,
+		.authorize = hook_authorize,
+		.tap = h.prov ? hook_tap : NULL,
+	};
 	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
 				  "--persistence off starts without the journal\"",
 			   mote_strerror(err));
+		goto out;
+	}
+	if (h.prov && (err = provision_start(h.prov, h.loop, h.broker)) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
@@ -257,8 +332,9 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		if (err != MOTE_OK)
 			goto out;
 	}
-	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
-		  cfg->broker.allow_anonymous ? "allowed" : "refused");
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
+		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
+		  h.prov ? "on" : "off");
 	err = loop_run(h.loop);
 	MOTE_INFO("hub", "event=stopped");
 out:
@@ -266,7 +342,11 @@ out:
 		loop_io_stop(h.loop, &h.sig_io);
 	if (h.loop)
 		loop_timer_stop(h.loop, &h.crl_timer);
+	/* The worker stops before the broker it publishes through; the
+	 * service is freed after the broker, whose loop threads tap into it. */
+	provision_stop(h.prov);
 	broker_free(h.broker);
+	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
 	auth_free(h.auth); /* after the broker: its hooks use it */
 	if (h.audit) {

@@ -33,6 +33,7 @@ struct hub_config {
 	uint32_t tls_crl_check_s;       /* CRL file change check period, 0 = SIGHUP only */
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
+	const char *pki_dir;            /* --pki: claim provisioning on (NULL: off) */
 	enum mote_log_level log_level;
 	/* Who may connect and what they may do (src/auth; data_dir,
 	 * allow_anonymous and audit are filled in by hub_run). */
@@ -40,6 +41,7 @@ struct hub_config {
 	const char *audit_log;          /* default DATA/audit.log */
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
+	char *pki_files[4];             /* --pki defaults of --tls-ca/cert/key/crl, owned */
 };
 
 /* Which part of a verified client certificate names the device. */

@@ -146,7 +146,7 @@ class UriIdentity(TlsAuthBase):
     @classmethod
     def make_certs(cls):
         cls.uri = cls.pki.openssl_device("label-9", san="URI:urn:mote:dev:dev9")
-        cls.cn_only = cls.pki.issue("dev8")  # mote pki: CN only
+        cls.cn_only = cls.pki.openssl_device("dev8")  # CN only, no URI SAN
 
     def test_uri_names_the_device(self):
         watch = self.admin("watch-u")
