@@ -75,7 +75,8 @@ static const struct opt opts[] = {
 	  "journal growth that starts a compacting snapshot, at least twice the last one "
 	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
-	  "accept clients without a username (default off)" },
+	  "tests and development only: accept clients without credentials, and unknown usernames, "
+	  "as anonymous (everything but publishing to $SYS; default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
 	  "debug, info, warn or error (default info)" },
 	{ "sys-interval", OPT_U32, BOFF(sys_interval_s), 86400, "SEC",
