@@ -171,11 +171,10 @@ static void tcp_close(struct net_stream *s)
 	s->fd = -1;
 }
 
-static const struct net_stream_ops tcp_ops = { tcp_read, tcp_writev, tcp_close };
+static const struct net_stream_ops tcp_ops = { .read = tcp_read, .writev = tcp_writev,
+					       .close = tcp_close };
 
 void net_stream_tcp(struct net_stream *s, int fd)
 {
-	s->ops = &tcp_ops;
-	s->fd = fd;
-	s->impl = NULL;
+	*s = (struct net_stream){ .ops = &tcp_ops, .fd = fd };
 }
