@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_int.h"
+#include "tls/tls.h"
 
 void broker_config_defaults(struct broker_config *cfg)
 {
@@ -271,19 +272,37 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		}
 		struct net_peer addr;
 		net_peer_from((struct sockaddr *)&peer, &addr);
-		/* Spread connections over the shards; a CONNECT may move it once
-		 * more, to the shard of its client id (conn.c). */
-		uint32_t to = b->next_adopt++ % b->nshards;
-		if (to == b->shard_id) {
-			conn_accept(b, fd, &addr);
+		if (b->hooks.accept && !b->hooks.accept(b->hooks.ctx, &addr)) {
+			close(fd); /* before any TLS work: refusals stay cheap */
+			STAT_ADD(b, accept_refused, 1);
 			continue;
 		}
-		struct inbox_item it = { .kind = IN_ADOPT, .fd = fd, .peer = addr };
+		struct net_stream stream;
+		if (l->tls) {
+			if (tls_stream_server(l->tls, &stream, fd) != MOTE_OK) {
+				close(fd);
+				STAT_ADD(b, connections_refused, 1);
+				continue;
+			}
+		} else {
+			net_stream_tcp(&stream, fd);
+		}
+		/* Spread connections over the shards; a CONNECT may move it once
+		 * more, to the shard of its client id (conn.c). The handshake runs
+		 * on the shard it lands on. */
+		uint32_t to = b->next_adopt++ % b->nshards;
+		if (to == b->shard_id) {
+			conn_accept(b, &stream, &addr, l->transport);
+			continue;
+		}
+		struct inbox_item it = { .kind = IN_ADOPT, .stream = stream, .peer = addr,
+					 .transport = l->transport };
 		shard_send(b, to, &it);
 	}
 }
 
-enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap)
+static enum mote_err listen_on(struct broker *b, const char *addr, struct tls_server *tls,
+			       char *errbuf, size_t errcap)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -306,6 +325,8 @@ enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf
 	l->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
 						    : ((struct sockaddr_in *)&bound)->sin_port);
 	l->b = b;
+	l->tls = tls;
+	l->transport = tls ? BROKER_TRANSPORT_TLS : BROKER_TRANSPORT_TCP;
 	err = loop_io_start(b->loop, &l->io, l->fd, LOOP_READ, on_accept, l);
 	if (err != MOTE_OK) {
 		close(l->fd);
@@ -317,9 +338,36 @@ enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf
 	b->listeners = l;
 	b->last_port = l->port;
 	char text[64];
-	MOTE_INFO("broker", "event=listen proto=mqtt addr=%s",
+	MOTE_INFO("broker", "event=listen proto=%s addr=%s", tls ? "mqtts" : "mqtt",
 		  net_addr_format((struct sockaddr *)&bound, text, sizeof text));
 	return MOTE_OK;
+}
+
+enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap)
+{
+	return listen_on(b, addr, NULL, errbuf, errcap);
+}
+
+enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,
+				char *errbuf, size_t errcap)
+{
+	if (!tls) {
+		snprintf(errbuf, errcap, "TLS listener %s: no TLS server context", addr);
+		return MOTE_EINVAL;
+	}
+	return listen_on(b, addr, tls, errbuf, errcap);
+}
+
+void broker_recheck_certs(struct broker *b)
+{
+	for (uint32_t i = 0; i < b->nshards; i++) {
+		if (i == b->shard_id)
+			continue;
+		struct inbox_item it = { .kind = IN_RECHECK };
+		shard_send(b, i, &it);
+	}
+	shard_flush_stage(b);
+	conn_recheck_all(b);
 }
 
 uint16_t broker_last_port(const struct broker *b)
@@ -397,6 +445,9 @@ void broker_get_stats(const struct broker *b, struct broker_stats *out)
 		ADD(connections_refused);
 		ADD(queue_dropped);
 		ADD(persist_refused);
+		ADD(tls_failed);
+		ADD(revoked_disconnects);
+		ADD(accept_refused);
 #undef ADD
 	}
 	if (b->shared->jc) {
@@ -431,6 +482,9 @@ static void sys_publish_cb(struct loop *loop, struct loop_timer *t)
 		{ "$SYS/broker/store/refused", st.persist_refused },
 		{ "$SYS/broker/store/safe_lsn", st.journal_safe_lsn },
 		{ "$SYS/broker/store/failing", st.journal_failing },
+		{ "$SYS/broker/tls/handshake_failed", st.tls_failed },
+		{ "$SYS/broker/tls/revoked_disconnects", st.revoked_disconnects },
+		{ "$SYS/broker/connections/refused_by_policy", st.accept_refused },
 	};
 	const char *version = "mote " MOTE_VERSION;
 	broker_publish(b, (const uint8_t *)"$SYS/broker/version", 19, (const uint8_t *)version,

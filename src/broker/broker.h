@@ -170,6 +170,9 @@ struct broker_stats {
 	uint64_t connections_refused; /* over limits or out of memory */
 	uint64_t queue_dropped;     /* dropped by the per-session queue bounds */
 	uint64_t persist_refused;   /* QoS 1/2 publishes refused: journal failing */
+	uint64_t tls_failed;        /* TLS handshakes that failed (bad certificate, not TLS, ...) */
+	uint64_t revoked_disconnects; /* live connections closed: certificate revoked */
+	uint64_t accept_refused;    /* connections the accept hook refused */
 	uint64_t journal_safe_lsn;  /* last LSN that may be acknowledged */
 	uint64_t journal_failing;   /* 1 while journal writes fail */
 	uint64_t uptime_s;
@@ -184,6 +187,23 @@ enum mote_err broker_new(const struct broker_config *cfg, const struct broker_ho
  * words for the operator.
  */
 enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap);
+/*
+ * Listens for MQTT over TLS (mutual: the client certificate is required and
+ * verified, see src/tls/tls.h) on "host:port". tls is borrowed and must
+ * outlive the broker. Verified certificates show in broker_client.cert_cn /
+ * cert_uri; transport is BROKER_TRANSPORT_TLS.
+ */
+struct tls_server;
+enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,
+				char *errbuf, size_t errcap);
+/*
+ * Checks every live connection's peer certificate again (after a new CRL was
+ * loaded into the tls_server) and closes the revoked ones: DISCONNECT 0x98
+ * (administrative action) to 5.0 clients, a plain close for 3.1.1. Any
+ * thread of the broker's first loop; the other shards do their part on
+ * their own threads.
+ */
+void broker_recheck_certs(struct broker *b);
 /* The port actually bound by the most recent listener (useful with port 0). */
 uint16_t broker_last_port(const struct broker *b);
 

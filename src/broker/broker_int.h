@@ -175,6 +175,7 @@ struct conn {
 	bool write_blocked;         /* waiting for LOOP_WRITE */
 	bool will_on_close;         /* false after a normal DISCONNECT */
 	bool connect_expiry_zero;   /* CONNECT had session expiry 0 [MQTT-3.14.2-2] */
+	uint8_t transport;          /* enum broker_transport */
 	struct net_peer peer;       /* formatted when logged (conn_peer) */
 
 	/* inbound topic aliases: alias_in[1..topic_alias_max] */
@@ -192,6 +193,8 @@ struct listener {
 	struct loop_io io;
 	int fd;
 	uint16_t port;
+	uint8_t transport;          /* enum broker_transport */
+	struct tls_server *tls;     /* TLS listeners: borrowed from the caller */
 };
 
 /* One merged match while routing a message. */
@@ -213,7 +216,7 @@ struct route_hit {
 struct shard_stats {
 	_Atomic uint64_t clients_connected, sessions, msgs_received, msgs_sent, msgs_dropped,
 		bytes_received, bytes_sent, subscriptions, connections_refused, queue_dropped,
-		persist_refused;
+		persist_refused, tls_failed, revoked_disconnects, accept_refused;
 };
 #define STAT_ADD(b, f, n)                                                                  \
 	atomic_store_explicit(&(b)->stats.f,                                               \
@@ -243,7 +246,7 @@ void idtab_free(struct id_table *t);
 
 /* What one shard asks of another (shard.c). */
 enum inbox_kind {
-	IN_ADOPT,         /* take over a connection: fd, peer, bytes read so far */
+	IN_ADOPT,         /* take over a connection: its stream, peer, bytes read so far */
 	IN_ROUTE,         /* route a message published on another shard */
 	IN_SHARE_SUB,     /* a member on another shard joined a shared group we own */
 	IN_SHARE_UNSUB,   /* ... left it */
@@ -251,6 +254,7 @@ enum inbox_kind {
 	IN_SHUTDOWN,      /* close everything and stop */
 	IN_STOPPED,       /* (to shard 0) a shard has stopped */
 	IN_PAUSE,         /* park until shard 0 has written a snapshot (snapshot.c) */
+	IN_RECHECK,       /* re-check live peer certificates (a new CRL was loaded) */
 };
 
 struct inbox_item {
@@ -259,7 +263,8 @@ struct inbox_item {
 	bool flag;                /* SHARE_DELIVER: retain flag to send */
 	uint8_t n_sub_ids;
 	uint16_t home;            /* SHARE_SUB: the member's shard */
-	int fd;                   /* ADOPT */
+	uint8_t transport;        /* ADOPT: enum broker_transport */
+	struct net_stream stream; /* ADOPT: owned (ops NULL: none) */
 	struct net_peer peer;     /* ADOPT */
 	struct msg *m;            /* ROUTE, SHARE_DELIVER: one reference, owned */
 	uint8_t *data;            /* owned: ADOPT bytes; SHARE_*: client id|group|filter */
@@ -376,10 +381,14 @@ struct shared_state {
 };
 
 /* ---- conn.c ------------------------------------------------------------ */
-void conn_accept(struct broker *b, int fd, const struct net_peer *peer);
+/* A new connection over stream (owned from here on, closed on failure). */
+void conn_accept(struct broker *b, struct net_stream *stream, const struct net_peer *peer,
+		 uint8_t transport);
 /* A connection handed over by another shard, with the bytes it had read. */
-void conn_adopt(struct broker *b, int fd, const struct net_peer *peer, const uint8_t *bytes,
-		size_t len);
+void conn_adopt(struct broker *b, struct net_stream *stream, const struct net_peer *peer,
+		uint8_t transport, const uint8_t *bytes, size_t len);
+/* Closes this shard's connections whose peer certificate is now revoked. */
+void conn_recheck_all(struct broker *b);
 /* The peer as text, in buf (NET_PEER_TEXT bytes). */
 const char *conn_peer(const struct conn *c, char *buf);
 

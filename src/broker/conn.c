@@ -39,6 +39,13 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	out->username_len = c->username_len;
 	out->peer = net_peer_format(&c->peer, out->peer_text, sizeof out->peer_text);
 	out->version = c->version;
+	out->transport = c->transport;
+	const struct net_peer_cert *pc =
+		c->stream.ops->peer_cert ? c->stream.ops->peer_cert(&c->stream) : NULL;
+	if (pc) {
+		out->cert_cn = pc->cn;
+		out->cert_uri = pc->uri;
+	}
 }
 
 const char *conn_peer(const struct conn *c, char *buf)
@@ -55,17 +62,21 @@ void conn_log_fault(const struct conn *c, const char *event, const char *why)
 		  why ? why : "");
 }
 
-static struct conn *conn_new(struct broker *b, int fd, const struct net_peer *peer)
+/* The connect timeout runs from here, so it bounds the TLS handshake too. */
+static struct conn *conn_new(struct broker *b, struct net_stream *stream,
+			     const struct net_peer *peer, uint8_t transport)
 {
 	struct conn *c = calloc(1, sizeof *c);
 	if (!c) {
-		close(fd);
+		stream->ops->close(stream);
 		STAT_ADD(b, connections_refused, 1);
 		return NULL;
 	}
 	c->b = b;
 	c->dirty_idx = NOT_DIRTY;
-	net_stream_tcp(&c->stream, fd);
+	c->stream = *stream;
+	int fd = c->stream.fd;
+	c->transport = transport;
 	outq_init(&c->out);
 	c->peer = *peer;
 	c->will_on_close = true;
@@ -88,9 +99,10 @@ static struct conn *conn_new(struct broker *b, int fd, const struct net_peer *pe
 	return c;
 }
 
-void conn_accept(struct broker *b, int fd, const struct net_peer *peer)
+void conn_accept(struct broker *b, struct net_stream *stream, const struct net_peer *peer,
+		 uint8_t transport)
 {
-	struct conn *c = conn_new(b, fd, peer);
+	struct conn *c = conn_new(b, stream, peer, transport);
 	char text[NET_PEER_TEXT];
 	if (c)
 		MOTE_DEBUG("broker", "event=accept peer=%s", conn_peer(c, text));
@@ -98,18 +110,28 @@ void conn_accept(struct broker *b, int fd, const struct net_peer *peer)
 
 static size_t consume(struct conn *c, const uint8_t *buf, size_t len, uint32_t *need);
 static bool keep_partial(struct conn *c, const uint8_t *src, size_t n, uint32_t need);
+static void conn_read_all(struct conn *c);
 
-void conn_adopt(struct broker *b, int fd, const struct net_peer *peer, const uint8_t *bytes,
-		size_t len)
+void conn_adopt(struct broker *b, struct net_stream *stream, const struct net_peer *peer,
+		uint8_t transport, const uint8_t *bytes, size_t len)
 {
-	struct conn *c = conn_new(b, fd, peer);
-	if (!c || len == 0)
+	struct conn *c = conn_new(b, stream, peer, transport);
+	if (!c)
 		return;
-	/* What the other shard had read: handled as if it had just arrived. */
-	uint32_t need;
-	size_t used = consume(c, bytes, len, &need);
-	if (c->state != CONN_CLOSED && used < len && !keep_partial(c, bytes + used, len - used, need))
-		conn_close(c, -1, NULL);
+	if (len > 0) {
+		/* What the other shard had read: handled as if it had just arrived. */
+		uint32_t need;
+		size_t used = consume(c, bytes, len, &need);
+		if (c->state != CONN_CLOSED && used < len &&
+		    !keep_partial(c, bytes + used, len - used, need)) {
+			conn_close(c, -1, NULL);
+			return;
+		}
+	}
+	/* A TLS stream may hold decrypted bytes no readiness event announces. */
+	if (c->state != CONN_CLOSED && c->stream.ops->pending &&
+	    c->stream.ops->pending(&c->stream) > 0)
+		conn_read_all(c);
 }
 
 /*
@@ -130,7 +152,7 @@ static bool conn_move_to_home(struct conn *c, const struct mqtt_connect *p,
 	uint32_t home = shard_of_id(b, p->client_id.p, p->client_id.len);
 	if (home == b->shard_id)
 		return false;
-	struct inbox_item it = { .kind = IN_ADOPT, .fd = c->stream.fd };
+	struct inbox_item it = { .kind = IN_ADOPT, .stream = c->stream, .transport = c->transport };
 	it.data = malloc(len);
 	if (!it.data) {
 		/* Serving it here would split its session over two shards. */
@@ -141,7 +163,8 @@ static bool conn_move_to_home(struct conn *c, const struct mqtt_connect *p,
 	it.len = (uint32_t)len;
 	it.peer = c->peer;
 	STAT_SUB(b, bytes_received, pkt_len); /* the home shard counts it */
-	/* Forget it here: the socket now belongs to the item. */
+	/* Forget it here: the stream (socket and TLS session) now belongs to
+	 * the item. */
 	c->state = CONN_CLOSED;
 	conn_undirty(c);
 	loop_io_stop(b->loop, &c->io);
@@ -193,10 +216,17 @@ void conn_release(struct conn *c)
  * route.c), so a write error closes the connection after the batch. */
 static void conn_flush(struct conn *c, bool may_close)
 {
-	if (c->state == CONN_CLOSED || c->out.pending == 0)
+	if (c->state == CONN_CLOSED || (c->out.pending == 0 && !c->stream.want_write))
 		return;
 	size_t written = 0;
-	enum mote_err err = outq_write(&c->out, &c->b->outbufs, &c->stream, &written);
+	enum mote_err err = MOTE_OK;
+	/* The transport's own bytes (a TLS record or handshake flight) first. */
+	if (c->stream.want_write && c->stream.ops->flush && c->stream.ops->flush(&c->stream) < 0)
+		err = errno == EAGAIN || errno == EWOULDBLOCK ? MOTE_EAGAIN : MOTE_EIO;
+	if (err == MOTE_OK && c->out.pending)
+		err = outq_write(&c->out, &c->b->outbufs, &c->stream, &written);
+	if (err == MOTE_OK && c->stream.want_write)
+		err = MOTE_EAGAIN; /* all accepted, not all sent */
 	STAT_ADD(c->b, bytes_sent, written);
 	if (err == MOTE_OK) {
 		if (c->write_blocked) {
@@ -209,7 +239,7 @@ static void conn_flush(struct conn *c, bool may_close)
 			loop_io_modify(c->b->loop, &c->io, LOOP_READ | LOOP_WRITE);
 		}
 	} else if (may_close) {
-		conn_log_fault(c, "write_error", mote_strerror(err));
+		conn_log_fault(c, "write_error", c->stream.fault ? c->stream.fault : mote_strerror(err));
 		conn_close(c, -1, NULL);
 	} else {
 		conn_fail(c);
@@ -376,6 +406,8 @@ void conn_close(struct conn *c, int reason, const char *why)
 		outq_write(&c->out, &c->b->outbufs, &c->stream, &written);
 		STAT_ADD(b, bytes_sent, written);
 	}
+	if (c->stream.want_write && c->stream.ops->flush)
+		c->stream.ops->flush(&c->stream);
 	bool was_active = c->state == CONN_ACTIVE;
 	c->state = CONN_CLOSED;
 	persist_forget_conn(b, c);
@@ -424,7 +456,12 @@ static void conn_on_timer(struct loop *loop, struct loop_timer *t)
 	(void)loop;
 	struct conn *c = t->data;
 	if (c->state == CONN_NEW) {
-		conn_log_fault(c, "connect_timeout", "no CONNECT in time");
+		bool handshaking = c->transport == BROKER_TRANSPORT_TLS && c->stream.ops->peer_cert &&
+				   !c->stream.ops->peer_cert(&c->stream);
+		if (handshaking)
+			STAT_ADD(c->b, tls_failed, 1);
+		conn_log_fault(c, handshaking ? "tls_handshake_timeout" : "connect_timeout",
+			       handshaking ? "TLS handshake not completed in time" : "no CONNECT in time");
 		conn_close(c, -1, NULL);
 		return;
 	}
@@ -619,6 +656,15 @@ static void conn_read(struct conn *c)
 	if (n < 0) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 			return;
+		if (c->stream.fault) {
+			/* The transport said why (a refused certificate, not TLS at
+			 * all, ...): the operator sees it; other clients never do. */
+			bool hs = c->stream.ops->peer_cert && !c->stream.ops->peer_cert(&c->stream);
+			if (hs)
+				STAT_ADD(b, tls_failed, 1);
+			conn_log_fault(c, hs ? "tls_handshake_failed" : "transport_error",
+				       c->stream.fault);
+		}
 		conn_close(c, -1, NULL);
 		return;
 	}
@@ -649,12 +695,63 @@ static void conn_read(struct conn *c)
 		conn_close(c, -1, NULL);
 }
 
+/* Arms write interest when the transport waits for the fd (TLS handshake). */
+static void conn_watch_write(struct conn *c)
+{
+	if (c->state != CONN_CLOSED && c->stream.want_write && !c->write_blocked) {
+		c->write_blocked = true;
+		loop_io_modify(c->b->loop, &c->io, LOOP_READ | LOOP_WRITE);
+	}
+}
+
+/* Reads while the transport holds decoded bytes (bounded: one TLS record
+ * is at most 16 KiB and each round takes up to READ_CHUNK). */
+static void conn_read_all(struct conn *c)
+{
+	for (int rounds = 0; rounds < 64 && c->state != CONN_CLOSED; rounds++) {
+		conn_read(c);
+		if (c->state == CONN_CLOSED || !c->stream.ops->pending ||
+		    c->stream.ops->pending(&c->stream) == 0)
+			break;
+	}
+	conn_watch_write(c);
+}
+
 static void conn_on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 {
 	(void)loop;
 	struct conn *c = io->data;
-	if ((events & LOOP_WRITE) && c->state != CONN_CLOSED)
+	if ((events & LOOP_WRITE) && c->state != CONN_CLOSED) {
 		conn_flush(c, true);
+		/* A handshake flight just went: the handshake may have finished
+		 * with the client's first records already decoded. */
+		if (c->state != CONN_CLOSED && c->stream.ops->pending &&
+		    c->stream.ops->pending(&c->stream) > 0)
+			conn_read_all(c);
+	}
 	if ((events & LOOP_READ) && c->state != CONN_CLOSED)
-		conn_read(c);
+		conn_read_all(c);
+}
+
+void conn_recheck_all(struct broker *b)
+{
+	for (struct conn *c = b->conns; c; c = c->next) {
+		if (c->state == CONN_CLOSED || !c->stream.ops->revoked ||
+		    !c->stream.ops->revoked(&c->stream))
+			continue;
+		const struct net_peer_cert *pc =
+			c->stream.ops->peer_cert ? c->stream.ops->peer_cert(&c->stream) : NULL;
+		char id[96] = "\"\"", peer[NET_PEER_TEXT], cn[96] = "\"\"";
+		if (c->session)
+			mote_log_quote(id, sizeof id, c->session->client_id,
+				       c->session->client_id_len);
+		if (pc && pc->cn)
+			mote_log_quote(cn, sizeof cn, (const uint8_t *)pc->cn, strlen(pc->cn));
+		MOTE_WARN("broker", "event=revoked_disconnect peer=%s client=%s cn=%s serial=%s",
+			  conn_peer(c, peer), id, cn, pc && pc->serial ? pc->serial : "?");
+		STAT_ADD(b, revoked_disconnects, 1);
+		/* 0x98 administrative action: the hub ended it on the operator's
+		 * word; 3.1.1 has no DISCONNECT from the server, so just close. */
+		conn_close(c, MQTT_RC_ADMIN_ACTION, "certificate revoked");
+	}
 }

@@ -294,11 +294,21 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	STAT_ADD(b, clients_connected, 1);
 	conn_start_keepalive(c);
 
-	char idq[96], peer[NET_PEER_TEXT];
+	char idq[96], peer[NET_PEER_TEXT], cert[160] = "";
+	const struct net_peer_cert *pc =
+		c->stream.ops->peer_cert ? c->stream.ops->peer_cert(&c->stream) : NULL;
+	if (pc) {
+		char cnq[96] = "\"\"";
+		if (pc->cn)
+			mote_log_quote(cnq, sizeof cnq, pc->cn, strlen(pc->cn));
+		snprintf(cert, sizeof cert, " cert_cn=%s cert_serial=%s", cnq,
+			 pc->serial ? pc->serial : "?");
+	}
 	MOTE_INFO("broker",
-		  "event=connect peer=%s client=%s version=%u clean=%d present=%d keepalive=%u shard=%u",
+		  "event=connect peer=%s client=%s version=%u clean=%d present=%d keepalive=%u "
+		  "shard=%u%s",
 		  conn_peer(c, peer), mote_log_quote(idq, sizeof idq, id, id_len), c->version,
-		  p->clean_start, present, keepalive, b->shard_id);
+		  p->clean_start, present, keepalive, b->shard_id, cert);
 	if (b->hooks.on_connect) {
 		struct broker_client info;
 		conn_fill_client(c, &info);

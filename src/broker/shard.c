@@ -102,11 +102,11 @@ void inbox_item_free(struct inbox_item *it)
 {
 	msg_unref(it->m);
 	free(it->data);
-	if (it->kind == IN_ADOPT && it->fd >= 0)
-		close(it->fd);
+	if (it->kind == IN_ADOPT && it->stream.ops)
+		it->stream.ops->close(&it->stream);
 	it->m = NULL;
 	it->data = NULL;
-	it->fd = -1;
+	it->stream.ops = NULL;
 }
 
 static void slot_free(struct inbox_slot *sl)
@@ -206,7 +206,7 @@ void shard_send(struct broker *b, uint32_t to, struct inbox_item *it)
 /* Sends now, not at idle: shutdown must not wait for a busy loop. */
 static void send_now(struct broker *b, uint32_t to, uint8_t kind)
 {
-	struct inbox_item it = { .kind = kind, .fd = -1 };
+	struct inbox_item it = { .kind = kind };
 	shard_send(b, to, &it);
 	stage_flush(b->loop, b);
 }
@@ -246,9 +246,12 @@ static void handle_item(struct broker *b, struct inbox_item *it)
 	switch (it->kind) {
 	case IN_ADOPT:
 		if (b->shutting_down)
-			break; /* inbox_item_free closes the fd */
-		conn_adopt(b, it->fd, &it->peer, it->data, it->len);
-		it->fd = -1; /* the connection owns it now */
+			break; /* inbox_item_free closes the stream */
+		conn_adopt(b, &it->stream, &it->peer, it->transport, it->data, it->len);
+		it->stream.ops = NULL; /* the connection owns it now */
+		break;
+	case IN_RECHECK:
+		conn_recheck_all(b);
 		break;
 	case IN_ROUTE: /* routed messages come as slots (inbox_drain) */
 		break;

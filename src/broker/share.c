@@ -95,7 +95,7 @@ void share_remote_sub(struct session *s, const struct mqtt_str *group,
 		      const struct mqtt_str *filter, const struct sub_opts *o)
 {
 	struct broker *b = s->b;
-	struct inbox_item it = { .kind = IN_SHARE_SUB, .fd = -1, .opts = *o,
+	struct inbox_item it = { .kind = IN_SHARE_SUB, .opts = *o,
 				 .home = (uint16_t)b->shard_id };
 	if (!pack(&it, s, group->p, group->len, filter->p, filter->len)) {
 		MOTE_WARN("broker", "event=share_sub_failed why=\"out of memory\"");
@@ -108,7 +108,7 @@ void share_remote_unsub(struct session *s, const uint8_t *group, size_t glen,
 			const uint8_t *filter, size_t flen)
 {
 	struct broker *b = s->b;
-	struct inbox_item it = { .kind = IN_SHARE_UNSUB, .fd = -1 };
+	struct inbox_item it = { .kind = IN_SHARE_UNSUB };
 	if (!pack(&it, s, group, glen, filter, flen)) {
 		MOTE_WARN("broker", "event=share_unsub_failed why=\"out of memory\"");
 		return;
@@ -148,7 +148,7 @@ void share_on_unsub(struct broker *b, struct inbox_item *it)
 void share_send_to_stub(struct broker *b, struct session *stub, struct msg *m, uint8_t qos,
 			bool retain, const uint32_t *sub_ids, uint8_t n_sub_ids)
 {
-	struct inbox_item it = { .kind = IN_SHARE_DELIVER, .fd = -1, .qos = qos, .flag = retain };
+	struct inbox_item it = { .kind = IN_SHARE_DELIVER, .qos = qos, .flag = retain };
 	it.data = malloc(stub->client_id_len ? stub->client_id_len : 1);
 	if (!it.data) {
 		STAT_ADD(b, msgs_dropped, 1);

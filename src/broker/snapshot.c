@@ -221,7 +221,7 @@ static void background(struct broker *b0)
 {
 	struct shared_state *sh = b0->shared;
 	for (uint32_t k = 1; k < b0->nshards; k++) {
-		struct inbox_item it = { .kind = IN_PAUSE, .fd = -1 };
+		struct inbox_item it = { .kind = IN_PAUSE };
 		shard_send(b0, k, &it);
 	}
 	persist_shard_flush(b0);

@@ -14,7 +14,7 @@
 
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
-	OPT_QUEUE_FULL,
+	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY,
 };
 
 struct opt {
@@ -30,8 +30,24 @@ struct opt {
 #define HOFF(field) offsetof(struct hub_config, field)
 
 static const struct opt opts[] = {
-	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT",
-	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883)" },
+	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT|off",
+	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883; off = none)" },
+	{ "mqtts", OPT_LISTEN_TLS, 0, 0, "HOST:PORT",
+	  "MQTT over TLS listener, client certificate required (repeatable; needs --tls-ca, "
+	  "--tls-cert, --tls-key; e.g. 0.0.0.0:8883)" },
+	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
+	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
+	  "`mote pki init --dir DIR`)" },
+	{ "tls-cert", OPT_STR, HOFF(tls_cert), 0, "FILE",
+	  "the hub's certificate, PEM, intermediates after it (e.g. DIR/hub.pem)" },
+	{ "tls-key", OPT_STR, HOFF(tls_key), 0, "FILE",
+	  "the hub's private key, PEM, unencrypted (e.g. DIR/hub.key)" },
+	{ "tls-crl", OPT_STR, HOFF(tls_crl), 0, "FILE",
+	  "certificate revocation list, PEM (e.g. DIR/crl.pem); reloaded on SIGHUP and when the "
+	  "file changes, and live connections of revoked certificates are closed" },
+	{ "tls-identity", OPT_IDENTITY, HOFF(tls_identity), 0, "cn|uri",
+	  "what names a device in its certificate: the subject CN, or ID of a SAN URI "
+	  "urn:mote:dev:ID (default cn)" },
 	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)" },
 	{ "persistence", OPT_BOOL, HOFF(persistence), 0, "on|off",
 	  "keep sessions, queued and in-flight QoS 1/2 messages, retained messages and wills "
@@ -177,12 +193,33 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		return MOTE_OK;
 	}
 	case OPT_LISTEN:
-		if (cfg->mqtt_count == HUB_MAX_LISTENERS) {
+		if (!strcmp(v, "off")) {
+			cfg->mqtt_off = true;
+			cfg->mqtt_count = 0;
+			return MOTE_OK;
+		}
+		cfg->mqtt_off = false;
+		/* fall through */
+	case OPT_LISTEN_TLS: {
+		const char **list = o->kind == OPT_LISTEN ? cfg->mqtt : cfg->mqtts;
+		unsigned *count = o->kind == OPT_LISTEN ? &cfg->mqtt_count : &cfg->mqtts_count;
+		if (*count == HUB_MAX_LISTENERS) {
 			snprintf(errbuf, errcap, "--%s: at most %d listeners", o->name,
 				 HUB_MAX_LISTENERS);
 			return MOTE_EINVAL;
 		}
-		cfg->mqtt[cfg->mqtt_count++] = v;
+		list[(*count)++] = v;
+		return MOTE_OK;
+	}
+	case OPT_IDENTITY:
+		if (!strcmp(v, "cn"))
+			cfg->tls_identity = HUB_TLS_IDENTITY_CN;
+		else if (!strcmp(v, "uri"))
+			cfg->tls_identity = HUB_TLS_IDENTITY_URI;
+		else {
+			snprintf(errbuf, errcap, "--%s: '%s' is not cn or uri", o->name, v);
+			return MOTE_EINVAL;
+		}
 		return MOTE_OK;
 	case OPT_LOGLEVEL:
 		if (mote_log_level_parse(v, (enum mote_log_level *)(base + o->offset)) != 0) {
@@ -332,7 +369,7 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			break;
 		}
 	}
-	bool flag_listener = false;
+	bool flag_listener = false, flag_tls_listener = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -374,11 +411,26 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			flag_listener = true;
 			cfg->mqtt_count = 0;
 		}
+		if (o->kind == OPT_LISTEN_TLS && !flag_tls_listener) {
+			flag_tls_listener = true;
+			cfg->mqtts_count = 0;
+		}
 		enum mote_err err = apply(cfg, o, value, errbuf, errcap);
 		if (err != MOTE_OK)
 			return err;
 	}
-	if (cfg->mqtt_count == 0)
+	if (cfg->mqtt_count == 0 && !cfg->mqtt_off)
 		cfg->mqtt[cfg->mqtt_count++] = "127.0.0.1:1883";
+	if (cfg->mqtts_count > 0 && (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
+		snprintf(errbuf, errcap, "--mqtts needs --tls-ca, --tls-cert and --tls-key (missing: "
+			 "%s%s%s); `mote pki init --dir DIR` makes DIR/ca.pem, DIR/hub.pem and "
+			 "DIR/hub.key", cfg->tls_ca ? "" : "--tls-ca ",
+			 cfg->tls_cert ? "" : "--tls-cert ", cfg->tls_key ? "" : "--tls-key");
+		return MOTE_EINVAL;
+	}
+	if (cfg->mqtt_count == 0 && cfg->mqtts_count == 0) {
+		snprintf(errbuf, errcap, "--mqtt off and no --mqtts: the hub would have no listener");
+		return MOTE_EINVAL;
+	}
 	return MOTE_OK;
 }

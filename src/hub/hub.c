@@ -3,8 +3,16 @@
  *
  * Signals arrive through a signalfd watched by the loop, so handlers never
  * run asynchronously: SIGINT/SIGTERM begin a clean shutdown (a second one
- * stops at once), SIGPIPE is ignored (a write to a closed socket is an
- * error return, not a death).
+ * stops at once), SIGHUP reloads the TLS revocation list, SIGPIPE is
+ * ignored (a write to a closed socket is an error return, not a death).
+ *
+ * The revocation list (--tls-crl) is also watched: once a second the loop
+ * compares the file's inode, size and modification time with the last
+ * loaded, so `mote pki revoke` + `mote pki crl` (which rename a new file
+ * into place) take effect without a signal. A new list goes to new
+ * connections at once and every shard then closes its live connections
+ * whose certificate it revokes; a list that does not load leaves the old one
+ * in force.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,14 +23,71 @@
 #include <unistd.h>
 
 #include "hub/hub.h"
+#include "tls/tls.h"
 
 struct hub {
+	const struct hub_config *cfg;
 	struct loop *loop;
 	struct broker *broker;
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
+	struct tls_server *tls;
+	struct loop_timer crl_timer;
+	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
+	bool crl_missing;     /* logged once until it is back */
 };
+
+#define CRL_POLL_MS 1000
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static void crl_reload(struct hub *h, const char *why)
+{
+	const char *path = h->cfg->tls_crl;
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+				  "action=\"the list loaded before stays in force\"",
+			   path, why, strerror(errno));
+		return;
+	}
+	char msg[512];
+	bool changed = false;
+	h->crl_st = st; /* a broken file is reported once, not every second */
+	if (tls_server_reload_crl(h->tls, path, &changed, msg, sizeof msg) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+				  "action=\"the list loaded before stays in force\"",
+			   path, why, msg);
+		return;
+	}
+	MOTE_INFO("hub", "event=crl_reload file=%s trigger=%s changed=%s", path, why,
+		  changed ? "yes" : "no");
+	if (changed)
+		broker_recheck_certs(h->broker);
+}
+
+static void on_crl_timer(struct loop *loop, struct loop_timer *t)
+{
+	struct hub *h = t->data;
+	struct stat st;
+	if (stat(h->cfg->tls_crl, &st) != 0) {
+		if (!h->crl_missing)
+			MOTE_ERROR("hub", "event=crl_missing file=%s why=\"%s\" action=\"the list "
+					  "loaded before stays in force\"",
+				   h->cfg->tls_crl, strerror(errno));
+		h->crl_missing = true;
+	} else {
+		h->crl_missing = false;
+		if (!same_file(&st, &h->crl_st))
+			crl_reload(h, "file_changed");
+	}
+	loop_timer_start(loop, t, CRL_POLL_MS);
+}
 
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 {
@@ -30,6 +95,14 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	struct hub *h = io->data;
 	struct signalfd_siginfo si;
 	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		if (si.ssi_signo == SIGHUP) {
+			if (h->tls && h->cfg->tls_crl)
+				crl_reload(h, "SIGHUP");
+			else
+				MOTE_INFO("hub", "event=signal signal=SIGHUP action=none why=\"no "
+						 "--tls-crl to reload\"");
+			continue;
+		}
 		if (si.ssi_signo != SIGINT && si.ssi_signo != SIGTERM)
 			continue;
 		if (h->signals_seen++ == 0) {
@@ -63,7 +136,7 @@ static enum mote_err make_dir(const char *path)
 
 enum mote_err hub_run(const struct hub_config *cfg)
 {
-	struct hub h = { .sigfd = -1 };
+	struct hub h = { .sigfd = -1, .cfg = cfg };
 	enum mote_err err;
 	char msg[256];
 	sigset_t mask;
@@ -78,6 +151,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGHUP);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	h.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (h.sigfd < 0)
@@ -96,6 +170,17 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
+	if (cfg->mqtts_count > 0) {
+		/* Before the broker, so a file problem stops the start at once. */
+		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
+			memset(&h.crl_st, 0, sizeof h.crl_st);
+		err = tls_server_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cfg->tls_crl, NULL,
+				     &h.tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
@@ -110,9 +195,22 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < cfg->mqtts_count; i++) {
+		err = broker_listen_tls(h.broker, cfg->mqtts[i], h.tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
+	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
+	if (h.tls && cfg->tls_crl) {
+		err = loop_timer_start(h.loop, &h.crl_timer, CRL_POLL_MS);
+		if (err != MOTE_OK)
+			goto out;
+	}
 	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
 		  cfg->broker.allow_anonymous ? "allowed" : "refused");
 	err = loop_run(h.loop);
@@ -120,7 +218,10 @@ enum mote_err hub_run(const struct hub_config *cfg)
 out:
 	if (h.loop && h.sig_io.active)
 		loop_io_stop(h.loop, &h.sig_io);
+	if (h.loop)
+		loop_timer_stop(h.loop, &h.crl_timer);
 	broker_free(h.broker);
+	tls_server_free(h.tls); /* after every connection made with it */
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);

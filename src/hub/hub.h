@@ -23,11 +23,23 @@ struct hub_config {
 	struct broker_config broker;
 	const char *mqtt[HUB_MAX_LISTENERS]; /* "host:port"; borrowed from argv/file */
 	unsigned mqtt_count;
+	bool mqtt_off;                  /* --mqtt off: no plaintext listener */
+	const char *mqtts[HUB_MAX_LISTENERS]; /* MQTT over TLS (mutual) */
+	unsigned mqtts_count;
+	/* TLS files (PEM), borrowed; crl may be NULL. */
+	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
+	uint8_t tls_identity;           /* enum hub_tls_identity */
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
 	enum mote_log_level log_level;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
+};
+
+/* Which part of a verified client certificate names the device. */
+enum hub_tls_identity {
+	HUB_TLS_IDENTITY_CN,  /* subject CN */
+	HUB_TLS_IDENTITY_URI, /* ID of a SAN URI urn:mote:dev:ID */
 };
 
 void hub_config_defaults(struct hub_config *cfg);
