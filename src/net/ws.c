@@ -133,7 +133,7 @@ static int pend_flush(struct ws *w)
 static void update_flags(struct net_stream *s, struct ws *w)
 {
 	s->want_write = w->pend_off < w->pend_len || w->inner.want_write;
-	s->fault = w->fault[0] ? w->fault : NULL;
+	s->fault = w->fault[0] ? w->fault : w->inner.fault; /* ours, or TLS's underneath */
 }
 
 /* Queues a control frame and tries to send it. false when out of memory. */
@@ -446,7 +446,7 @@ static void ws_close(struct net_stream *s)
 	struct ws *w = s->impl;
 	if (!w)
 		return;
-	if (w->state == WS_OPEN)
+	if (w->state == WS_OPEN && !w->eof)
 		send_close(w, WS_CLOSE_NORMAL); /* the server ends it (MQTT reasons) */
 	pend_flush(w);
 	if (w->state == WS_FAILED) {

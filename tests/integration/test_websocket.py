@@ -120,48 +120,72 @@ class PahoWs:
         self.c.loop_stop()
 
 
-def mosquitto_sub(b, topic, count, qos=2):
-    """mosquitto_sub over TCP, started and subscribed; .communicate() gives its output."""
-    p = subprocess.Popen(["mosquitto_sub", "-h", b.host, "-p", str(b.port), "-t", topic,
-                          "-q", str(qos), "-C", str(count), "-v", "-W", "20",
-                          "-i", "msub-%d" % os.getpid()],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    return p
+class MosquittoSub:
+    """mosquitto_sub over TCP printing "topic payload" lines, read by a thread."""
 
+    def __init__(self, b, topic, qos=2):
+        self.b = b
+        self.topic_prefix = topic.rstrip("#")
+        self.p = subprocess.Popen(["mosquitto_sub", "-h", b.host, "-p", str(b.port), "-t", topic,
+                                   "-q", str(qos), "-v", "-i", "msub-%d" % os.getpid()],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.cv = threading.Condition()
+        self.lines = []
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
 
-def wait_subscribed(b, probe_topic, sub_proc):
-    """Publishes probes until the subscriber (which counts them) has one."""
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        subprocess.run(["mosquitto_pub", "-h", b.host, "-p", str(b.port), "-t", probe_topic,
-                        "-m", "probe", "-q", "1"], check=True)
-        time.sleep(0.1)
-        if sub_proc.poll() is not None:
-            return
-    raise AssertionError("mosquitto_sub never received its probe")
+    def _read(self):
+        for line in self.p.stdout:
+            with self.cv:
+                self.lines.append(line.rstrip(b"\n"))
+                self.cv.notify_all()
+
+    def wait_ready(self):
+        """Publishes probes until one arrives: the subscription is in place."""
+        probe = self.topic_prefix + "probe"
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            subprocess.run(["mosquitto_pub", "-h", self.b.host, "-p", str(self.b.port), "-t",
+                            probe, "-m", "probe", "-q", "1"], check=True)
+            with self.cv:
+                if self.cv.wait_for(lambda: self.lines, 0.2):
+                    return
+        raise AssertionError("mosquitto_sub never received a probe")
+
+    def expect(self, n):
+        """The next n lines that are not probes."""
+        probe = (self.topic_prefix + "probe ").encode()
+        with self.cv:
+            ok = self.cv.wait_for(
+                lambda: len([x for x in self.lines if not x.startswith(probe)]) >= n, WAIT)
+            got = [x for x in self.lines if not x.startswith(probe)]
+        if not ok:
+            raise AssertionError("mosquitto_sub: expected %d lines, got %r" % (n, got))
+        return got[:n]
+
+    def close(self):
+        self.p.terminate()
+        self.p.wait()
+        self.p.stdout.close()
 
 
 class CrossTransport(unittest.TestCase):
     def test_paho_ws_to_mosquitto_tcp_and_back(self):
         b = start(self)
         # mosquitto_sub (TCP) gets what paho publishes over WebSocket
-        sub = mosquitto_sub(b, "cross/ws/#", 3)
-        ready = mosquitto_sub(b, "cross/ws/ready", 1)
-        time.sleep(0.3)  # both subscribe; the probe below proves the second did
-        wait_subscribed(b, "cross/ws/ready", ready)
-        ready.communicate(timeout=WAIT)
-        pub = PahoWs(b, "paho-ws-pub")
+        sub = MosquittoSub(b, "cross/ws/#")
+        pub = None
         try:
+            sub.wait_ready()
+            pub = PahoWs(b, "paho-ws-pub")
             for qos in (0, 1, 2):
                 pub.publish("cross/ws/q%d" % qos, b"from ws \x00\xff %d" % qos, qos)
-            out, err = sub.communicate(timeout=10)
+            self.assertEqual(sub.expect(3), [b"cross/ws/q%d from ws \x00\xff %d" % (q, q)
+                                             for q in (0, 1, 2)])
         finally:
-            pub.close()
-        lines = out.split(b"\n")
-        # the probe is first (same filter), then the three messages in order
-        self.assertEqual(lines[0], b"cross/ws/ready probe")
-        self.assertEqual(lines[1:3], [b"cross/ws/q0 from ws \x00\xff 0",
-                                      b"cross/ws/q1 from ws \x00\xff 1"])
+            if pub:
+                pub.close()
+            sub.close()
 
         # paho over WebSocket gets what mosquitto_pub sends over TCP
         wsub = PahoWs(b, "paho-ws-sub", version=mqtt.MQTTv5)
@@ -174,6 +198,9 @@ class CrossTransport(unittest.TestCase):
                                 str(qos)], check=True)
                 self.assertEqual(wsub.expect(1), [("cross/tcp/q%d" % qos,
                                                    b"from tcp %d" % qos, qos, False)])
+            if harness.broker_kind() != "mote":
+                return  # mosquitto 2.0.11's websockets listener did not deliver the
+                        # 300 KB message below to paho within 5 s in our runs
             # retained, and a payload far larger than one frame
             big = os.urandom(300 * 1024)
             tpub = PahoWs(b, "paho-tcp-pub", ws=False)
@@ -408,7 +435,9 @@ class Hostile(unittest.TestCase):
 
     def test_truncated_frame_then_close(self):
         s = self.upgraded()
-        s.sendall(frame(2, b"\x10" * 100)[:30])  # the header promised more
+        # the frame promises a whole CONNECT; its first 20 bytes come, then the end
+        connect = b"\x10\x62\x00\x04MQTT\x04\x02\x00\x3c\x00\x56" + b"c" * 86
+        s.sendall(frame(2, connect)[:26])
         s.shutdown(socket.SHUT_WR)
         self.assertEqual(read_all(s), b"")
         s.close()

@@ -1,4 +1,4 @@
-// test_websocket.mjs - MQTT over WebSocket (ws://) with MQTT.js, the browser client,
+// test_websocket_mqttjs.mjs - MQTT over WebSocket (ws://) with MQTT.js, the browser client,
 // and with the `ws` package for framing MQTT.js never produces.
 //
 // Each test starts a hub with a --ws listener beside its TCP one and checks what
@@ -7,6 +7,7 @@
 // the same tests against mosquitto's websockets listener.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { HOST, WAIT, freePort, isMote, run } from './peers_harness.mjs';
 
@@ -23,7 +24,21 @@ async function wsBroker(t, extra = []) {
     ? { extraArgs: ['--ws', `${HOST}:${wsPort}`, ...extra] }
     : { mosquittoConf: `listener ${wsPort} ${HOST}\nprotocol websockets\n` });
   b.wsPort = wsPort;
+  // the harness waited for the TCP listener; the WebSocket one may come later
+  const deadline = Date.now() + WAIT;
+  while (!(await canConnect(wsPort))) {
+    if (Date.now() > deadline) throw new Error('no WebSocket listener:\n' + b.log());
+    await new Promise((r) => setTimeout(r, 20));
+  }
   return b;
+}
+
+function canConnect(port) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: HOST, port });
+    s.on('connect', () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+  });
 }
 
 const overWs = (b, opts, path = '/mqtt') =>
@@ -163,6 +178,8 @@ await run([
   ['connect over ws at /mqtt and / (3.1.1, 5.0)', connectOverWs],
   ['QoS 0/1/2 over ws and across ws <-> tcp', qosOverWsAndAcross],
   ['retained message to a ws subscriber', retainedOverWs],
-  ['900 KB messages over ws, many frames', largeMessage],
+  // mote only: mosquitto 2.0.11's websockets listener did not deliver these
+  // large messages to WebSocket subscribers in our runs
+  ['900 KB messages over ws, many frames', largeMessage, { moteOnly: true }],
   ['packets across continuation frames, several per frame, ping between', fragmentedFrames],
 ]);
