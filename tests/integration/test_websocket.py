@@ -20,15 +20,18 @@ websockets listener.
 import base64
 import hashlib
 import os
+import shutil
 import socket
+import ssl
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
 
 import harness
-from harness import mote_only
+from certs import Pki
 
 import paho.mqtt.client as mqtt
 
@@ -54,11 +57,15 @@ def start(case, extra=()):
 class PahoWs:
     """A paho client over WebSocket (or TCP) with a message inbox."""
 
-    def __init__(self, broker, client_id, ws=True, version=mqtt.MQTTv311, path="/mqtt"):
+    def __init__(self, broker, client_id, ws=True, version=mqtt.MQTTv311, path="/mqtt",
+                 port=None, tls=None):
+        """tls: (ca, cert, key) for wss; cert and key may be None (no client certificate)."""
         self.c = mqtt.Client(client_id=client_id, protocol=version,
                              transport="websockets" if ws else "tcp")
         if ws:
             self.c.ws_set_options(path=path)
+        if tls:
+            self.c.tls_set(ca_certs=tls[0], certfile=tls[1], keyfile=tls[2])
         self.cv = threading.Condition()
         self.msgs = []
         self.acked = set()
@@ -68,7 +75,7 @@ class PahoWs:
         self.c.on_publish = self._on_publish
         self.c.on_subscribe = self._on_subscribe
         self.granted = None
-        port = broker.ws_port if ws else broker.port
+        port = port or (broker.ws_port if ws else broker.port)
         self.c.connect(broker.host, port, keepalive=30)
         self.c.loop_start()
         self.wait(lambda: self.connected is not None, "CONNACK")
@@ -451,6 +458,95 @@ class Hostile(unittest.TestCase):
         s.close()
         self.assertEqual(frames, [(0x8, struct.pack("!H", 1000))])
         self.assert_serving()
+
+
+
+class Wss(unittest.TestCase):
+    """wss://: the WebSocket over the TLS listener code, with the fleet CA of `mote pki`."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="mote-wss-")
+        cls.pki = Pki(cls.tmp)
+        cls.dev = cls.pki.issue("browser1")
+        cls.other = Pki.other_ca(cls.tmp)
+        cls.stranger = cls.other.openssl_device("stranger")
+
+    @classmethod
+    def tearDownClass(cls):
+        shutil.rmtree(cls.tmp, ignore_errors=True)
+
+    def setUp(self):
+        if harness.broker_kind() != "mote":
+            self.skipTest("checks mote-specific behaviour (mote pki, --wss)")
+
+    def hub(self, policy):
+        port = harness.free_port()
+        b = harness.started(self, extra_args=["--wss", "%s:%d" % (harness.HOST, port),
+                                              "--wss-client-cert", policy,
+                                              "--connect-timeout", "2"]
+                            + self.pki.hub_args())
+        self.assertTrue(harness.wait_port(b.host, port, b.proc), b.log())
+        b.wss_port = port
+        return b
+
+    def refused(self, b, cert, key):
+        with self.assertRaises((ssl.SSLError, OSError, AssertionError)):
+            c = PahoWs(b, "refused-%d" % os.getpid(), port=b.wss_port,
+                       tls=(self.pki.ca, cert, key))
+            c.close()  # connected after all: the assertRaises fails
+
+    def serving(self, b, tls, dev_id="browser-anon"):
+        """A wss client gets what a TCP client sends and the other way round.
+
+        Topics and client id follow the device defaults of docs/security.md
+        (identity = client id; subscribe cmd/{id}/#, publish dev/{id}/...),
+        so the test holds with the authorization layer in place."""
+        dev = PahoWs(b, dev_id, port=b.wss_port, tls=tls, version=mqtt.MQTTv5)
+        try:
+            dev.subscribe("cmd/%s/#" % dev_id, 2)
+            tcp = PahoWs(b, "tcp-peer", ws=False)
+            try:
+                tcp.subscribe("dev/%s/#" % dev_id, 2)
+                for qos in (0, 1, 2):
+                    tcp.publish("cmd/%s/t" % dev_id, b"to wss %d" % qos, qos)
+                    self.assertEqual(dev.expect(1),
+                                     [("cmd/%s/t" % dev_id, b"to wss %d" % qos, qos, False)])
+                    dev.publish("dev/%s/t" % dev_id, b"from wss %d" % qos, qos)
+                    self.assertEqual(tcp.expect(1),
+                                     [("dev/%s/t" % dev_id, b"from wss %d" % qos, qos, False)])
+            finally:
+                tcp.close()
+        finally:
+            dev.close()
+
+    def test_required_certificate(self):
+        b = self.hub("required")
+        cert, key = self.dev
+        self.serving(b, (self.pki.ca, cert, key), "browser1")
+        self.refused(b, None, None)                   # no client certificate
+        self.refused(b, *self.stranger)               # another CA's certificate
+        self.serving(b, (self.pki.ca, cert, key), "browser1")
+        b.wait_log(r"event=tls_handshake_failed")
+
+    def test_optional_certificate(self):
+        b = self.hub("optional")
+        self.serving(b, (self.pki.ca, None, None))    # a browser with no certificate
+        self.refused(b, *self.stranger)               # one shown is still verified
+        cert, key = self.dev
+        self.serving(b, (self.pki.ca, cert, key), "browser1")
+
+    def test_bad_upgrade_over_tls_gets_http_error(self):
+        b = self.hub("optional")
+        ctx = ssl.create_default_context(cafile=self.pki.ca)
+        with socket.create_connection((b.host, b.wss_port), timeout=WAIT) as raw:
+            with ctx.wrap_socket(raw, server_hostname="localhost") as s:
+                s.sendall(b"GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                ans = read_all(s)
+        self.assertTrue(ans.startswith(b"HTTP/1.1 404 Not Found\r\n"), ans)
+        line = b.wait_log(r"event=transport_error .*WebSocket handshake refused: HTTP 404")
+        self.assertNotIn("tls_handshake_failed", line.group(0))
+        self.serving(b, (self.pki.ca, None, None))
 
 
 if __name__ == "__main__":

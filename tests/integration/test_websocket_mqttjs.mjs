@@ -6,8 +6,12 @@
 // (WebSocket publisher, TCP subscriber and back). MOTE_TEST_BROKER=mosquitto runs
 // the same tests against mosquitto's websockets listener.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import WebSocket from 'ws';
 import { HOST, WAIT, freePort, isMote, run } from './peers_harness.mjs';
 
@@ -174,6 +178,58 @@ async function fragmentedFrames(t) {
   assert.equal(await closed, 1000);
 }
 
+// wss:// with a device certificate of the fleet CA (mote pki), as MQTT.js in
+// Node takes it (key/cert/ca); without one the TLS handshake is refused.
+function pki() {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mote-wss-js-'));
+  const mote = process.env.MOTE_BIN || path.resolve('..', '..', 'build', 'mote');
+  const pk = (...a) => execFileSync(mote, ['pki', '--dir', path.join(dir, 'pki'), ...a]);
+  pk('init');
+  pk('issue', 'jsdev1');
+  const f = (n) => fs.readFileSync(path.join(dir, 'pki', n));
+  return {
+    dir,
+    args: ['--tls-ca', path.join(dir, 'pki', 'ca.pem'), '--tls-cert', path.join(dir, 'pki', 'hub.pem'),
+      '--tls-key', path.join(dir, 'pki', 'hub.key')],
+    ca: f('ca.pem'), cert: f('devices/jsdev1.pem'), key: f('devices/jsdev1.key'),
+  };
+}
+
+async function wssWithClientCert(t) {
+  const p = pki();
+  try {
+    const wssPort = await freePort();
+    const b = await t.broker({ extraArgs: ['--wss', `${HOST}:${wssPort}`, ...p.args] });
+    const deadline = Date.now() + WAIT;
+    while (!(await canConnect(wssPort))) {
+      if (Date.now() > deadline) throw new Error('no wss listener:\n' + b.log());
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Client id = certificate CN, topics within a device's defaults
+    // (docs/security.md), so this holds with the authorization layer on.
+    const tls = { port: wssPort, protocol: 'wss', path: '/mqtt', ca: p.ca, servername: 'localhost' };
+    const dev = await t.peer(b, { ...tls, cert: p.cert, key: p.key, clientId: 'jsdev1' });
+    await dev.client.subscribeAsync('cmd/jsdev1/#', { qos: 2 });
+    const tcp = await t.peer(b, { clientId: 'js-tcp-peer' });
+    await tcp.client.subscribeAsync('dev/jsdev1/#', { qos: 2 });
+    for (const qos of [0, 1, 2]) {
+      const payload = crypto.randomBytes(qos === 2 ? 200000 : 64);
+      await tcp.client.publishAsync('cmd/jsdev1/x', payload, { qos });
+      const [m] = await dev.expect(1);
+      assert.deepEqual(view(m), ['cmd/jsdev1/x', payload.toString('hex'), qos, false]);
+      await dev.client.publishAsync('dev/jsdev1/y', payload, { qos });
+      const [n] = await tcp.expect(1);
+      assert.deepEqual(view(n), ['dev/jsdev1/y', payload.toString('hex'), qos, false]);
+    }
+    await assert.rejects(t.peer(b, { ...tls, clientId: 'no-cert' }), 'refused without a certificate');
+    await tcp.client.publishAsync('cmd/jsdev1/after', 'still', { qos: 1 });
+    const [m] = await dev.expect(1);
+    assert.equal(m.payload.toString(), 'still');
+  } finally {
+    fs.rmSync(p.dir, { recursive: true, force: true });
+  }
+}
+
 await run([
   ['connect over ws at /mqtt and / (3.1.1, 5.0)', connectOverWs],
   ['QoS 0/1/2 over ws and across ws <-> tcp', qosOverWsAndAcross],
@@ -182,4 +238,5 @@ await run([
   // large messages to WebSocket subscribers in our runs
   ['900 KB messages over ws, many frames', largeMessage, { moteOnly: true }],
   ['packets across continuation frames, several per frame, ping between', fragmentedFrames],
+  ['wss with a fleet device certificate; refused without one', wssWithClientCert, { moteOnly: true }],
 ]);
