@@ -56,6 +56,8 @@ static const struct opt opts[] = {
 	{ "tls-crl", OPT_STR, HOFF(tls_crl), 0, "FILE",
 	  "certificate revocation list, PEM (e.g. DIR/crl.pem); reloaded on SIGHUP and when the "
 	  "file changes, and live connections of revoked certificates are closed" },
+	{ "tls-crl-check", OPT_U32, HOFF(tls_crl_check_s), 3600, "SEC",
+	  "look for a changed --tls-crl file every SEC seconds, 0 = only on SIGHUP (default 1)" },
 	{ "tls-identity", OPT_IDENTITY, HOFF(tls_identity), 0, "cn|uri",
 	  "what names a device in its certificate: the subject CN, or ID of a SAN URI "
 	  "urn:mote:dev:ID (default cn)" },
@@ -118,6 +120,7 @@ void hub_config_defaults(struct hub_config *cfg)
 	cfg->data_dir = "data";
 	cfg->persistence = true;
 	cfg->log_level = MOTE_LOG_INFO;
+	cfg->tls_crl_check_s = 1;
 }
 
 void hub_config_free(struct hub_config *cfg)

@@ -6,7 +6,8 @@
  * stops at once), SIGHUP reloads the TLS revocation list, SIGPIPE is
  * ignored (a write to a closed socket is an error return, not a death).
  *
- * The revocation list (--tls-crl) is also watched: once a second the loop
+ * The revocation list (--tls-crl) is also watched: once a second (by default,
+ * --tls-crl-check) the loop
  * compares the file's inode, size and modification time with the last
  * loaded, so `mote pki revoke` + `mote pki crl` (which rename a new file
  * into place) take effect without a signal. A new list goes to new
@@ -38,8 +39,6 @@ struct hub {
 	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
 	bool crl_missing;     /* logged once until it is back */
 };
-
-#define CRL_POLL_MS 1000
 
 static bool same_file(const struct stat *a, const struct stat *b)
 {
@@ -93,7 +92,7 @@ static void on_crl_timer(struct loop *loop, struct loop_timer *t)
 		if (!same_file(&st, &h->crl_st))
 			crl_reload(h, "file_changed");
 	}
-	loop_timer_start(loop, t, CRL_POLL_MS);
+	loop_timer_start(loop, t, (uint64_t)h->cfg->tls_crl_check_s * 1000u);
 }
 
 static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
@@ -242,8 +241,8 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	if (err != MOTE_OK)
 		goto out;
 	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
-	if ((h.tls || h.wss_tls) && cfg->tls_crl) {
-		err = loop_timer_start(h.loop, &h.crl_timer, CRL_POLL_MS);
+	if ((h.tls || h.wss_tls) && cfg->tls_crl && cfg->tls_crl_check_s) {
+		err = loop_timer_start(h.loop, &h.crl_timer, (uint64_t)cfg->tls_crl_check_s * 1000u);
 		if (err != MOTE_OK)
 			goto out;
 	}

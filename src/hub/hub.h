@@ -34,6 +34,7 @@ struct hub_config {
 	/* TLS files (PEM), borrowed; crl may be NULL. */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
 	uint8_t tls_identity;           /* enum hub_tls_identity */
+	uint32_t tls_crl_check_s;       /* CRL file change check period, 0 = SIGHUP only */
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
 	enum mote_log_level log_level;
