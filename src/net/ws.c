@@ -328,6 +328,8 @@ static size_t ws_pending(const struct net_stream *s)
 	const struct ws *w = s->impl;
 	if (w->tell_end)
 		return 1;
+	if (w->state == WS_HANDSHAKE)
+		return inner_pending(w); /* wss: the request may sit decrypted in TLS */
 	if (w->state != WS_OPEN)
 		return 0;
 	return (w->hs ? w->hs_len - w->hs_pos : 0) + inner_pending(w);
