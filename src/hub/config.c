@@ -61,6 +61,10 @@ static const struct opt opts[] = {
 	{ "tls-identity", OPT_IDENTITY, HOFF(tls_identity), 0, "cn|uri",
 	  "what names a device in its certificate: the subject CN, or ID of a SAN URI "
 	  "urn:mote:dev:ID (default cn)" },
+	{ "pki", OPT_STR, HOFF(pki_dir), 0, "DIR",
+	  "a `mote pki` folder: serves provisioning by claim ($provision/ID/csr) from its CA "
+	  "and claims, and is the default for the --tls-* files (DIR/ca.pem, hub.pem, hub.key, "
+	  "crl.pem)" },
 	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)" },
 	{ "persistence", OPT_BOOL, HOFF(persistence), 0, "on|off",
 	  "keep sessions, queued and in-flight QoS 1/2 messages, retained messages and wills "
@@ -127,6 +131,10 @@ void hub_config_free(struct hub_config *cfg)
 {
 	free(cfg->file_text);
 	cfg->file_text = NULL;
+	for (size_t i = 0; i < sizeof cfg->pki_files / sizeof cfg->pki_files[0]; i++) {
+		free(cfg->pki_files[i]);
+		cfg->pki_files[i] = NULL;
+	}
 }
 
 void hub_config_usage(FILE *out)
@@ -381,6 +389,31 @@ static enum mote_err read_file(const char *path, char **out, char *errbuf, size_
 	return MOTE_OK;
 }
 
+/* --pki DIR: the TLS files not given otherwise come from DIR, as `mote pki
+ * init` names them. The paths are owned by cfg. */
+static enum mote_err pki_defaults(struct hub_config *cfg, char *errbuf, size_t errcap)
+{
+	static const char *const names[] = { "ca.pem", "hub.pem", "hub.key", "crl.pem" };
+	const char **slots[] = { &cfg->tls_ca, &cfg->tls_cert, &cfg->tls_key, &cfg->tls_crl };
+
+	if (!*cfg->pki_dir) {
+		snprintf(errbuf, errcap, "--pki needs a directory made by `mote pki --dir DIR init`");
+		return MOTE_EINVAL;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (*slots[i])
+			continue;
+		free(cfg->pki_files[i]);
+		if (asprintf(&cfg->pki_files[i], "%s/%s", cfg->pki_dir, names[i]) < 0) {
+			cfg->pki_files[i] = NULL;
+			snprintf(errbuf, errcap, "out of memory");
+			return MOTE_ENOMEM;
+		}
+		*slots[i] = cfg->pki_files[i];
+	}
+	return MOTE_OK;
+}
+
 enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bool *show_help,
 			       char *errbuf, size_t errcap)
 {
@@ -461,6 +494,11 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 	}
 	if (cfg->mqtt_count == 0 && !cfg->mqtt_off)
 		cfg->mqtt[cfg->mqtt_count++] = "127.0.0.1:1883";
+	if (cfg->pki_dir) {
+		enum mote_err err = pki_defaults(cfg, errbuf, errcap);
+		if (err != MOTE_OK)
+			return err;
+	}
 	if ((cfg->mqtts_count > 0 || cfg->wss_count > 0) &&
 	    (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
 		snprintf(errbuf, errcap, "%s needs --tls-ca, --tls-cert and --tls-key (missing: "

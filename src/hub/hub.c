@@ -24,12 +24,14 @@
 #include <unistd.h>
 
 #include "hub/hub.h"
+#include "provision/provision.h"
 #include "tls/tls.h"
 
 struct hub {
 	const struct hub_config *cfg;
 	struct loop *loop;
 	struct broker *broker;
+	struct provision *prov; /* NULL without --pki */
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
@@ -122,6 +124,34 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	}
 }
 
+static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
+{
+	struct hub *h = ctx;
+
+	if (h->prov)
+		provision_tap(h->prov, c, m);
+}
+
+/* --pki DIR: the CA must be there before devices are told to use it. */
+static enum mote_err start_provision(struct hub *h, const char *dir)
+{
+	struct provision_config pc = { .pki_dir = dir };
+	char path[4096];
+	enum mote_err err;
+
+	if (snprintf(path, sizeof path, "%s/ca.key", dir) >= (int)sizeof path ||
+	    access(path, R_OK) != 0) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--pki %s: cannot read %s: %s\" "
+				  "hint=\"run mote pki --dir %s init\"",
+			   dir, path, strerror(errno), dir);
+		return MOTE_EINVAL;
+	}
+	err = provision_new(&pc, &h->prov);
+	if (err != MOTE_OK)
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	return err;
+}
+
 static enum mote_err make_dir(const char *path)
 {
 	char buf[4096];
@@ -201,11 +231,18 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
-	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
+	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
+		goto out;
+	struct broker_hooks hooks = { .ctx = &h, .tap = h.prov ? hook_tap : NULL };
+	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
 				  "--persistence off starts without the journal\"",
 			   mote_strerror(err));
+		goto out;
+	}
+	if (h.prov && (err = provision_start(h.prov, h.loop, h.broker)) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
@@ -246,8 +283,9 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		if (err != MOTE_OK)
 			goto out;
 	}
-	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
-		  cfg->broker.allow_anonymous ? "allowed" : "refused");
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
+		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
+		  h.prov ? "on" : "off");
 	err = loop_run(h.loop);
 	MOTE_INFO("hub", "event=stopped");
 out:
@@ -255,7 +293,11 @@ out:
 		loop_io_stop(h.loop, &h.sig_io);
 	if (h.loop)
 		loop_timer_stop(h.loop, &h.crl_timer);
+	/* The worker stops before the broker it publishes through; the
+	 * service is freed after the broker, whose loop threads tap into it. */
+	provision_stop(h.prov);
 	broker_free(h.broker);
+	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
 	tls_server_free(h.wss_tls);
 	loop_free(h.loop);

@@ -37,9 +37,11 @@ struct hub_config {
 	uint32_t tls_crl_check_s;       /* CRL file change check period, 0 = SIGHUP only */
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
+	const char *pki_dir;            /* --pki: claim provisioning on (NULL: off) */
 	enum mote_log_level log_level;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
+	char *pki_files[4];             /* --pki defaults of --tls-ca/cert/key/crl, owned */
 };
 
 /* Which part of a verified client certificate names the device. */

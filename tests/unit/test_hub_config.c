@@ -48,6 +48,30 @@ static void flags_set_values(void **state)
 	hub_config_free(&cfg);
 }
 
+/* --pki DIR: the TLS files default to DIR's; given ones win. */
+static void pki_defaults_tls_files(void **state)
+{
+	(void)state;
+	struct hub_config cfg;
+	bool help;
+	char err[256];
+	char *argv[] = { "hub", "--mqtts", "127.0.0.1:8883", "--pki", "/srv/pki", "--tls-key",
+			 "/other/hub.key", NULL };
+	char *bad[] = { "hub", "--pki", "", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 7, argv, &help, err, sizeof err), MOTE_OK);
+	assert_string_equal(cfg.pki_dir, "/srv/pki");
+	assert_string_equal(cfg.tls_ca, "/srv/pki/ca.pem");
+	assert_string_equal(cfg.tls_cert, "/srv/pki/hub.pem");
+	assert_string_equal(cfg.tls_key, "/other/hub.key");
+	assert_string_equal(cfg.tls_crl, "/srv/pki/crl.pem");
+	hub_config_free(&cfg);
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "--pki"));
+	hub_config_free(&cfg);
+}
+
 static void durability_flags(void **state)
 {
 	(void)state;
@@ -210,6 +234,7 @@ int main(void)
 		cmocka_unit_test(defaults_are_safe),
 		cmocka_unit_test(flags_set_values),
 		cmocka_unit_test(durability_flags),
+		cmocka_unit_test(pki_defaults_tls_files),
 		cmocka_unit_test(bad_flags_say_what_to_do),
 		cmocka_unit_test(websocket_listeners),
 		cmocka_unit_test(file_then_flags_override),
