@@ -21,6 +21,10 @@
  * start are not counted. Pending bytes (that tail, the 101 answer, pongs,
  * the close frame) always leave before new frames.
  *
+ * Output of our own is bounded: a frame's tail (64 KiB at most) plus
+ * control replies, and a client that keeps pinging without reading is cut
+ * off once WS_PEND_MAX bytes wait, so it cannot grow the hub's memory.
+ *
  * States: HANDSHAKE -> OPEN -> (PEER_CLOSED | FAILED). After the client's
  * close frame our close reply is queued and read returns 0; after a refused
  * handshake or a protocol violation the answer (HTTP status or close frame)
@@ -42,6 +46,7 @@
 #define WS_OUT_FRAMES 16     /* frames per inner writev */
 #define WS_OUT_IOV 512       /* iovec entries per inner writev */
 #define WS_DRAIN_MAX 262144  /* unread input discarded at close, at most */
+#define WS_PEND_MAX 262144   /* our own output waiting before pings stop being answered */
 
 enum ws_state {
 	WS_HANDSHAKE,
@@ -188,7 +193,12 @@ static size_t decode(struct ws *w, uint8_t *in, size_t n, uint8_t *out, size_t c
 		ip += u;
 		op += g;
 		if (ev == WS_EV_PING) {
-			if (!send_control(w, WS_OP_PONG, w->dec.ctl, w->dec.ctl_len)) {
+			if (w->pend_len - w->pend_off > WS_PEND_MAX) {
+				/* Pongs pile up: the client pings and never reads. */
+				w->state = WS_FAILED;
+				w->close_sent = true; /* nothing more can reach it */
+				set_fault(w, "close", 1008, "pings unanswered: the client does not read");
+			} else if (!send_control(w, WS_OP_PONG, w->dec.ctl, w->dec.ctl_len)) {
 				w->state = WS_FAILED;
 				set_fault(w, "close", WS_CLOSE_INTERNAL, "out of memory");
 			}

@@ -450,6 +450,28 @@ class Hostile(unittest.TestCase):
         s.close()
         self.assert_serving()
 
+    def test_ping_flood_without_reading_is_cut_off(self):
+        # pongs the client never reads must not pile up in the hub
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(WAIT)
+        s.connect((self.b.host, self.b.ws_port))
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(request(key=key.decode()))
+        ping = frame(9, b"p" * 125)
+        sent = 0
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                s.sendall(ping * 256)
+                sent += 256
+        except OSError:
+            pass  # closed (reset) by the hub, as it should
+        s.close()
+        self.assertLess(time.monotonic(), deadline, "the hub kept answering for 30 s")
+        self.b.wait_log(r"event=transport_error .*WebSocket close 1008: pings unanswered")
+        self.assert_serving()
+
     def test_mqtt_error_closes_the_websocket_too(self):
         # a first packet that is not CONNECT: MQTT closes, the WebSocket says 1000
         s = self.upgraded()
