@@ -19,6 +19,8 @@
  *
  * Ownership: the caller owns the server and frees it after every stream made
  * from it is closed. Streams own their SSL object and fd.
+ * Signals: streams write with write(2) (OpenSSL's socket BIO): callers
+ * ignore SIGPIPE, as the hub and `mote bench` do.
  * Threading: a server is shared by every thread; tls_server_reload_crl() may
  * run on any thread while others accept (new connections pick the new CRL up
  * atomically; live ones keep their handshake's result until revoked() is
