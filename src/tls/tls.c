@@ -91,6 +91,27 @@ static const char *ossl_reason(char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * OpenSSL fills a certificate's cache of decoded extensions (key
+ * identifiers, key usage) on first use, writing under the certificate's lock
+ * while other threads may read it without one: with several loop threads
+ * verifying against the same CA at once, that is a data race inside
+ * OpenSSL 3.0. Filling the cache while only one thread knows the
+ * certificate removes it.
+ */
+static void warm(X509 *x)
+{
+	if (x)
+		X509_check_purpose(x, -1, 0);
+}
+
+static void warm_store(X509_STORE *st)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+	for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++)
+		warm(X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i)));
+}
+
 static FILE *open_pem(const char *what, const char *path, char *errbuf, size_t errcap)
 {
 	FILE *f = fopen(path, "r");
@@ -108,6 +129,7 @@ static STACK_OF(X509) *read_certs(const char *what, const char *path, char *errb
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	X509 *x;
 	while (sk && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		warm(x);
 		if (!sk_X509_push(sk, x)) {
 			X509_free(x);
 			break;
@@ -821,6 +843,7 @@ enum mote_err tls_client_new(const char *ca, const char *cert, const char *key,
 		goto fail;
 	}
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	warm_store(SSL_CTX_get_cert_store(c->ctx));
 	if ((cert == NULL) != (key == NULL)) {
 		snprintf(errbuf, errcap, "--cert and --key go together");
 		goto fail;
@@ -843,6 +866,11 @@ enum mote_err tls_client_new(const char *ca, const char *cert, const char *key,
 				 cert, ossl_reason(r, sizeof r));
 			goto fail;
 		}
+		warm(SSL_CTX_get0_certificate(c->ctx));
+		STACK_OF(X509) *chain = NULL;
+		SSL_CTX_get0_chain_certs(c->ctx, &chain);
+		for (int i = 0; chain && i < sk_X509_num(chain); i++)
+			warm(sk_X509_value(chain, i));
 	}
 	*out = c;
 	return MOTE_OK;

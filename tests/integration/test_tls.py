@@ -198,9 +198,9 @@ class TlsHub(unittest.TestCase):
         self.assertTrue(rep["tls"])
         self.assertEqual(rep["connections"]["connected"], 40, rep)
         self.assertEqual(rep["connections"]["held"], 40, rep)
-        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "2000", "-s", "300")
-        self.assertEqual(rep["acked"], 4000, rep)
-        self.assertEqual(rep["received"], 4000, rep)
+        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "500", "-s", "300")
+        self.assertEqual(rep["acked"], 1000, rep)  # within the default queue bound
+        self.assertEqual(rep["received"], 1000, rep)
         self.assertEqual(sum(rep["errors"].values()), 0, rep)
         self.assert_undisturbed()
 
