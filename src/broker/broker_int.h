@@ -195,6 +195,7 @@ struct listener {
 	uint16_t port;
 	uint8_t transport;          /* enum broker_transport */
 	struct tls_server *tls;     /* TLS listeners: borrowed from the caller */
+	bool ws;                    /* MQTT over WebSocket (over TLS when tls) */
 };
 
 /* One merged match while routing a message. */
@@ -493,7 +494,9 @@ bool session_unsubscribe(struct session *s, const struct mqtt_str *group,
 /* Routes m to every matching subscription on every shard; stores it if
  * retained. Returns the number of local sessions it was given to, plus one
  * if another shard with subscriptions got it. */
-uint32_t route_message(struct broker *b, struct msg *m);
+/* from: the connection that published m, for the tap hook (NULL: the hub
+ * itself, a will, or a publisher gone while its message waited). */
+uint32_t route_message(struct broker *b, struct msg *m, const struct conn *from);
 /* This shard's part of routing (no tap, no forwarding): inbox ROUTE items. */
 uint32_t route_local(struct broker *b, struct msg *m);
 /* Builds the forwarded-properties block of a received PUBLISH. */

@@ -356,7 +356,7 @@ static void do_op(struct broker *b, struct held_op *op)
 	case HELD_ROUTE: {
 		uint32_t n = 1;
 		if (op->m) {
-			n = route_message(b, op->m);
+			n = route_message(b, op->m, c);
 			msg_unref(op->m);
 		}
 		if (c && op->ack_type)

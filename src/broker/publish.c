@@ -168,7 +168,7 @@ static void publish_held(struct conn *c, const struct mqtt_publish *p, struct ms
 	uint8_t ack = p->qos == 1 ? MQTT_PUBACK : p->qos == 2 ? MQTT_PUBREC : 0;
 	if ((write_msg || write_id) && persist_failing(b)) {
 		if (p->qos == 0) {
-			route_message(b, m); /* QoS 0 promises nothing: deliver it */
+			route_message(b, m, c); /* QoS 0 promises nothing: deliver it */
 		} else {
 			STAT_ADD(b, persist_refused, 1);
 			refuse_quota(c, ack, p->packet_id);
@@ -185,7 +185,7 @@ static void publish_held(struct conn *c, const struct mqtt_publish *p, struct ms
 	}
 	if (write_msg && persist_msg(b, m, s) != MOTE_OK) {
 		if (p->qos == 0) {
-			route_message(b, m);
+			route_message(b, m, c);
 		} else {
 			if (p->qos == 2)
 				session_qos2_release(s, p->packet_id);
@@ -267,7 +267,7 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 		publish_held(c, p, m, write_msg, write_id);
 		return;
 	}
-	uint32_t receivers = route_message(b, m);
+	uint32_t receivers = route_message(b, m, c);
 	msg_unref(m);
 
 	uint8_t rc = receivers ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
@@ -305,5 +305,5 @@ void publish_internal(struct broker *b, struct msg *m, const struct session *ori
 		persist_hold(b, &op);
 		return;
 	}
-	route_message(b, m); /* nothing to keep, or it cannot be kept: deliver */
+	route_message(b, m, NULL); /* nothing to keep, or it cannot be kept: deliver */
 }

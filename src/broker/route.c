@@ -166,12 +166,18 @@ static bool online(void *ctx, struct session *s)
 	return s->conn != NULL || s->stub_home; /* a stub's session: assume online */
 }
 
-uint32_t route_message(struct broker *b, struct msg *m)
+uint32_t route_message(struct broker *b, struct msg *m, const struct conn *from)
 {
 	if (b->hooks.tap) {
 		struct broker_msg_view v = { msg_topic(m), m->topic_len, msg_payload(m),
 					     m->payload_len, m->qos, m->retain };
-		b->hooks.tap(b->hooks.ctx, NULL, &v);
+		struct broker_client info;
+
+		/* The publisher, as broker.h promises: services behind the tap
+		 * (provisioning) decide by its verified identity. */
+		if (from)
+			conn_fill_client(from, &info);
+		b->hooks.tap(b->hooks.ctx, from ? &info : NULL, &v);
 	}
 	uint32_t n = route_local(b, m);
 	if (b->nshards > 1 && shard_forward(b, m))

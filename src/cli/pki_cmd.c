@@ -1,5 +1,5 @@
 /*
- * pki_cmd.c - `mote pki --dir DIR init|issue|sign-csr|revoke|crl ...`: the
+ * pki_cmd.c - `mote pki --dir DIR init|issue|sign-csr|revoke|crl|claim|claims`: the
  * command line of the fleet CA in src/pki/ (see docs/pki.md). Exit status:
  * 0 done, 1 the operation failed (the message says why and what to do),
  * 2 usage error.
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/cli.h"
 #include "pki/pki.h"
@@ -31,10 +32,13 @@ static void usage(FILE *out)
 		"                       a new key and client certificate for a device\n"
 		"  sign-csr FILE [--out FILE] [--days N] [--force]\n"
 		"                       certify a device's CSR (the device keeps its key)\n"
-		"  revoke DEVICE_ID|SERIAL\n"
-		"                       revoke a device's certificates, rewrite crl.pem\n"
+		"  revoke DEVICE_ID|claim:NAME|SERIAL\n"
+		"                       revoke a device's (or claim's) certificates, rewrite crl.pem\n"
 		"  crl [--out FILE] [--days N]\n"
 		"                       write the certificate revocation list\n"
+		"  claim NAME --prefix P --max N [--days N] [--device-days N] [--force]\n"
+		"                       a claim certificate devices provision themselves with\n"
+		"  claims               list the claims and how many devices each issued\n"
 		"\n"
 		"mote pki COMMAND --help for a command's details.\n");
 }
@@ -69,11 +73,12 @@ static const char *const sub_usage[][2] = {
 	  "  --days N    validity in days (default 365)\n"
 	  "  --force     sign even though the device holds an unrevoked certificate\n" },
 	{ "revoke",
-	  "usage: mote pki --dir DIR revoke DEVICE_ID|SERIAL\n"
+	  "usage: mote pki --dir DIR revoke DEVICE_ID|claim:NAME|SERIAL\n"
 	  "\n"
-	  "Marks every unrevoked certificate of DEVICE_ID (or else the one with hex\n"
-	  "SERIAL, as in index.txt or 'openssl x509 -serial') revoked in index.txt\n"
-	  "and rewrites DIR/crl.pem.\n" },
+	  "Marks every unrevoked certificate of DEVICE_ID or of claim NAME (or else\n"
+	  "the one with hex SERIAL, as in index.txt or 'openssl x509 -serial') revoked\n"
+	  "in index.txt and rewrites DIR/crl.pem. A revoked claim provisions no more\n"
+	  "devices; the devices it issued keep their certificates.\n" },
 	{ "crl",
 	  "usage: mote pki --dir DIR crl [--out FILE] [--days N]\n"
 	  "\n"
@@ -81,6 +86,27 @@ static const char *const sub_usage[][2] = {
 	  "DIR/crl.pem (or --out FILE).\n"
 	  "  --out FILE  where to write the CRL\n"
 	  "  --days N    nextUpdate this many days ahead (default 7)\n" },
+	{ "claim",
+	  "usage: mote pki --dir DIR claim NAME --prefix P --max N [--days N]\n"
+	  "                                [--device-days N] [--force]\n"
+	  "\n"
+	  "Provisioning by claim: writes DIR/claims/NAME.key (0600) and NAME.pem, a\n"
+	  "client certificate shared by a batch of devices (CN claim:NAME, URI SAN\n"
+	  "urn:mote:claim:NAME), and the template DIR/claims/NAME.conf. A device\n"
+	  "holding it connects to a hub started with --pki DIR, with its own id as\n"
+	  "client id, and publishes a CSR to $provision/ID/csr; the hub answers on\n"
+	  "$provision/ID/cert with its own certificate. NAME: 1-64 of letters,\n"
+	  "digits and . _ -\n"
+	  "  --prefix P        ids the claim may mint begin with P (and go on)\n"
+	  "  --max N           at most N devices, revoked ones included\n"
+	  "  --days N          the claim expires after N days (default 30)\n"
+	  "  --device-days N   validity of each device certificate (default 365)\n"
+	  "  --force           replace the claim: its old certificate is revoked\n" },
+	{ "claims",
+	  "usage: mote pki --dir DIR claims\n"
+	  "\n"
+	  "Lists every claim: name, prefix, devices issued of the maximum, expiry\n"
+	  "and state (active, expired, revoked, used up).\n" },
 };
 
 static const char *usage_of(const char *cmd)
@@ -118,15 +144,55 @@ static int parse_days(const char *cmd, const char *s, int *days)
 	return 0;
 }
 
+static int parse_count(const char *cmd, const char *opt, const char *s, unsigned long lo,
+		       unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long v = strtoul(s, &end, 10);
+
+	if (*s == 0 || *s == '-' || *end || v < lo || v > hi)
+		return usage_error(cmd, "%s wants a whole number from %lu to %lu, not '%s'", opt, lo,
+				   hi, s);
+	*out = v;
+	return 0;
+}
+
 static int failed(const char *cmd, const char *err)
 {
 	fprintf(stderr, "mote pki %s: %s\n", cmd, err);
 	return 1;
 }
 
+static int list_claims(const char *dir)
+{
+	struct mote_pki_claim_info *v;
+	char err[512] = "";
+	size_t n;
+	long long t = (long long)time(NULL);
+
+	if (mote_pki_claims(dir, &v, &n, err, sizeof err))
+		return failed("claims", err);
+	printf("%-24s %-16s %15s  %-20s %s\n", "NAME", "PREFIX", "ISSUED/MAX", "EXPIRES (UTC)",
+	       "STATE");
+	for (size_t i = 0; i < n; i++) {
+		char used[32], when[32];
+		time_t exp = (time_t)v[i].expires;
+		struct tm tm;
+
+		snprintf(used, sizeof used, "%u/%u", v[i].issued, v[i].max);
+		if (!gmtime_r(&exp, &tm) || !strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm))
+			snprintf(when, sizeof when, "%lld", v[i].expires);
+		printf("%-24s %-16s %15s  %-20s %s\n", v[i].name, v[i].prefix, used, when,
+		       v[i].revoked ? "revoked" : t >= v[i].expires ? "expired"
+			       : v[i].issued >= v[i].max ? "used-up" : "active");
+	}
+	free(v);
+	return 0;
+}
+
 int cli_pki(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP };
+	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP, O_PREFIX, O_MAX, O_DDAYS };
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "san", required_argument, NULL, O_SAN },
@@ -134,10 +200,14 @@ int cli_pki(int argc, char **argv)
 		{ "days", required_argument, NULL, O_DAYS },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "help", no_argument, NULL, O_HELP },
+		{ "prefix", required_argument, NULL, O_PREFIX },
+		{ "max", required_argument, NULL, O_MAX },
+		{ "device-days", required_argument, NULL, O_DDAYS },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sans[MAX_SANS];
-	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL;
+	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL, *prefix = NULL;
+	unsigned long max = 0, ddays = 0;
 	char err[512] = "", cert[PATH_MAX], key[PATH_MAX];
 	int nsans = 0, force = 0, days = 0, help = 0, c, nargs = 0;
 	enum mote_err rc;
@@ -159,6 +229,15 @@ int cli_pki(int argc, char **argv)
 		case O_OUT: out = optarg; break;
 		case O_DAYS:
 			if (parse_days(cmd, optarg, &days))
+				return 2;
+			break;
+		case O_PREFIX: prefix = optarg; break;
+		case O_MAX:
+			if (parse_count(cmd, "--max", optarg, 1, 1000000, &max))
+				return 2;
+			break;
+		case O_DDAYS:
+			if (parse_count(cmd, "--device-days", optarg, 1, 36500, &ddays))
 				return 2;
 			break;
 		case O_SAN:
@@ -192,10 +271,17 @@ int cli_pki(int argc, char **argv)
 		return usage_error(cmd, "--out belongs to sign-csr and crl");
 	if (days && strcmp(cmd, "init") == 0)
 		return usage_error(cmd, "--days does not apply to init");
-	if (force && (strcmp(cmd, "revoke") == 0 || strcmp(cmd, "crl") == 0))
+	if (force && (strcmp(cmd, "revoke") == 0 || strcmp(cmd, "crl") == 0 ||
+		      strcmp(cmd, "claims") == 0))
 		return usage_error(cmd, "--force does not apply here");
+	if (days && strcmp(cmd, "claims") == 0)
+		return usage_error(cmd, "--days does not apply to claims");
+	if ((prefix || max || ddays) && strcmp(cmd, "claim") != 0)
+		return usage_error(cmd, "--prefix, --max and --device-days belong to claim");
+	if (strcmp(cmd, "claim") == 0 && (!prefix || !max))
+		return usage_error(cmd, "claim needs --prefix P and --max N");
 
-	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "crl") == 0) {
+	if (strcmp(cmd, "init") == 0 || strcmp(cmd, "crl") == 0 || strcmp(cmd, "claims") == 0) {
 		if (nargs)
 			return usage_error(cmd, "unexpected argument '%s'", arg);
 	} else if (nargs != 1) {
@@ -233,6 +319,25 @@ int cli_pki(int argc, char **argv)
 			return failed(cmd, err);
 		printf("revoked %d certificate%s; %s/crl.pem rewritten\n", n, n == 1 ? "" : "s",
 		       dir);
+	} else if (strcmp(cmd, "claim") == 0) {
+		struct mote_pki_claim_opts o = { .prefix = prefix, .max = (unsigned)max,
+						 .days = days, .device_days = (int)ddays,
+						 .force = force };
+
+		if (mote_pki_check_claim_name(arg, err, sizeof err) ||
+		    mote_pki_check_claim_name(prefix, NULL, 0) || strlen(prefix) > MOTE_PKI_PREFIX_MAX) {
+			if (!*err)
+				snprintf(err, sizeof err, "--prefix: 1 to %d of letters, digits and . _ -",
+					 MOTE_PKI_PREFIX_MAX);
+			fprintf(stderr, "mote pki claim: %s\n", err);
+			return 2;
+		}
+		rc = mote_pki_claim(dir, arg, &o, cert, key, err, sizeof err);
+		if (rc)
+			return failed(cmd, err);
+		printf("%s\n%s\n", cert, key);
+	} else if (strcmp(cmd, "claims") == 0) {
+		return list_claims(dir);
 	} else {
 		rc = mote_pki_crl(dir, out, days, err, sizeof err);
 		if (rc)

@@ -24,16 +24,19 @@
 #include <unistd.h>
 
 #include "hub/hub.h"
+#include "provision/provision.h"
 #include "tls/tls.h"
 
 struct hub {
 	const struct hub_config *cfg;
 	struct loop *loop;
 	struct broker *broker;
+	struct provision *prov; /* NULL without --pki */
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
-	struct tls_server *tls;
+	struct tls_server *tls;     /* --mqtts, and --wss when it requires certificates too */
+	struct tls_server *wss_tls; /* --wss with optional client certificates, else NULL */
 	struct loop_timer crl_timer;
 	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
 	bool crl_missing;     /* logged once until it is back */
@@ -58,11 +61,17 @@ static void crl_reload(struct hub *h, const char *why)
 	char msg[512];
 	bool changed = false;
 	h->crl_st = st; /* a broken file is reported once, not every second */
-	if (tls_server_reload_crl(h->tls, path, &changed, msg, sizeof msg) != MOTE_OK) {
-		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
-				  "action=\"the list loaded before stays in force\"",
-			   path, why, msg);
-		return;
+	struct tls_server *servers[2] = { h->tls, h->wss_tls };
+	for (int i = 0; i < 2; i++) {
+		bool ch = false;
+		if (servers[i] &&
+		    tls_server_reload_crl(servers[i], path, &ch, msg, sizeof msg) != MOTE_OK) {
+			MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+					  "action=\"the list loaded before stays in force\"",
+				   path, why, msg);
+			return;
+		}
+		changed |= ch;
 	}
 	MOTE_INFO("hub", "event=crl_reload file=%s trigger=%s changed=%s", path, why,
 		  changed ? "yes" : "no");
@@ -95,7 +104,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	struct signalfd_siginfo si;
 	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			if (h->tls && h->cfg->tls_crl)
+			if ((h->tls || h->wss_tls) && h->cfg->tls_crl)
 				crl_reload(h, "SIGHUP");
 			else
 				MOTE_INFO("hub", "event=signal signal=SIGHUP action=none why=\"no "
@@ -113,6 +122,34 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 			loop_stop(loop);
 		}
 	}
+}
+
+static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
+{
+	struct hub *h = ctx;
+
+	if (h->prov)
+		provision_tap(h->prov, c, m);
+}
+
+/* --pki DIR: the CA must be there before devices are told to use it. */
+static enum mote_err start_provision(struct hub *h, const char *dir)
+{
+	struct provision_config pc = { .pki_dir = dir };
+	char path[4096];
+	enum mote_err err;
+
+	if (snprintf(path, sizeof path, "%s/ca.key", dir) >= (int)sizeof path ||
+	    access(path, R_OK) != 0) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--pki %s: cannot read %s: %s\" "
+				  "hint=\"run mote pki --dir %s init\"",
+			   dir, path, strerror(errno), dir);
+		return MOTE_EINVAL;
+	}
+	err = provision_new(&pc, &h->prov);
+	if (err != MOTE_OK)
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	return err;
 }
 
 static enum mote_err make_dir(const char *path)
@@ -169,7 +206,8 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
-	if (cfg->mqtts_count > 0) {
+	bool wss_own = cfg->wss_count > 0 && cfg->wss_client_cert_optional;
+	if (cfg->mqtts_count > 0 || (cfg->wss_count > 0 && !wss_own)) {
 		/* Before the broker, so a file problem stops the start at once. */
 		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
 			memset(&h.crl_st, 0, sizeof h.crl_st);
@@ -180,11 +218,31 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
-	err = broker_new(&bcfg, NULL, h.loop, &h.broker);
+	if (wss_own) {
+		/* Browsers with passwords: the certificate policy is the
+		 * server context's, so wss gets one of its own. */
+		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
+			memset(&h.crl_st, 0, sizeof h.crl_st);
+		struct tls_server_opts o = { .client_cert_optional = true };
+		err = tls_server_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cfg->tls_crl, &o,
+				     &h.wss_tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
+	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
+		goto out;
+	struct broker_hooks hooks = { .ctx = &h, .tap = h.prov ? hook_tap : NULL };
+	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
 				  "--persistence off starts without the journal\"",
 			   mote_strerror(err));
+		goto out;
+	}
+	if (h.prov && (err = provision_start(h.prov, h.loop, h.broker)) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
 		goto out;
 	}
 	for (unsigned i = 0; i < cfg->mqtt_count; i++) {
@@ -201,17 +259,33 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < cfg->ws_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->ws[i], NULL, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < cfg->wss_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->wss[i], wss_own ? h.wss_tls : h.tls, msg,
+				       sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
 	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
-	if (h.tls && cfg->tls_crl && cfg->tls_crl_check_s) {
+	if ((h.tls || h.wss_tls) && cfg->tls_crl && cfg->tls_crl_check_s) {
 		err = loop_timer_start(h.loop, &h.crl_timer, (uint64_t)cfg->tls_crl_check_s * 1000u);
 		if (err != MOTE_OK)
 			goto out;
 	}
-	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s", MOTE_VERSION, cfg->data_dir,
-		  cfg->broker.allow_anonymous ? "allowed" : "refused");
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
+		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
+		  h.prov ? "on" : "off");
 	err = loop_run(h.loop);
 	MOTE_INFO("hub", "event=stopped");
 out:
@@ -219,8 +293,13 @@ out:
 		loop_io_stop(h.loop, &h.sig_io);
 	if (h.loop)
 		loop_timer_stop(h.loop, &h.crl_timer);
+	/* The worker stops before the broker it publishes through; the
+	 * service is freed after the broker, whose loop threads tap into it. */
+	provision_stop(h.prov);
 	broker_free(h.broker);
+	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
+	tls_server_free(h.wss_tls);
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);

@@ -26,15 +26,22 @@ struct hub_config {
 	bool mqtt_off;                  /* --mqtt off: no plaintext listener */
 	const char *mqtts[HUB_MAX_LISTENERS]; /* MQTT over TLS (mutual) */
 	unsigned mqtts_count;
+	const char *ws[HUB_MAX_LISTENERS];    /* MQTT over WebSocket */
+	unsigned ws_count;
+	const char *wss[HUB_MAX_LISTENERS];   /* MQTT over WebSocket over TLS */
+	unsigned wss_count;
+	bool wss_client_cert_optional;  /* --wss-client-cert optional */
 	/* TLS files (PEM), borrowed; crl may be NULL. */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
 	uint8_t tls_identity;           /* enum hub_tls_identity */
 	uint32_t tls_crl_check_s;       /* CRL file change check period, 0 = SIGHUP only */
 	const char *data_dir;
 	bool persistence;               /* journal in data_dir/journal (default on) */
+	const char *pki_dir;            /* --pki: claim provisioning on (NULL: off) */
 	enum mote_log_level log_level;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
+	char *pki_files[4];             /* --pki defaults of --tls-ca/cert/key/crl, owned */
 };
 
 /* Which part of a verified client certificate names the device. */

@@ -39,6 +39,13 @@ enum mote_err mote_pki_check_id(const char *id, char *err, size_t errlen)
 		pki_errf(err, errlen, "'%s' is not a device id", id);
 		return MOTE_EINVAL;
 	}
+	/* Hubs tell claim certificates by this CN prefix: a device named so
+	 * would be taken for one. */
+	if (strncmp(id, MOTE_PKI_CLAIM_CN, strlen(MOTE_PKI_CLAIM_CN)) == 0) {
+		pki_errf(err, errlen, "device ids may not begin with '%s' (claim certificates do)",
+			 MOTE_PKI_CLAIM_CN);
+		return MOTE_EINVAL;
+	}
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)id[i];
 
@@ -168,16 +175,7 @@ out:
 	return rc;
 }
 
-/* The CA and its index, loaded under the PKI's lock: what every command
- * that issues or revokes works on. ca_close undoes any part of ca_open. */
-struct ca_ctx {
-	int lock;
-	X509 *ca;
-	EVP_PKEY *key;
-	struct pki_index idx;
-};
-
-static enum mote_err ca_open(const char *dir, struct ca_ctx *c, char *err, size_t errlen)
+enum mote_err pki_ca_open(const char *dir, struct pki_ca *c, char *err, size_t errlen)
 {
 	enum mote_err rc;
 	if ((rc = pki_lock(dir, &c->lock, err, errlen)) ||
@@ -187,41 +185,34 @@ static enum mote_err ca_open(const char *dir, struct ca_ctx *c, char *err, size_
 	return MOTE_OK;
 }
 
-static void ca_close(struct ca_ctx *c)
+void pki_ca_close(struct pki_ca *c)
 {
 	pki_unlock(c->lock);
+	c->lock = -1;
 	pki_index_free(&c->idx);
 	X509_free(c->ca);
 	EVP_PKEY_free(c->key);
+	c->ca = NULL;
+	c->key = NULL;
 }
 
-/*
- * Signs a device certificate for `pub` and records it. key: the private key
- * to write beside it (NULL for a CSR, whose key stays on the device).
- */
-static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub,
-				  EVP_PKEY *key, const char *out, int days, int force,
-				  char *cert_path, char *key_path, char *err, size_t errlen)
+enum mote_err pki_issue_locked(struct pki_ca *c, const char *dir, const char *id,
+			       EVP_PKEY *pub, EVP_PKEY *key, const char *out, int days,
+			       const char *claim, char *cert_path, char *key_path, X509 **cert_out,
+			       char *err, size_t errlen)
 {
 	char devices[PATH_MAX], name[MOTE_PKI_ID_MAX + 8], pem[PATH_MAX], kpath[PATH_MAX];
+	char san[sizeof "URI:" MOTE_PKI_DEV_URI + MOTE_PKI_ID_MAX];
 	struct pki_entry e = { .status = 'V', .kind = "device" };
 	X509 *cert = NULL;
-	struct ca_ctx c = { .lock = -1 };
 	enum mote_err rc;
 
 	days = days_or(days, MOTE_PKI_DEVICE_DAYS);
-	if ((rc = mote_pki_check_id(id, err, errlen)) || (rc = ca_open(dir, &c, err, errlen)))
-		goto out;
-	for (size_t i = 0; i < c.idx.n && !force; i++) {
-		if (c.idx.e[i].status == 'V' && strcmp(c.idx.e[i].kind, "device") == 0 &&
-		    strcmp(c.idx.e[i].id, id) == 0) {
-			pki_errf(err, errlen,
-				 "device '%s' already holds certificate %s; revoke it first "
-				 "('mote pki --dir %s revoke %s') or pass --force",
-				 id, c.idx.e[i].serial, dir, id);
-			rc = MOTE_EEXIST;
-			goto out;
-		}
+	if (cert_out)
+		*cert_out = NULL;
+	if (claim && strlen(claim) >= sizeof e.claim) {
+		pki_errf(err, errlen, "claim name too long");
+		return MOTE_EINVAL;
 	}
 	snprintf(name, sizeof name, "%s.pem", id);
 	if ((rc = pki_path(devices, dir, "devices", NULL, err, errlen)) ||
@@ -236,8 +227,11 @@ static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub
 		}
 		strcpy(pem, out);
 	}
-	if ((rc = pki_make_cert(c.ca, c.key, pub, id, days, PKI_DEVICE, NULL, &cert, e.serial, err,
-				errlen)))
+	/* The URI names the device too, for hubs that take identities from
+	 * URIs (--tls-identity uri) rather than CNs. */
+	snprintf(san, sizeof san, "URI:%s%s", MOTE_PKI_DEV_URI, id);
+	if ((rc = pki_make_cert(c->ca, c->key, pub, id, days, PKI_DEVICE, san, &cert, e.serial,
+				err, errlen)))
 		goto out;
 	if (key) {
 		snprintf(name, sizeof name, "%s.key", id);
@@ -250,15 +244,51 @@ static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub
 	if ((rc = pki_write_cert(pem, cert, err, errlen)))
 		goto out;
 	strcpy(e.id, id);
+	if (claim)
+		strcpy(e.claim, claim);
 	e.not_after = now() + 86400LL * days;
-	if ((rc = pki_index_add(&c.idx, &e, err, errlen)) ||
-	    (rc = pki_index_save(dir, &c.idx, err, errlen)))
+	if ((rc = pki_index_add(&c->idx, &e, err, errlen)) ||
+	    (rc = pki_index_save(dir, &c->idx, err, errlen)))
 		goto out;
 	if (cert_path)
 		strcpy(cert_path, pem);
+	if (cert_out) {
+		*cert_out = cert;
+		cert = NULL;
+	}
 out:
-	ca_close(&c);
 	X509_free(cert);
+	return rc;
+}
+
+/*
+ * Signs a device certificate for `pub` and records it. key: the private key
+ * to write beside it (NULL for a CSR, whose key stays on the device).
+ */
+static enum mote_err issue_device(const char *dir, const char *id, EVP_PKEY *pub,
+				  EVP_PKEY *key, const char *out, int days, int force,
+				  char *cert_path, char *key_path, char *err, size_t errlen)
+{
+	struct pki_ca c = { .lock = -1 };
+	enum mote_err rc;
+
+	if ((rc = mote_pki_check_id(id, err, errlen)) || (rc = pki_ca_open(dir, &c, err, errlen)))
+		goto out;
+	for (size_t i = 0; i < c.idx.n && !force; i++) {
+		if (c.idx.e[i].status == 'V' && strcmp(c.idx.e[i].kind, "device") == 0 &&
+		    strcmp(c.idx.e[i].id, id) == 0) {
+			pki_errf(err, errlen,
+				 "device '%s' already holds certificate %s; revoke it first "
+				 "('mote pki --dir %s revoke %s') or pass --force",
+				 id, c.idx.e[i].serial, dir, id);
+			rc = MOTE_EEXIST;
+			goto out;
+		}
+	}
+	rc = pki_issue_locked(&c, dir, id, pub, key, out, days, NULL, cert_path, key_path, NULL,
+			      err, errlen);
+out:
+	pki_ca_close(&c);
 	return rc;
 }
 
@@ -275,8 +305,7 @@ enum mote_err mote_pki_issue(const char *dir, const char *id, int days, int forc
 	return rc;
 }
 
-/* The one CN of the CSR's subject, as UTF-8 into id. */
-static enum mote_err csr_cn(X509_REQ *req, char id[MOTE_PKI_ID_MAX + 1], char *err,
+enum mote_err pki_csr_cn(X509_REQ *req, char id[MOTE_PKI_ID_MAX + 1], char *err,
 			    size_t errlen)
 {
 	const X509_NAME *name = X509_REQ_get_subject_name(req);
@@ -340,7 +369,7 @@ enum mote_err mote_pki_sign_csr(const char *dir, const char *csr_file, const cha
 			 EVP_PKEY_get_security_bits(pub));
 		goto out;
 	}
-	if ((rc = csr_cn(req, id, err, errlen)) || (rc = mote_pki_check_id(id, err, errlen)))
+	if ((rc = pki_csr_cn(req, id, err, errlen)) || (rc = mote_pki_check_id(id, err, errlen)))
 		goto out;
 	rc = issue_device(dir, id, pub, NULL, out, days, force, cert_path, NULL, err, errlen);
 out:
@@ -365,7 +394,7 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 			      char *err, size_t errlen)
 {
 	char crl[PATH_MAX];
-	struct ca_ctx c = { .lock = -1 };
+	struct pki_ca c = { .lock = -1 };
 	enum mote_err rc;
 	int by_id = 0, done = 0;
 	size_t i;
@@ -373,12 +402,14 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 	if (count)
 		*count = 0;
 	if ((rc = pki_path(crl, dir, "crl.pem", NULL, err, errlen)) ||
-	    (rc = ca_open(dir, &c, err, errlen)))
+	    (rc = pki_ca_open(dir, &c, err, errlen)))
 		goto out;
 	for (i = 0; i < c.idx.n; i++) {
 		struct pki_entry *e = &c.idx.e[i];
 
-		if (strcmp(e->kind, "device") != 0 || strcmp(e->id, what) != 0)
+		/* Claim certificates are named by their CN, claim:NAME. */
+		if ((strcmp(e->kind, "device") != 0 && strcmp(e->kind, "claim") != 0) ||
+		    strcmp(e->id, what) != 0)
 			continue;
 		by_id = 1;
 		if (e->status == 'V') {
@@ -403,7 +434,7 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 		break;
 	}
 	if (by_id && !done) {
-		pki_errf(err, errlen, "every certificate of device '%s' is already revoked", what);
+		pki_errf(err, errlen, "every certificate of '%s' is already revoked", what);
 		rc = MOTE_EEXIST;
 		goto out;
 	}
@@ -420,7 +451,7 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 	if (count)
 		*count = done;
 out:
-	ca_close(&c);
+	pki_ca_close(&c);
 	return rc;
 }
 
@@ -428,7 +459,7 @@ enum mote_err mote_pki_crl(const char *dir, const char *out, int days, char *err
 			   size_t errlen)
 {
 	char crl[PATH_MAX];
-	struct ca_ctx c = { .lock = -1 };
+	struct pki_ca c = { .lock = -1 };
 	enum mote_err rc;
 
 	if (out && strlen(out) >= PATH_MAX) {
@@ -439,10 +470,10 @@ enum mote_err mote_pki_crl(const char *dir, const char *out, int days, char *err
 		strcpy(crl, out);
 	else if ((rc = pki_path(crl, dir, "crl.pem", NULL, err, errlen)))
 		return rc;
-	if ((rc = ca_open(dir, &c, err, errlen)))
+	if ((rc = pki_ca_open(dir, &c, err, errlen)))
 		goto out;
 	rc = pki_write_crl(crl, c.ca, c.key, &c.idx, days_or(days, MOTE_PKI_CRL_DAYS), err, errlen);
 out:
-	ca_close(&c);
+	pki_ca_close(&c);
 	return rc;
 }

@@ -20,6 +20,7 @@
 #ifndef MOTE_PKI_H
 #define MOTE_PKI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "base/err.h"
@@ -30,6 +31,17 @@
 #define MOTE_PKI_DEVICE_DAYS 365
 #define MOTE_PKI_CRL_DAYS 7
 
+/* Claims (provisioning by claim, docs/pki.md and docs/security.md). */
+#define MOTE_PKI_CLAIM_MAX 64      /* claim name length */
+#define MOTE_PKI_PREFIX_MAX 63     /* id prefix length (an id adds at least one) */
+#define MOTE_PKI_DEVID_MAX 64      /* ids a claim may mint: [A-Za-z0-9._-]{1,64} */
+#define MOTE_PKI_CLAIM_DAYS 30     /* default template (and certificate) lifetime */
+#define MOTE_PKI_CLAIM_MAX_DEVICES 1000000
+#define MOTE_PKI_CSR_MAX 16384     /* largest PEM CSR accepted from a device */
+#define MOTE_PKI_CLAIM_CN "claim:"                /* CN = "claim:" NAME */
+#define MOTE_PKI_CLAIM_URI "urn:mote:claim:"      /* URI SAN = this NAME */
+#define MOTE_PKI_DEV_URI "urn:mote:dev:"          /* device certs: URI SAN = this ID */
+
 struct mote_pki_init_opts {
 	const char *const *sans; /* extra "DNS:name" / "IP:addr" for hub.pem */
 	size_t nsans;
@@ -38,7 +50,8 @@ struct mote_pki_init_opts {
 	int hub_days; /* 0 = MOTE_PKI_HUB_DAYS */
 };
 
-/* A device id is 1..128 characters of [A-Za-z0-9-_.:;], and not "." or "..". */
+/* A device id is 1..128 characters of [A-Za-z0-9-_.:;], not "." or "..", and
+ * does not begin with "claim:" (the CN of claim certificates). */
 enum mote_err mote_pki_check_id(const char *id, char *err, size_t errlen);
 
 /* Creates dir (0700) if missing, the CA, the hub certificate and the index. */
@@ -74,5 +87,85 @@ enum mote_err mote_pki_revoke(const char *dir, const char *what, int *count,
 /* Writes a CRL of every revoked certificate to out (NULL: DIR/crl.pem). */
 enum mote_err mote_pki_crl(const char *dir, const char *out, int days, char *err,
 			   size_t errlen);
+
+/*
+ * Provisioning by claim. A claim is a template in DIR/claims/NAME.conf (id
+ * prefix, most devices, expiry, validity of the device certificates) and a
+ * shared client certificate (DIR/claims/NAME.pem/.key, CN claim:NAME, URI SAN
+ * urn:mote:claim:NAME, valid until the template expires) that lets a device
+ * ask the hub for its own certificate. The devices a claim issued are the
+ * index lines whose CLAIM field names it; every one counts towards max, even
+ * once revoked.
+ */
+struct mote_pki_claim_opts {
+	const char *prefix; /* ids the claim may mint begin with it */
+	unsigned max;       /* 1..MOTE_PKI_CLAIM_MAX_DEVICES */
+	int days;           /* template lifetime; 0 = MOTE_PKI_CLAIM_DAYS */
+	int device_days;    /* validity of each device certificate; 0 = 365 */
+	int force;          /* replace an existing claim (revokes its certificate) */
+};
+
+/* A claim as `mote pki claims` shows it. */
+struct mote_pki_claim_info {
+	char name[MOTE_PKI_CLAIM_MAX + 1];
+	char prefix[MOTE_PKI_PREFIX_MAX + 1];
+	unsigned max;
+	unsigned issued;      /* device certificates issued through it */
+	long long expires;    /* unix seconds */
+	int device_days;
+	bool revoked;         /* no unrevoked claim certificate is left */
+};
+
+/* A claim name: 1..64 of [A-Za-z0-9._-], not "." or "..". */
+enum mote_err mote_pki_check_claim_name(const char *name, char *err, size_t errlen);
+/* An id a claim may mint (the hub's device ids, a valid topic level):
+ * 1..64 of [A-Za-z0-9._-], not "." or "..". */
+enum mote_err mote_pki_check_device_id(const char *id, char *err, size_t errlen);
+
+/*
+ * Creates claim `name`: the template, a key (0600) and certificate, and the
+ * certificate's index line. MOTE_EEXIST if it exists, unless o->force (then
+ * the old claim certificate is revoked and crl.pem rewritten; devices it
+ * issued keep counting). Paths written go to cert_path/key_path (PATH_MAX
+ * bytes each, or NULL).
+ */
+enum mote_err mote_pki_claim(const char *dir, const char *name,
+			     const struct mote_pki_claim_opts *o, char *cert_path, char *key_path,
+			     char *err, size_t errlen);
+
+/* Every claim of DIR, by name. *out (malloc'd, the caller frees; NULL when
+ * *n is 0) on success. */
+enum mote_err mote_pki_claims(const char *dir, struct mote_pki_claim_info **out, size_t *n,
+			      char *err, size_t errlen);
+
+/*
+ * May a client holding the certificate of claim `name` connect as `id`?
+ * Reads the template and index without the lock (both are replaced whole),
+ * so it is cheap enough for a CONNECT. MOTE_OK, or a refusal with a reason in
+ * err that may be shown to the device:
+ *   MOTE_ENOTFOUND no such claim; MOTE_EDENIED expired, revoked, quota used,
+ *   id already issued; MOTE_EINVAL id invalid or without the prefix.
+ * Other errors (MOTE_EIO, MOTE_EMALFORMED, ...) are the hub's trouble; their
+ * message may name files: log it, do not send it.
+ */
+enum mote_err mote_pki_claim_check(const char *dir, const char *name, const char *id,
+				   char *err, size_t errlen);
+
+/*
+ * A device holding claim `name`, connected as `id`, asks for a certificate
+ * for the key of the PEM CSR csr[csr_len] (no NUL needed). Under DIR/.lock:
+ * the checks of mote_pki_claim_check again, then the CSR: at most
+ * MOTE_PKI_CSR_MAX bytes, one PEM request whose signature verifies, subject
+ * exactly CN=id, key EC P-256, Ed25519 or RSA of at least 2048 bits. Then a
+ * device certificate as `mote pki issue` makes it (the template's validity)
+ * is written to DIR/devices/ID.pem and recorded with the claim's name.
+ * On success *pem (malloc'd, NUL-terminated, the caller frees) holds that
+ * certificate followed by the CA certificate, *pem_len its length, and
+ * serial (68 bytes, or NULL) its serial. Refusals are MOTE_ENOTFOUND,
+ * MOTE_EDENIED and MOTE_EINVAL with a sentence for the device, as above.
+ */
+enum mote_err mote_pki_claim_sign(const char *dir, const char *name, const char *id,
+				  const void *csr, size_t csr_len, char **pem, size_t *pem_len,
+				  char serial[68], char *err, size_t errlen);
 
 #endif

@@ -19,6 +19,7 @@ struct pki_entry {
 	char id[MOTE_PKI_ID_MAX + 1];
 	long long not_after;  /* unix seconds */
 	long long revoked_at; /* unix seconds, 0 when valid */
+	char claim[MOTE_PKI_CLAIM_MAX + 1]; /* the claim that asked for it, "" if none */
 };
 
 struct pki_index {
@@ -27,6 +28,34 @@ struct pki_index {
 };
 
 enum pki_profile { PKI_CA, PKI_HUB, PKI_DEVICE };
+
+/* The CA and its index, loaded under the PKI's lock: what every command
+ * that issues or revokes works on. pki_ca_close undoes any part of
+ * pki_ca_open (initialize lock to -1, the rest zero). */
+struct pki_ca {
+	int lock;
+	X509 *ca;
+	EVP_PKEY *key;
+	struct pki_index idx;
+};
+
+/* pki.c */
+enum mote_err pki_ca_open(const char *dir, struct pki_ca *c, char *err, size_t errlen);
+void pki_ca_close(struct pki_ca *c);
+/*
+ * With c open: signs a device certificate for pub (CN=id, URI SAN
+ * urn:mote:dev:id), writes it (and key, when given) under DIR/devices/ (or
+ * to out), adds its index line (naming claim, when given) and saves the
+ * index. *cert_out, when asked for, is the caller's on success.
+ */
+enum mote_err pki_issue_locked(struct pki_ca *c, const char *dir, const char *id,
+			       EVP_PKEY *pub, EVP_PKEY *key, const char *out, int days,
+			       const char *claim, char *cert_path, char *key_path, X509 **cert_out,
+			       char *err, size_t errlen);
+/* The one CN of the CSR's subject, as UTF-8 into id (checked for length and
+ * NUL bytes only). MOTE_EINVAL with a sentence otherwise. */
+enum mote_err pki_csr_cn(X509_REQ *req, char id[MOTE_PKI_ID_MAX + 1], char *err,
+			 size_t errlen);
 
 /* store.c */
 void pki_errf(char *err, size_t errlen, const char *fmt, ...)

@@ -3,12 +3,14 @@
  *
  * DIR/index.txt has one line per certificate ever issued, fields separated by
  * one tab:
- *   STATUS SERIAL KIND ID NOT_AFTER REVOKED_AT
+ *   STATUS SERIAL KIND ID NOT_AFTER REVOKED_AT [CLAIM]
  * STATUS is V (valid) or R (revoked); SERIAL uppercase hex as printed by
- * `openssl x509 -serial`; KIND hub or device; ID the CN; NOT_AFTER and
- * REVOKED_AT unix seconds (REVOKED_AT is - while valid). Lines starting with
- * '#' are comments. The file is rewritten whole (temporary name + rename)
- * under DIR/.lock, so readers never see a partial line.
+ * `openssl x509 -serial`; KIND hub, device or claim; ID the CN; NOT_AFTER and
+ * REVOKED_AT unix seconds (REVOKED_AT is - while valid); CLAIM, only on the
+ * lines of devices that provisioned themselves, names the claim they used.
+ * Lines starting with '#' are comments. The file is rewritten whole
+ * (temporary name + rename) under DIR/.lock, so readers never see a partial
+ * line, and may read it without the lock.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -189,12 +191,12 @@ void pki_index_free(struct pki_index *idx)
 
 static int parse_line(char *line, struct pki_entry *e)
 {
-	char *f[6], *save = NULL, *end;
+	char *f[8], *save = NULL, *end;
 	int n = 0;
 
-	for (char *t = strtok_r(line, "\t", &save); t && n < 6; t = strtok_r(NULL, "\t", &save))
+	for (char *t = strtok_r(line, "\t", &save); t && n < 8; t = strtok_r(NULL, "\t", &save))
 		f[n++] = t;
-	if (n != 6 || strlen(f[0]) != 1 || (f[0][0] != 'V' && f[0][0] != 'R') ||
+	if (n < 6 || n > 7 || strlen(f[0]) != 1 || (f[0][0] != 'V' && f[0][0] != 'R') ||
 	    strlen(f[1]) >= sizeof e->serial || strlen(f[2]) >= sizeof e->kind ||
 	    strlen(f[3]) >= sizeof e->id)
 		return -1;
@@ -203,6 +205,11 @@ static int parse_line(char *line, struct pki_entry *e)
 	strcpy(e->serial, f[1]);
 	strcpy(e->kind, f[2]);
 	strcpy(e->id, f[3]);
+	if (n == 7) {
+		if (strlen(f[6]) >= sizeof e->claim)
+			return -1;
+		strcpy(e->claim, f[6]);
+	}
 	e->not_after = strtoll(f[4], &end, 10);
 	if (*end)
 		return -1;
@@ -277,16 +284,20 @@ enum mote_err pki_index_save(const char *dir, const struct pki_index *idx, char 
 		pki_errf(err, errlen, "out of memory writing the index");
 		return MOTE_ENOMEM;
 	}
-	fputs("# mote pki index: STATUS SERIAL KIND ID NOT_AFTER REVOKED_AT (docs/pki.md)\n", m);
+	fputs("# mote pki index: STATUS SERIAL KIND ID NOT_AFTER REVOKED_AT [CLAIM] (docs/pki.md)\n",
+	      m);
 	for (size_t i = 0; i < idx->n; i++) {
 		const struct pki_entry *e = &idx->e[i];
 
+		fprintf(m, "%c\t%s\t%s\t%s\t%lld\t", e->status, e->serial, e->kind, e->id,
+			e->not_after);
 		if (e->revoked_at)
-			fprintf(m, "%c\t%s\t%s\t%s\t%lld\t%lld\n", e->status, e->serial,
-				e->kind, e->id, e->not_after, e->revoked_at);
+			fprintf(m, "%lld", e->revoked_at);
 		else
-			fprintf(m, "%c\t%s\t%s\t%s\t%lld\t-\n", e->status, e->serial,
-				e->kind, e->id, e->not_after);
+			fputc('-', m);
+		if (e->claim[0])
+			fprintf(m, "\t%s", e->claim);
+		fputc('\n', m);
 	}
 	if (fclose(m) != 0) {
 		free(buf);

@@ -256,6 +256,77 @@ class PkiCli(unittest.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertIn("init", r.stderr)
 
+    def test_claim(self):
+        self.ok("init")
+        r = self.ok("claim", "batch1", "--prefix", "pump-", "--max", "2", "--days", "10")
+        cert, key = r.stdout.split()
+        self.assertEqual(cert, self.p("claims", "batch1.pem"))
+        self.assertEqual(self.mode(key), 0o600)
+        r = self.verify(cert, "-purpose", "sslclient")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        t = self.text(cert)
+        for want in ("Subject: CN = claim:batch1", "URI:urn:mote:claim:batch1",
+                     "TLS Web Client Authentication", "CA:FALSE"):
+            self.assertIn(want, t)
+        # Valid as long as the template: 10 days.
+        self.assertEqual(openssl("x509", "-in", cert, "-noout", "-checkend",
+                                 str(9 * 86400)).returncode, 0)
+        self.assertNotEqual(openssl("x509", "-in", cert, "-noout", "-checkend",
+                                    str(11 * 86400)).returncode, 0)
+        k = openssl("pkey", "-in", key, "-pubout").stdout
+        self.assertEqual(k, openssl("x509", "-in", cert, "-noout", "-pubkey").stdout)
+        with open(self.p("claims", "batch1.conf")) as f:
+            conf = f.read()
+        self.assertIn("prefix = pump-", conf)
+        self.assertIn("max = 2", conf)
+        # A device that provisions itself gets a device certificate with the
+        # URI SAN too (the CLI-issued ones have it).
+        self.ok("issue", "dev-1")
+        self.assertIn("URI:urn:mote:dev:dev-1", self.text(self.p("devices", "dev-1.pem")))
+        r = self.ok("claims")
+        lines = r.stdout.splitlines()
+        self.assertIn("NAME", lines[0])
+        self.assertRegex(lines[1], r"^batch1\s+pump-\s+0/2\s+\S+\s+active$")
+        # No silent replacement.
+        r = self.pki("claim", "batch1", "--prefix", "pump-", "--max", "2")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("--force", r.stderr)
+        old = openssl("x509", "-in", cert, "-noout", "-serial").stdout.strip().split("=")[1]
+        shutil.copy(cert, os.path.join(self.tmp, "old.pem"))
+        self.ok("claim", "batch1", "--prefix", "pump-", "--max", "3", "--force")
+        r = self.verify(os.path.join(self.tmp, "old.pem"), "-crl_check", "-CRLfile",
+                        self.p("crl.pem"))
+        self.assertIn("certificate revoked", r.stdout + r.stderr)
+        # revoke claim:NAME puts the claim certificate in the CRL.
+        r = self.ok("revoke", "claim:batch1")
+        self.assertIn("revoked 1", r.stdout)
+        r = self.verify(cert, "-crl_check", "-CRLfile", self.p("crl.pem"))
+        self.assertIn("certificate revoked", r.stdout + r.stderr)
+        t = openssl("crl", "-in", self.p("crl.pem"), "-noout", "-text").stdout
+        self.assertIn(old, t)
+        self.assertRegex(self.ok("claims").stdout.splitlines()[1], r"0/3\s+\S+\s+revoked$")
+        # Claim-looking device ids are refused: hubs tell claims by the CN.
+        r = self.pki("issue", "claim:batch2")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("claim:", r.stderr)
+
+    def test_claim_usage_errors(self):
+        self.ok("init")
+        for argv, want in ((["claim", "b"], "--prefix"),
+                           (["claim", "b", "--prefix", "p"], "--max"),
+                           (["claim", "b", "--prefix", "p", "--max", "0"], "--max"),
+                           (["claim", "b", "--prefix", "p", "--max", "x"], "--max"),
+                           (["claim", "../b", "--prefix", "p", "--max", "1"], "claim name"),
+                           (["claim", "b", "--prefix", "a/b", "--max", "1"], "--prefix"),
+                           (["issue", "d", "--max", "3"], "belong to claim"),
+                           (["claims", "x"], "unexpected")):
+            r = self.pki(*argv)
+            self.assertEqual(r.returncode, 2, "%s: %s" % (argv, r.stderr))
+            self.assertIn(want, r.stderr, argv)
+        self.assertFalse(os.path.exists(self.p("claims", "b.conf")))
+        r = self.ok("claims")
+        self.assertEqual(len(r.stdout.splitlines()), 1)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -59,13 +59,14 @@ static bool hook_authorize(void *ctx, const struct broker_client *c, enum broker
 
 static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
 {
-	(void)c;
 	struct records *r = ctx;
 	if (m->topic_len >= 4 && memcmp(m->topic, "$SYS", 4) == 0)
 		return;
 	pthread_mutex_lock(&r->mu);
 	r->taps++;
-	snprintf(r->last_tap, sizeof r->last_tap, "%.*s", (int)m->topic_len, m->topic);
+	/* A client's message is tapped with its publisher. */
+	snprintf(r->last_tap, sizeof r->last_tap, "%.*s from %.*s", (int)m->topic_len, m->topic,
+		 c ? (int)c->client_id_len : 4, c ? (const char *)c->client_id : "none");
 	pthread_mutex_unlock(&r->mu);
 }
 
@@ -262,7 +263,7 @@ static void hooks_see_a_session(void **state)
 	assert_int_equal(f->rec.connects, 1);
 	assert_string_equal(f->rec.last_client, "c1");
 	assert_int_equal(f->rec.taps, 1);
-	assert_string_equal(f->rec.last_tap, "open/x");
+	assert_string_equal(f->rec.last_tap, "open/x from c1");
 	pthread_mutex_unlock(&f->rec.mu);
 	/* the disconnect event is raised as the broker closes; wait briefly */
 	for (int i = 0; i < 100; i++) {

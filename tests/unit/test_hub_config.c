@@ -48,6 +48,30 @@ static void flags_set_values(void **state)
 	hub_config_free(&cfg);
 }
 
+/* --pki DIR: the TLS files default to DIR's; given ones win. */
+static void pki_defaults_tls_files(void **state)
+{
+	(void)state;
+	struct hub_config cfg;
+	bool help;
+	char err[256];
+	char *argv[] = { "hub", "--mqtts", "127.0.0.1:8883", "--pki", "/srv/pki", "--tls-key",
+			 "/other/hub.key", NULL };
+	char *bad[] = { "hub", "--pki", "", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 7, argv, &help, err, sizeof err), MOTE_OK);
+	assert_string_equal(cfg.pki_dir, "/srv/pki");
+	assert_string_equal(cfg.tls_ca, "/srv/pki/ca.pem");
+	assert_string_equal(cfg.tls_cert, "/srv/pki/hub.pem");
+	assert_string_equal(cfg.tls_key, "/other/hub.key");
+	assert_string_equal(cfg.tls_crl, "/srv/pki/crl.pem");
+	hub_config_free(&cfg);
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "--pki"));
+	hub_config_free(&cfg);
+}
+
 static void durability_flags(void **state)
 {
 	(void)state;
@@ -105,6 +129,43 @@ static void bad_flags_say_what_to_do(void **state)
 			fail_msg("case %zu: '%s' lacks '%s'", i, err, cases[i].want);
 		hub_config_free(&cfg);
 	}
+}
+
+static void websocket_listeners(void **state)
+{
+	(void)state;
+	struct hub_config cfg;
+	bool help;
+	char err[256] = "";
+	char *argv[] = { "hub", "--mqtt", "off", "--ws", "127.0.0.1:8080", "--ws", ":8081",
+			 "--wss", "0.0.0.0:8443", "--wss-client-cert", "optional", "--tls-ca", "ca.pem",
+			 "--tls-cert", "hub.pem", "--tls-key", "hub.key", NULL };
+	hub_config_defaults(&cfg);
+	assert_false(cfg.wss_client_cert_optional); /* certificates required by default */
+	assert_int_equal(hub_config_parse(&cfg, 17, argv, &help, err, sizeof err), MOTE_OK);
+	assert_int_equal(cfg.mqtt_count, 0);
+	assert_int_equal(cfg.ws_count, 2);
+	assert_string_equal(cfg.ws[1], ":8081");
+	assert_int_equal(cfg.wss_count, 1);
+	assert_string_equal(cfg.wss[0], "0.0.0.0:8443");
+	assert_true(cfg.wss_client_cert_optional);
+	hub_config_free(&cfg);
+
+	/* --ws alone is a listener; --wss needs the TLS files; a bad policy */
+	char *only_ws[] = { "hub", "--mqtt", "off", "--ws", "127.0.0.1:8080", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 5, only_ws, &help, err, sizeof err), MOTE_OK);
+	hub_config_free(&cfg);
+	char *no_files[] = { "hub", "--wss", "127.0.0.1:8443", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, no_files, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "--wss needs --tls-ca, --tls-cert and --tls-key"));
+	hub_config_free(&cfg);
+	char *bad[] = { "hub", "--wss-client-cert", "maybe", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "not required or optional"));
+	hub_config_free(&cfg);
 }
 
 static void file_then_flags_override(void **state)
@@ -173,7 +234,9 @@ int main(void)
 		cmocka_unit_test(defaults_are_safe),
 		cmocka_unit_test(flags_set_values),
 		cmocka_unit_test(durability_flags),
+		cmocka_unit_test(pki_defaults_tls_files),
 		cmocka_unit_test(bad_flags_say_what_to_do),
+		cmocka_unit_test(websocket_listeners),
 		cmocka_unit_test(file_then_flags_override),
 		cmocka_unit_test(file_errors_name_the_line),
 	};
