@@ -205,6 +205,15 @@ struct tls_server;
 enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,
 				char *errbuf, size_t errcap);
 /*
+ * Listens for MQTT over WebSocket (RFC 6455, subprotocol "mqtt", paths
+ * "/mqtt" and "/"; see net/ws.h) on "host:port": ws:// when tls is NULL,
+ * wss:// over that TLS server context otherwise (borrowed, must outlive the
+ * broker; its client-certificate policy applies). transport is
+ * BROKER_TRANSPORT_WS / _WSS. The accept hook runs before any byte is read.
+ */
+enum mote_err broker_listen_ws(struct broker *b, const char *addr, struct tls_server *tls,
+			       char *errbuf, size_t errcap);
+/*
  * Checks every live connection's peer certificate again (after a new CRL was
  * loaded into the tls_server) and closes the revoked ones: DISCONNECT 0x98
  * (administrative action) to 5.0 clients, a plain close for 3.1.1. Any

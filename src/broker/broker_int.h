@@ -196,6 +196,7 @@ struct listener {
 	uint16_t port;
 	uint8_t transport;          /* enum broker_transport */
 	struct tls_server *tls;     /* TLS listeners: borrowed from the caller */
+	bool ws;                    /* MQTT over WebSocket (over TLS when tls) */
 };
 
 /* One merged match while routing a message. */

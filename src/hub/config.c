@@ -14,7 +14,7 @@
 
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
-	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY,
+	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_CLIENT_CERT,
 };
 
 struct opt {
@@ -35,6 +35,17 @@ static const struct opt opts[] = {
 	{ "mqtts", OPT_LISTEN_TLS, 0, 0, "HOST:PORT",
 	  "MQTT over TLS listener, client certificate required (repeatable; needs --tls-ca, "
 	  "--tls-cert, --tls-key; e.g. 0.0.0.0:8883)" },
+	{ "ws", OPT_LISTEN_WS, 0, 0, "HOST:PORT",
+	  "MQTT over WebSocket listener for browsers, ws://HOST:PORT/mqtt (repeatable; e.g. "
+	  "127.0.0.1:8080)" },
+	{ "wss", OPT_LISTEN_WSS, 0, 0, "HOST:PORT",
+	  "MQTT over WebSocket over TLS, wss://HOST:PORT/mqtt (repeatable; uses the --tls-* "
+	  "files; e.g. 0.0.0.0:8443)" },
+	{ "wss-client-cert", OPT_CLIENT_CERT, HOFF(wss_client_cert_optional), 0,
+	  "required|optional",
+	  "whether --wss clients must present a certificate of the fleet CA; optional lets "
+	  "browsers in with a username and password (a certificate shown is still verified; "
+	  "default required)" },
 	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
 	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
 	  "`mote pki init --dir DIR`)" },
@@ -242,9 +253,17 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		}
 		cfg->mqtt_off = false;
 		/* fall through */
-	case OPT_LISTEN_TLS: {
-		const char **list = o->kind == OPT_LISTEN ? cfg->mqtt : cfg->mqtts;
-		unsigned *count = o->kind == OPT_LISTEN ? &cfg->mqtt_count : &cfg->mqtts_count;
+	case OPT_LISTEN_TLS:
+	case OPT_LISTEN_WS:
+	case OPT_LISTEN_WSS: {
+		const char **list = o->kind == OPT_LISTEN	? cfg->mqtt
+				    : o->kind == OPT_LISTEN_TLS ? cfg->mqtts
+				    : o->kind == OPT_LISTEN_WS	? cfg->ws
+								: cfg->wss;
+		unsigned *count = o->kind == OPT_LISTEN	      ? &cfg->mqtt_count
+				  : o->kind == OPT_LISTEN_TLS ? &cfg->mqtts_count
+				  : o->kind == OPT_LISTEN_WS  ? &cfg->ws_count
+							      : &cfg->wss_count;
 		if (*count == HUB_MAX_LISTENERS) {
 			snprintf(errbuf, errcap, "--%s: at most %d listeners", o->name,
 				 HUB_MAX_LISTENERS);
@@ -253,6 +272,16 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		list[(*count)++] = v;
 		return MOTE_OK;
 	}
+	case OPT_CLIENT_CERT:
+		if (!strcmp(v, "required"))
+			cfg->wss_client_cert_optional = false;
+		else if (!strcmp(v, "optional"))
+			cfg->wss_client_cert_optional = true;
+		else {
+			snprintf(errbuf, errcap, "--%s: '%s' is not required or optional", o->name, v);
+			return MOTE_EINVAL;
+		}
+		return MOTE_OK;
 	case OPT_IDENTITY:
 		if (!strcmp(v, "cn"))
 			cfg->tls_identity = HUB_TLS_IDENTITY_CN;
@@ -436,7 +465,7 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			break;
 		}
 	}
-	bool flag_listener = false, flag_tls_listener = false;
+	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -482,6 +511,14 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			flag_tls_listener = true;
 			cfg->mqtts_count = 0;
 		}
+		if (o->kind == OPT_LISTEN_WS && !flag_ws) {
+			flag_ws = true;
+			cfg->ws_count = 0;
+		}
+		if (o->kind == OPT_LISTEN_WSS && !flag_wss) {
+			flag_wss = true;
+			cfg->wss_count = 0;
+		}
 		enum mote_err err = apply(cfg, o, value, errbuf, errcap);
 		if (err != MOTE_OK)
 			return err;
@@ -493,15 +530,19 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 		if (err != MOTE_OK)
 			return err;
 	}
-	if (cfg->mqtts_count > 0 && (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
-		snprintf(errbuf, errcap, "--mqtts needs --tls-ca, --tls-cert and --tls-key (missing: "
+	if ((cfg->mqtts_count > 0 || cfg->wss_count > 0) &&
+	    (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
+		snprintf(errbuf, errcap, "%s needs --tls-ca, --tls-cert and --tls-key (missing: "
 			 "%s%s%s); `mote pki init --dir DIR` makes DIR/ca.pem, DIR/hub.pem and "
-			 "DIR/hub.key", cfg->tls_ca ? "" : "--tls-ca ",
+			 "DIR/hub.key", cfg->mqtts_count > 0 ? "--mqtts" : "--wss",
+			 cfg->tls_ca ? "" : "--tls-ca ",
 			 cfg->tls_cert ? "" : "--tls-cert ", cfg->tls_key ? "" : "--tls-key");
 		return MOTE_EINVAL;
 	}
-	if (cfg->mqtt_count == 0 && cfg->mqtts_count == 0) {
-		snprintf(errbuf, errcap, "--mqtt off and no --mqtts: the hub would have no listener");
+	if (cfg->mqtt_count == 0 && cfg->mqtts_count == 0 && cfg->ws_count == 0 &&
+	    cfg->wss_count == 0) {
+		snprintf(errbuf, errcap, "--mqtt off and no --mqtts, --ws or --wss: the hub would "
+			 "have no listener");
 		return MOTE_EINVAL;
 	}
 	return MOTE_OK;

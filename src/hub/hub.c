@@ -39,7 +39,8 @@ struct hub {
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
-	struct tls_server *tls;
+	struct tls_server *tls;     /* --mqtts, and --wss when it requires certificates too */
+	struct tls_server *wss_tls; /* --wss with optional client certificates, else NULL */
 	struct loop_timer crl_timer;
 	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
 	bool crl_missing;     /* logged once until it is back */
@@ -64,11 +65,17 @@ static void crl_reload(struct hub *h, const char *why)
 	char msg[512];
 	bool changed = false;
 	h->crl_st = st; /* a broken file is reported once, not every second */
-	if (tls_server_reload_crl(h->tls, path, &changed, msg, sizeof msg) != MOTE_OK) {
-		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
-				  "action=\"the list loaded before stays in force\"",
-			   path, why, msg);
-		return;
+	struct tls_server *servers[2] = { h->tls, h->wss_tls };
+	for (int i = 0; i < 2; i++) {
+		bool ch = false;
+		if (servers[i] &&
+		    tls_server_reload_crl(servers[i], path, &ch, msg, sizeof msg) != MOTE_OK) {
+			MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+					  "action=\"the list loaded before stays in force\"",
+				   path, why, msg);
+			return;
+		}
+		changed |= ch;
 	}
 	MOTE_INFO("hub", "event=crl_reload file=%s trigger=%s changed=%s", path, why,
 		  changed ? "yes" : "no");
@@ -101,7 +108,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	struct signalfd_siginfo si;
 	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			if (h->tls && h->cfg->tls_crl)
+			if ((h->tls || h->wss_tls) && h->cfg->tls_crl)
 				crl_reload(h, "SIGHUP");
 			else
 				MOTE_INFO("hub", "event=signal signal=SIGHUP action=none why=\"no "
@@ -273,7 +280,8 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
-	if (cfg->mqtts_count > 0) {
+	bool wss_own = cfg->wss_count > 0 && cfg->wss_client_cert_optional;
+	if (cfg->mqtts_count > 0 || (cfg->wss_count > 0 && !wss_own)) {
 		/* Before the broker, so a file problem stops the start at once. */
 		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
 			memset(&h.crl_st, 0, sizeof h.crl_st);
@@ -287,6 +295,19 @@ enum mote_err hub_run(const struct hub_config *cfg)
 	err = hub_security(&h, cfg);
 	if (err != MOTE_OK)
 		goto out;
+	if (wss_own) {
+		/* Browsers with passwords: the certificate policy is the
+		 * server context's, so wss gets one of its own. */
+		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
+			memset(&h.crl_st, 0, sizeof h.crl_st);
+		struct tls_server_opts o = { .client_cert_optional = true };
+		err = tls_server_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cfg->tls_crl, &o,
+				     &h.wss_tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
 		goto out;
 	if (h.prov)
@@ -323,11 +344,26 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < cfg->ws_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->ws[i], NULL, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < cfg->wss_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->wss[i], wss_own ? h.wss_tls : h.tls, msg,
+				       sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
 	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
-	if (h.tls && cfg->tls_crl && cfg->tls_crl_check_s) {
+	if ((h.tls || h.wss_tls) && cfg->tls_crl && cfg->tls_crl_check_s) {
 		err = loop_timer_start(h.loop, &h.crl_timer, (uint64_t)cfg->tls_crl_check_s * 1000u);
 		if (err != MOTE_OK)
 			goto out;
@@ -348,6 +384,7 @@ out:
 	broker_free(h.broker);
 	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
+	tls_server_free(h.wss_tls);
 	auth_free(h.auth); /* after the broker: its hooks use it */
 	if (h.audit) {
 		audit_append(h.audit, "hub_stopped", NULL);

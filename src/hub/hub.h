@@ -27,6 +27,11 @@ struct hub_config {
 	bool mqtt_off;                  /* --mqtt off: no plaintext listener */
 	const char *mqtts[HUB_MAX_LISTENERS]; /* MQTT over TLS (mutual) */
 	unsigned mqtts_count;
+	const char *ws[HUB_MAX_LISTENERS];    /* MQTT over WebSocket */
+	unsigned ws_count;
+	const char *wss[HUB_MAX_LISTENERS];   /* MQTT over WebSocket over TLS */
+	unsigned wss_count;
+	bool wss_client_cert_optional;  /* --wss-client-cert optional */
 	/* TLS files (PEM), borrowed; crl may be NULL. */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
 	uint8_t tls_identity;           /* enum hub_tls_identity */

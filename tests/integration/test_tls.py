@@ -11,6 +11,7 @@ event=tls_handshake_failed (or _timeout) with the peer and OpenSSL's reason,
 and two watchers that were connected all along - one over TLS, one over plain
 TCP - are still connected and still receive messages.
 """
+import json
 import os
 import shutil
 import socket
@@ -92,6 +93,10 @@ class TlsHub(unittest.TestCase):
         cls.tls_port = harness.free_port()
         cls.b = harness.Broker(extra_args=[
             "--mqtts", "%s:%d" % (HOST, cls.tls_port), "--connect-timeout", "2",
+            # mote bench connects many clients with one device certificate:
+            # the identity need not be the client id here (test_auth_tls.py
+            # covers the default, where it must)
+            "--identity-match", "off",
             "--threads", os.environ.get("MOTE_TEST_THREADS", "3")] + cls.pki.hub_args())
         cls.b.start()
         harness.wait_port(HOST, cls.tls_port, cls.b.proc)
@@ -184,6 +189,43 @@ class TlsHub(unittest.TestCase):
                     check=False, input="")
         self.assertIn("Protocol  : TLSv1.2", r.stdout, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"Cipher\s*:\s*ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)")
+        self.assert_undisturbed()
+
+    def test_mote_bench_over_tls(self):
+        """mote bench --tls: many handshakes with a bounded number in setup,
+        and QoS 1 traffic both ways, all through the hub's TLS listener."""
+        cert, key = self.dev["dev2"]
+        opts = ["-p", str(self.tls_port), "--cafile", self.pki.ca, "--cert", cert, "--key", key,
+                "--json", "--quiet", "--threads", "2"]
+
+        def bench(mode, *extra):
+            r = subprocess.run([harness.mote_bin(), "bench", mode] + opts + list(extra),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout.strip().splitlines()[-1])
+
+        rep = bench("conn", "-c", "40", "--conn-parallel", "8", "-d", "1")
+        self.assertTrue(rep["tls"])
+        self.assertEqual(rep["connections"]["connected"], 40, rep)
+        self.assertEqual(rep["connections"]["held"], 40, rep)
+        # a device may read and write only its own $twin/ID/... of these
+        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "500", "-s", "300",
+                    "-t", "$twin/dev2/bench/%i")
+        self.assertEqual(rep["acked"], 1000, rep)  # within the default queue bound
+        self.assertEqual(rep["received"], 1000, rep)
+        self.assertEqual(sum(rep["errors"].values()), 0, rep)
+        self.assert_undisturbed()
+
+    def test_mote_bench_wrong_ca_refused(self):
+        cert, key = self.stranger
+        r = subprocess.run([harness.mote_bin(), "bench", "conn", "-p", str(self.tls_port),
+                            "--cafile", self.pki.ca, "--cert", cert, "--key", key, "-c", "3",
+                            "-d", "1", "--json", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # no connection succeeded
+        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(rep["connections"]["connected"], 0)
         self.assert_undisturbed()
 
     # ---- refused -----------------------------------------------------------------
