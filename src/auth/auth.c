@@ -71,7 +71,10 @@ struct auth {
 	pthread_mutex_t cache_mu;
 	struct cache_slot cache[CACHE_SLOTS];
 	unsigned char cache_secret[32];
-	char *dummy_hash; /* verified against when the user is unknown: same cost */
+	/* Verified against when the user is unknown: the same cost. Made on
+	 * first use, so a start does not pay for a second argon2id. */
+	pthread_mutex_t dummy_mu;
+	char *dummy_hash;
 	struct limiter *addrs;   /* failed logins, connection buckets */
 	struct limiter *budgets; /* denial and refusal reports */
 	auth_claim_check_fn claim_check;
@@ -235,6 +238,21 @@ static void maybe_reload(struct auth *a)
 	a->store_mtime = st.st_mtim;
 out:
 	pthread_mutex_unlock(&a->reload_mu);
+}
+
+/* The dummy hash (NULL only when it cannot be made: out of memory). */
+static const char *dummy_hash(struct auth *a)
+{
+	pthread_mutex_lock(&a->dummy_mu);
+	if (!a->dummy_hash) {
+		char dummy[ADMIN_SECRET_LEN + 1];
+		if (store_random_secret(dummy, ADMIN_SECRET_LEN) == MOTE_OK)
+			store_hash_password(dummy, ADMIN_SECRET_LEN, &a->dummy_hash);
+		OPENSSL_cleanse(dummy, sizeof dummy);
+	}
+	const char *h = a->dummy_hash;
+	pthread_mutex_unlock(&a->dummy_mu);
+	return h;
 }
 
 /* ---- the verified-password cache ---- */
@@ -494,7 +512,8 @@ static uint8_t password_login(struct auth *a, const struct broker_client *c,
 	atomic_fetch_add_explicit(&a->argon2_runs, 1, memory_order_relaxed);
 	/* An unknown name costs the same as a wrong password: no way to tell
 	 * which names exist by timing. */
-	bool ok = store_verify_password(hash ? hash : a->dummy_hash, pw, pwlen) && u;
+	const char *against = hash ? hash : dummy_hash(a);
+	bool ok = against && store_verify_password(against, pw, pwlen) && u;
 	if (!ok) {
 		login_failed(a, c, ad, have_addr, u ? "wrong password" : "unknown user", now);
 		rc = MQTT_RC_BAD_USER_OR_PASSWORD;
@@ -733,6 +752,7 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 	pthread_rwlock_init(&a->store_lock, NULL);
 	pthread_mutex_init(&a->reload_mu, NULL);
 	pthread_mutex_init(&a->cache_mu, NULL);
+	pthread_mutex_init(&a->dummy_mu, NULL);
 	struct limit_cfg lc = { cfg->fail_max, cfg->fail_window_s, cfg->block_s, cfg->block_max_s,
 				cfg->conn_rate, cfg->conn_burst };
 	e = limiter_new(&lc, 2048, &a->addrs);
@@ -764,14 +784,6 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 		snprintf(err, errcap, "%s: %s", acl_file ? acl_file : "built-in roles", perr);
 		goto fail;
 	}
-	char dummy[ADMIN_SECRET_LEN + 1];
-	e = store_random_secret(dummy, ADMIN_SECRET_LEN);
-	if (e == MOTE_OK)
-		e = store_hash_password(dummy, ADMIN_SECRET_LEN, &a->dummy_hash);
-	OPENSSL_cleanse(dummy, sizeof dummy);
-	if (e != MOTE_OK)
-		goto fail;
-
 	char path[4200];
 	store_path(a->data_dir, path, sizeof path);
 	if (access(path, F_OK) != 0) {
@@ -818,5 +830,6 @@ void auth_free(struct auth *a)
 	pthread_rwlock_destroy(&a->store_lock);
 	pthread_mutex_destroy(&a->reload_mu);
 	pthread_mutex_destroy(&a->cache_mu);
+	pthread_mutex_destroy(&a->dummy_mu);
 	free(a);
 }
