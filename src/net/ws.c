@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net/ws_proto.h"
 
@@ -58,6 +59,7 @@ enum ws_state {
 struct ws {
 	struct net_stream inner;
 	struct ws_decoder dec;
+	struct ws_options opts;
 	uint8_t state;
 	bool close_sent;
 	bool eof;           /* the inner stream ended or failed */
@@ -226,6 +228,17 @@ static ssize_t read_end(struct ws *w)
 	return -1;
 }
 
+static bool origin_allowed(const struct ws_options *o, const struct ws_request *req)
+{
+	if (o->n_origins == 0 || !req->origin)
+		return true;
+	for (unsigned i = 0; i < o->n_origins; i++)
+		if (strlen(o->origins[i]) == req->origin_len &&
+		    strncasecmp(o->origins[i], (const char *)req->origin, req->origin_len) == 0)
+			return true;
+	return false;
+}
+
 /*
  * Gathers the request head and answers it. Returns 1 once the WebSocket is
  * open, or what read() should return (-1 with errno, 0 at end of stream).
@@ -251,6 +264,10 @@ static ssize_t handshake(struct ws *w)
 		size_t used;
 		if (ws_request_parse(w->hs, w->hs_len, &req, &used) == MOTE_EAGAIN)
 			continue; /* the inner stream says EAGAIN when it has no more */
+		if (req.status == 101 && !origin_allowed(&w->opts, &req)) {
+			req.status = 403;
+			req.why = "this Origin may not connect (the hub's --ws-origin list)";
+		}
 		char answer[512];
 		size_t alen = ws_response(&req, answer, sizeof answer);
 		if (!pend_add(w, answer, alen)) {
@@ -513,14 +530,15 @@ static const struct net_stream_ops ws_cert_ops = {
 };
 
 enum mote_err net_stream_ws(struct net_stream *s, const struct net_stream *inner,
-			    uint64_t max_frame)
+			    const struct ws_options *opts)
 {
 	struct ws *w = calloc(1, sizeof *w);
 	if (!w)
 		return MOTE_ENOMEM;
 	w->inner = *inner;
 	w->state = WS_HANDSHAKE;
-	ws_decoder_init(&w->dec, max_frame);
+	w->opts = *opts;
+	ws_decoder_init(&w->dec, opts->max_frame);
 	*s = (struct net_stream){ .ops = inner->ops->peer_cert ? &ws_cert_ops : &ws_ops,
 				  .fd = inner->fd, .impl = w };
 	return MOTE_OK;

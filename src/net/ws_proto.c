@@ -159,7 +159,7 @@ static bool key_valid(const uint8_t *v, size_t n)
 }
 
 struct hdr_state {
-	unsigned host, key, version;
+	unsigned host, key, version, origin;
 	bool upgrade, connection, version_ok, offered, mqtt, mqttv31;
 };
 
@@ -197,6 +197,10 @@ static int header_line(struct hdr_state *h, struct ws_request *req, const uint8_
 	} else if (ieq(l, c, "sec-websocket-version")) {
 		h->version++;
 		h->version_ok = vn == 2 && v[0] == '1' && v[1] == '3';
+	} else if (ieq(l, c, "origin")) {
+		h->origin++;
+		req->origin = v;
+		req->origin_len = vn;
 	} else if (ieq(l, c, "sec-websocket-protocol")) {
 		h->offered = true;
 		h->mqtt |= list_has(v, vn, "mqtt");
@@ -243,6 +247,8 @@ enum mote_err ws_request_parse(const uint8_t *buf, size_t len, struct ws_request
 	}
 	if (h.host != 1)
 		return refuse(req, 400, "exactly one Host header is required");
+	if (h.origin > 1)
+		return refuse(req, 400, "more than one Origin header");
 	if (!h.upgrade || !h.connection)
 		return refuse(req, 426, "this is an MQTT over WebSocket endpoint: send a "
 					"WebSocket upgrade request");
@@ -283,6 +289,8 @@ void ws_accept_key(const char key[WS_KEY_LEN], char out[WS_ACCEPT_LEN + 1])
 static const char *reason_phrase(int status)
 {
 	switch (status) {
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:

@@ -33,6 +33,8 @@ struct ws_request {
 	const char *why; /* refusals: a short static sentence, also the body */
 	uint8_t subproto;
 	bool version_hint; /* 426 for the version: the answer names 13 */
+	const uint8_t *origin; /* the Origin header's value (a view into the input), or NULL */
+	size_t origin_len;
 	char key[WS_KEY_LEN + 1]; /* Sec-WebSocket-Key, NUL-terminated (101 only) */
 };
 
