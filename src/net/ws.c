@@ -9,8 +9,8 @@
  * byte read can be delivered in the same call, and nothing is held back
  * between reads except what the decoder keeps (a partial header, a partial
  * control frame). The one exception is the handshake buffer's tail: bytes
- * the client sent right after its request. They are decoded first and
- * read_ready is set if they did not fit.
+ * the client sent right after its request. They are decoded first, and
+ * pending() counts what did not fit so that the owner reads again.
  *
  * Writing: writev() packs the caller's bytes into binary frames of at most
  * WS_OUT_FRAME bytes, a batch of frames per inner writev. A frame whose
@@ -165,21 +165,6 @@ static void send_close(struct ws *w, uint16_t code)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-static const char *close_why(uint16_t code)
-{
-	switch (code) {
-	case WS_CLOSE_UNSUPPORTED:
-		return "text frame: MQTT travels in binary frames";
-	case WS_CLOSE_TOO_BIG:
-		return "frame larger than the limit";
-	case WS_CLOSE_INVALID_DATA:
-		return "close reason is not UTF-8";
-	default:
-		return "protocol violation (unmasked frame, reserved bits or opcode, bad "
-		       "fragmentation or control frame)";
-	}
-}
-
 /*
  * Decodes in[0..n) into out (in place when out == in); stops at the client's
  * close or a violation. Returns the payload bytes; *used the input taken.
@@ -209,7 +194,7 @@ static size_t decode(struct ws *w, uint8_t *in, size_t n, uint8_t *out, size_t c
 			send_close(w, code);
 		} else if (ev == WS_EV_ERROR) {
 			w->state = WS_FAILED;
-			set_fault(w, "close", code, close_why(code));
+			set_fault(w, "close", code, w->dec.fail_why);
 			send_close(w, code);
 		} else if (ev == WS_EV_NONE && u == 0 && g == 0) {
 			break; /* output full */

@@ -95,6 +95,7 @@ struct ws_decoder {
 	bool in_payload;     /* header complete, payload (left bytes) follows */
 	bool in_message;     /* a fragmented binary message awaits continuations */
 	uint16_t fail_code;  /* non-zero after an error: the close code */
+	const char *fail_why; /* and why, a static sentence for the log */
 	uint8_t mask[4];
 	uint8_t ctl_len;
 	uint8_t ctl[WS_CONTROL_MAX]; /* payload of the control frame being read */

@@ -451,6 +451,11 @@ class Hostile(unittest.TestCase):
         for name, data, code in cases:
             with self.subTest(name):
                 self.expect_close(data, code)
+        # the operator reads which rule was broken
+        for why in (r"1002: unmasked frame", r"1003: text frame", r"1002: reserved bits",
+                    r"1002: unknown opcode", r"1009: frame longer than the limit",
+                    r"1002: close code that must not be sent"):
+            self.b.wait_log(r"event=transport_error [^\n]*WebSocket close " + why)
 
     def test_oversized_frame_for_packet_limit(self):
         # the frame limit follows --max-packet-size (default 1 MiB): + 64 KiB
