@@ -208,11 +208,14 @@ enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_s
  * Listens for MQTT over WebSocket (RFC 6455, subprotocol "mqtt", paths
  * "/mqtt" and "/"; see net/ws.h) on "host:port": ws:// when tls is NULL,
  * wss:// over that TLS server context otherwise (borrowed, must outlive the
- * broker; its client-certificate policy applies). transport is
+ * broker; its client-certificate policy applies). origins[0..n_origins)
+ * are the browser Origins allowed (others get 403; n_origins 0 allows any);
+ * borrowed, they must outlive the broker. transport is
  * BROKER_TRANSPORT_WS / _WSS. The accept hook runs before any byte is read.
  */
 enum mote_err broker_listen_ws(struct broker *b, const char *addr, struct tls_server *tls,
-			       char *errbuf, size_t errcap);
+			       const char *const *origins, unsigned n_origins, char *errbuf,
+			       size_t errcap);
 /*
  * Checks every live connection's peer certificate again (after a new CRL was
  * loaded into the tls_server) and closes the revoked ones: DISCONNECT 0x98

@@ -197,6 +197,8 @@ struct listener {
 	uint8_t transport;          /* enum broker_transport */
 	struct tls_server *tls;     /* TLS listeners: borrowed from the caller */
 	bool ws;                    /* MQTT over WebSocket (over TLS when tls) */
+	const char *const *ws_origins; /* allowed browser Origins, borrowed; 0: any */
+	unsigned ws_origin_count;
 };
 
 /* One merged match while routing a message. */

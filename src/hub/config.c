@@ -15,6 +15,7 @@
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
 	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_CLIENT_CERT,
+	OPT_ORIGIN,
 };
 
 struct opt {
@@ -46,6 +47,10 @@ static const struct opt opts[] = {
 	  "whether --wss clients must present a certificate of the fleet CA; optional lets "
 	  "browsers in with a username and password (a certificate shown is still verified; "
 	  "default required)" },
+	{ "ws-origin", OPT_ORIGIN, 0, 0, "ORIGIN",
+	  "a web origin allowed to open --ws/--wss connections, e.g. https://dash.example.com "
+	  "(repeatable); browsers from other origins get 403, clients that send no Origin are "
+	  "let through (default: any origin)" },
 	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
 	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
 	  "`mote pki init --dir DIR`)" },
@@ -272,6 +277,18 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		list[(*count)++] = v;
 		return MOTE_OK;
 	}
+	case OPT_ORIGIN:
+		if (cfg->ws_origin_count == HUB_MAX_ORIGINS) {
+			snprintf(errbuf, errcap, "--%s: at most %d origins", o->name, HUB_MAX_ORIGINS);
+			return MOTE_EINVAL;
+		}
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not an origin like "
+				 "https://dash.example.com", o->name, v);
+			return MOTE_EINVAL;
+		}
+		cfg->ws_origins[cfg->ws_origin_count++] = v;
+		return MOTE_OK;
 	case OPT_CLIENT_CERT:
 		if (!strcmp(v, "required"))
 			cfg->wss_client_cert_optional = false;
@@ -465,7 +482,8 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			break;
 		}
 	}
-	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false;
+	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false,
+	     flag_origin = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -510,6 +528,10 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 		if (o->kind == OPT_LISTEN_TLS && !flag_tls_listener) {
 			flag_tls_listener = true;
 			cfg->mqtts_count = 0;
+		}
+		if (o->kind == OPT_ORIGIN && !flag_origin) {
+			flag_origin = true;
+			cfg->ws_origin_count = 0;
 		}
 		if (o->kind == OPT_LISTEN_WS && !flag_ws) {
 			flag_ws = true;

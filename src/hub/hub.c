@@ -345,15 +345,16 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 	}
 	for (unsigned i = 0; i < cfg->ws_count; i++) {
-		err = broker_listen_ws(h.broker, cfg->ws[i], NULL, msg, sizeof msg);
+		err = broker_listen_ws(h.broker, cfg->ws[i], NULL, cfg->ws_origins,
+				       cfg->ws_origin_count, msg, sizeof msg);
 		if (err != MOTE_OK) {
 			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
 			goto out;
 		}
 	}
 	for (unsigned i = 0; i < cfg->wss_count; i++) {
-		err = broker_listen_ws(h.broker, cfg->wss[i], wss_own ? h.wss_tls : h.tls, msg,
-				       sizeof msg);
+		err = broker_listen_ws(h.broker, cfg->wss[i], wss_own ? h.wss_tls : h.tls,
+				       cfg->ws_origins, cfg->ws_origin_count, msg, sizeof msg);
 		if (err != MOTE_OK) {
 			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
 			goto out;

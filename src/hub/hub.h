@@ -19,6 +19,7 @@
 #include "broker/broker.h"
 
 #define HUB_MAX_LISTENERS 8
+#define HUB_MAX_ORIGINS 16
 
 struct hub_config {
 	struct broker_config broker;
@@ -32,6 +33,8 @@ struct hub_config {
 	const char *wss[HUB_MAX_LISTENERS];   /* MQTT over WebSocket over TLS */
 	unsigned wss_count;
 	bool wss_client_cert_optional;  /* --wss-client-cert optional */
+	const char *ws_origins[HUB_MAX_ORIGINS]; /* --ws-origin: browser Origins allowed */
+	unsigned ws_origin_count;
 	/* TLS files (PEM), borrowed; crl may be NULL. */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
 	uint8_t tls_identity;           /* enum hub_tls_identity */

@@ -245,7 +245,7 @@ static void stream_round_trip(void **state)
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
 	struct net_stream tcp, ws;
 	net_stream_tcp(&tcp, sv[0]);
-	assert_int_equal(net_stream_ws(&ws, &tcp, 1 << 20), MOTE_OK);
+	assert_int_equal(net_stream_ws(&ws, &tcp, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
 
 	/* the request and a first frame in one write */
 	uint8_t wire[4096];
@@ -339,7 +339,7 @@ static void stream_refuses_and_answers(void **state)
 	nonblock(sv[0]);
 	struct net_stream tcp, ws;
 	net_stream_tcp(&tcp, sv[0]);
-	assert_int_equal(net_stream_ws(&ws, &tcp, 1 << 20), MOTE_OK);
+	assert_int_equal(net_stream_ws(&ws, &tcp, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
 	const char *req = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
 	write_all(sv[1], req, strlen(req));
 	uint8_t buf[64];
@@ -425,7 +425,7 @@ static void writes_cut_anywhere_keep_frames_whole(void **state)
 				     .cap = big * 2, .quota = quotas[q] };
 		t.out = malloc(t.cap);
 		struct net_stream inner = { .ops = &trickle_ops, .fd = -1, .impl = &t }, ws;
-		assert_int_equal(net_stream_ws(&ws, &inner, 1 << 20), MOTE_OK);
+		assert_int_equal(net_stream_ws(&ws, &inner, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
 		uint8_t buf[64];
 		assert_int_equal(ws.ops->read(&ws, buf, sizeof buf), -1); /* 101 queued, no data */
 		assert_int_equal(errno, EAGAIN);
@@ -474,6 +474,46 @@ static void writes_cut_anywhere_keep_frames_whole(void **state)
 	free(got);
 }
 
+/* The request of GOOD_HEAD with an Origin header; returns the answer's status. */
+static int origin_status(const char *origin, const struct ws_options *o)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	nonblock(sv[0]);
+	struct net_stream tcp, ws;
+	net_stream_tcp(&tcp, sv[0]);
+	assert_int_equal(net_stream_ws(&ws, &tcp, o), MOTE_OK);
+	char req[1024];
+	size_t hl = strlen(GOOD_HEAD) - 2; /* before the empty line */
+	memcpy(req, GOOD_HEAD, hl);
+	int n = origin ? snprintf(req + hl, sizeof req - hl, "Origin: %s\r\n\r\n", origin)
+		       : snprintf(req + hl, sizeof req - hl, "\r\n");
+	write_all(sv[1], req, hl + (size_t)n);
+	uint8_t buf[16];
+	ws.ops->read(&ws, buf, sizeof buf);
+	ws.ops->close(&ws);
+	char answer[1024] = { 0 };
+	assert_true(read(sv[1], answer, sizeof answer - 1) > 12);
+	close(sv[1]);
+	return atoi(answer + 9);
+}
+
+static void origins_are_checked_when_listed(void **state)
+{
+	(void)state;
+	const char *const allowed[] = { "https://dash.example.com", "http://localhost:3000" };
+	struct ws_options any = { .max_frame = 1 << 20 };
+	struct ws_options some = { .max_frame = 1 << 20, .origins = allowed, .n_origins = 2 };
+	assert_int_equal(origin_status("https://evil.example", &any), 101);
+	assert_int_equal(origin_status("https://dash.example.com", &some), 101);
+	assert_int_equal(origin_status("HTTPS://Dash.Example.com", &some), 101);
+	assert_int_equal(origin_status("http://localhost:3000", &some), 101);
+	assert_int_equal(origin_status("https://evil.example", &some), 403);
+	assert_int_equal(origin_status("https://dash.example.com.evil.example", &some), 403);
+	assert_int_equal(origin_status("null", &some), 403);
+	assert_int_equal(origin_status(NULL, &some), 101); /* not a browser */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -484,6 +524,7 @@ int main(void)
 		cmocka_unit_test(stream_round_trip),
 		cmocka_unit_test(stream_refuses_and_answers),
 		cmocka_unit_test(writes_cut_anywhere_keep_frames_whole),
+		cmocka_unit_test(origins_are_checked_when_listed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
