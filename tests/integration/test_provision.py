@@ -1,8 +1,8 @@
 """test_provision.py - provisioning by claim with real clients over mTLS.
 
 A hub started with --pki DIR (its TLS files and claims from a `mote pki`
-folder) and --mqtts. Devices are Debian's paho over TLS holding only a claim
-certificate made by `mote pki claim`; their CSRs are made by the openssl CLI,
+folder) and --mqtts. Devices are Debian's paho over TLS (and mosquitto_rr /
+mosquitto_pub once) holding only a claim certificate made by `mote pki claim`; their CSRs are made by the openssl CLI,
 their new certificates judged by `openssl verify`. Each device connects with
 the id it wants as client id, subscribes to $provision/ID/#, publishes its
 CSR to $provision/ID/csr and waits for $provision/ID/cert or .../rejected;
@@ -384,6 +384,34 @@ class Provision(unittest.TestCase):
             got = p.expect_one()
         self.assertEqual(got.topic, "$provision/valve-7/cert")
         self.assertIn(b"-----BEGIN CERTIFICATE-----", got.payload)
+        self.assert_undisturbed()
+
+    def test_mosquitto_clients(self):
+        # Another peer: mosquitto_rr sends the CSR and waits for the answer on
+        # one connection (a second one with the same client id would take
+        # over the first), then mosquitto_pub publishes with the new
+        # certificate.
+        csr, key = self.csr("valve-20")
+        cert, ckey = self.claims["solo"]
+        r = subprocess.run(["mosquitto_rr", "-h", HOST, "-p", str(self.tls_port),
+                            "--cafile", self.pki.ca, "--cert", cert, "--key", ckey,
+                            "-i", "valve-20", "-q", "1", "-t", "$provision/valve-20/csr",
+                            "-e", "$provision/valve-20/cert", "-m", csr.decode(), "-W", "10", "-N"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        mine = os.path.join(self.tmp, "valve-20.pem")
+        with open(mine, "wb") as f:
+            f.write(r.stdout)
+        v = openssl("verify", "-CAfile", self.pki.ca, "-purpose", "sslclient", mine, check=False)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+        before = len(self.tap_msgs)
+        r = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(self.tls_port),
+                            "--cafile", self.pki.ca, "--cert", mine, "--key", key,
+                            "-i", "valve-20", "-q", "1", "-t", "dev/valve-20/flow", "-m", "3.5"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: ("dev/valve-20/flow", b"3.5") in self.tap_msgs[before:],
+                 what="mosquitto_pub's telemetry at the subscriber")
         self.assert_undisturbed()
 
     def test_revoked_claim(self):
