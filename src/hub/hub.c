@@ -186,6 +186,9 @@ static enum mote_err start_provision(struct hub *h, const char *dir)
 	err = provision_new(&pc, &h->prov);
 	if (err != MOTE_OK)
 		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	else if (h->cfg->mqtts_count == 0)
+		MOTE_WARN("hub", "event=provisioning_unreachable why=\"--pki without --mqtts: claim "
+				 "certificates are only seen over TLS\"");
 	return err;
 }
 
