@@ -80,6 +80,7 @@ struct auth {
 	auth_claim_check_fn claim_check;
 	void *claim_ctx;
 	_Atomic uint64_t argon2_runs;
+	bool first_start_pending; /* no DATA/users at auth_new */
 };
 
 void auth_config_defaults(struct auth_config *cfg)
@@ -712,7 +713,7 @@ static enum mote_err first_start(struct auth *a, char *err, size_t errcap)
 	char *hash = NULL;
 	e = store_random_secret(secret, ADMIN_SECRET_LEN);
 	if (e == MOTE_OK)
-		e = store_hash_password(secret, ADMIN_SECRET_LEN, &hash);
+		e = store_hash_password_apart(secret, ADMIN_SECRET_LEN, &hash);
 	if (e == MOTE_OK)
 		e = store_add_user(s, "admin", "admin", hash);
 	if (e == MOTE_OK)
@@ -734,6 +735,19 @@ static enum mote_err first_start(struct auth *a, char *err, size_t errcap)
 	OPENSSL_cleanse(secret, sizeof secret);
 	free(hash);
 	store_free(s);
+	return e;
+}
+
+enum mote_err auth_first_start(struct auth *a, char *err, size_t errcap)
+{
+	if (!a->first_start_pending)
+		return MOTE_OK;
+	err[0] = '\0';
+	enum mote_err e = first_start(a, err, errcap);
+	if (e == MOTE_OK) {
+		a->first_start_pending = false;
+		maybe_reload(a);
+	}
 	return e;
 }
 
@@ -786,20 +800,24 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 	}
 	char path[4200];
 	store_path(a->data_dir, path, sizeof path);
-	if (access(path, F_OK) != 0) {
-		e = first_start(a, err, errcap);
-		if (e != MOTE_OK)
-			goto fail;
-	}
 	struct stat st;
-	e = store_load(path, &a->store, err, errcap);
-	if (e == MOTE_OK && stat(path, &st) != 0)
-		e = MOTE_EIO;
+	if (stat(path, &st) != 0 && errno == ENOENT) {
+		/* auth_first_start makes it; until then nobody logs in by password */
+		a->first_start_pending = true;
+		a->store = calloc(1, sizeof *a->store);
+		e = a->store ? MOTE_OK : MOTE_ENOMEM;
+	} else {
+		e = store_load(path, &a->store, err, errcap);
+		if (e == MOTE_OK && stat(path, &st) != 0)
+			e = MOTE_EIO;
+		if (e == MOTE_OK) {
+			a->store_ino = st.st_ino;
+			a->store_size = st.st_size;
+			a->store_mtime = st.st_mtim;
+		}
+	}
 	if (e != MOTE_OK)
 		goto fail;
-	a->store_ino = st.st_ino;
-	a->store_size = st.st_size;
-	a->store_mtime = st.st_mtim;
 	free(text);
 	MOTE_INFO("auth", "event=auth_ready roles=%u anonymous=%s identity=%s conn_rate=%u "
 			  "fail_max=%u fail_window_s=%u",

@@ -69,12 +69,19 @@ struct auth_config {
 void auth_config_defaults(struct auth_config *cfg);
 
 /*
- * Loads the roles and the user store; on first start (no DATA/users) creates
- * it with user admin and a random secret printed once to cfg->secret_out.
- * MOTE_EINVAL / MOTE_EIO with a sentence in err. Caller owns *out.
+ * Loads the roles and the user store. MOTE_EINVAL / MOTE_EIO with a
+ * sentence in err. Caller owns *out.
  */
 enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *err,
 		       size_t errcap);
+
+/*
+ * First start: when there was no DATA/users at auth_new, creates it with
+ * user admin and a random secret printed once to cfg->secret_out (the
+ * argon2id hash is computed in a child process). Does nothing otherwise.
+ * The hub calls it once its listeners are bound, before it serves.
+ */
+enum mote_err auth_first_start(struct auth *a, char *err, size_t errcap);
 void auth_free(struct auth *a);
 
 /* Before the broker starts. */

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -413,6 +414,54 @@ enum mote_err store_hash_password(const void *pw, size_t len, char **encoded)
 	}
 	*encoded = out;
 	return MOTE_OK;
+}
+
+enum mote_err store_hash_password_apart(const void *pw, size_t len, char **encoded)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return store_hash_password(pw, len, encoded);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return store_hash_password(pw, len, encoded);
+	}
+	if (pid == 0) {
+		/* The child: hash, hand the text over, leave without cleanup
+		 * (its memory, secrets included, goes with it). */
+		char *enc = NULL;
+		close(fds[0]);
+		if (store_hash_password(pw, len, &enc) == MOTE_OK) {
+			size_t n = strlen(enc), off = 0;
+			while (off < n) {
+				ssize_t w = write(fds[1], enc + off, n - off);
+				if (w <= 0)
+					_exit(1);
+				off += (size_t)w;
+			}
+		}
+		_exit(0);
+	}
+	close(fds[1]);
+	char buf[600];
+	size_t got = 0;
+	for (;;) {
+		ssize_t r = read(fds[0], buf + got, sizeof buf - 1 - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || (got += (size_t)r) == sizeof buf - 1)
+			break;
+	}
+	close(fds[0]);
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	buf[got] = '\0';
+	if (!argon2_encoded_ok(buf) || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return store_hash_password(pw, len, encoded);
+	*encoded = strdup(buf);
+	return *encoded ? MOTE_OK : MOTE_ENOMEM;
 }
 
 bool store_verify_password(const char *encoded, const void *pw, size_t len)

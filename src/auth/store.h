@@ -86,6 +86,13 @@ int store_scope_parse(const char *s); /* -1 when not admin/write/read */
 /* argon2id with the parameters above and a random salt; *encoded is the
  * caller's to free. MOTE_ENOMEM / MOTE_EIO (no randomness). */
 enum mote_err store_hash_password(const void *pw, size_t len, char **encoded);
+/*
+ * The same, computed in a short-lived child process (fork), so the caller's
+ * peak resident memory never holds argon2id's 19 MiB: for the hub's first
+ * start, before its threads serve anyone. Falls back to store_hash_password
+ * when fork fails.
+ */
+enum mote_err store_hash_password_apart(const void *pw, size_t len, char **encoded);
 /* Whether pw matches encoded (libargon2 compares in constant time). */
 bool store_verify_password(const char *encoded, const void *pw, size_t len);
 

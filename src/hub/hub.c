@@ -372,6 +372,12 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		if (err != MOTE_OK)
 			goto out;
 	}
+	/* After the listeners: the ports are held while argon2id runs. */
+	err = auth_first_start(h.auth, msg, sizeof msg);
+	if (err != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+		goto out;
+	}
 	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
 		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
 		  h.prov ? "on" : "off");

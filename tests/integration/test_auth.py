@@ -46,9 +46,9 @@ class AuthCase(PeerCase):
                 import shutil
                 shutil.rmtree(b.dir, ignore_errors=True)
         self.addCleanup(stop)
-        m = SECRET_RX.search(b.log())
-        self.assertIsNotNone(m, "no first-start secret in:\n" + b.log()[-2000:])
-        b.secret = m.group(1)
+        # printed once the listeners are bound, before the hub serves
+        b.secret = b.wait_log(SECRET_RX.pattern, timeout=10).group(1)
+        b.wait_log(r"event=ready")
         return b
 
     def login(self, b, cid, user, password, version=V5, bind=None, expect_rc=0):
@@ -94,6 +94,7 @@ class FirstStart(AuthCase):
                     self.assertNotIn(b.secret.encode(), f.read(), name)
         self.assertEqual(os.stat(os.path.join(b.data_dir, "users")).st_mode & 0o777, 0o600)
         b.restart()
+        b.wait_log(r"event=ready")
         self.assertNotIn("created user", b.log(current=True))
         self.assertEqual(len(SECRET_RX.findall(b.log())), 1)
         # the secret still works after the restart: paho 5.0, 3.1.1, mosquitto_pub

@@ -37,7 +37,8 @@ class TlsAuthBase(PeerCase):
         cls.b = harness.Broker(extra_args=extra, allow_anonymous=False)
         cls.b.start()
         harness.wait_port(HOST, cls.tls_port, cls.b.proc)
-        cls.secret = SECRET_RX.search(cls.b.log()).group(1)
+        cls.secret = cls.b.wait_log(SECRET_RX.pattern, timeout=10).group(1)
+        cls.b.wait_log(r"event=ready")
         cls.tls = types.SimpleNamespace(host=HOST, port=cls.tls_port)
 
     @classmethod
