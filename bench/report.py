@@ -402,6 +402,10 @@ def tls_section(recs, md, plots_dir, verdicts):
     cmds = sorted({r.get("command") for r in recs if r["scenario"] == sc and r.get("command")})
     for c in cmds:
         md.append("`%s`\n" % c)
+    loads = [r["loadavg_1m"] for r in recs if r["scenario"] == sc and "loadavg_1m" in r]
+    if loads:
+        md.append("Machine load (1-minute load average as each run started, 2 CPUs): "
+                  "%.2f–%.2f.\n" % (min(loads), max(loads)))
     md.append("| broker | handshakes + CONNACK /s median (min–max) | failed | QoS 0 over TLS received msgs/s median (min–max) | p50 latency us |")
     md.append("|---|---|---|---|---|")
     hs, tp, items_hs, items_tp = {}, {}, [], []

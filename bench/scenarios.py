@@ -434,7 +434,9 @@ def main():
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
                                "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                               "mote_commit": commit}
+                               "mote_commit": commit,
+                               # other work on the machine skews every number
+                               "loadavg_1m": os.getloadavg()[0]}
                         if name in PERSISTENT:
                             # what the report states about each one's loss window
                             rec["fsync_batch_ms"] = FSYNC_BATCH_MS
