@@ -102,6 +102,7 @@ static void decode_all(const uint8_t *p, size_t n, uint64_t max, size_t room, si
 		}
 		off += used;
 		if (ev == WS_EV_ERROR) {
+			check(d.fail_why != NULL && d.fail_code == code, "error without a reason");
 			r->err_at = off;
 			r->code = code;
 			uint16_t again;

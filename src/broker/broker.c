@@ -292,8 +292,10 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 			/* WebSocket over the TCP or TLS stream; the frame limit
 			 * leaves room for small packets beside the largest one. */
 			struct net_stream inner = stream;
-			if (net_stream_ws(&stream, &inner, (uint64_t)b->cfg.max_packet_size + 65536u) !=
-			    MOTE_OK) {
+			struct ws_options o = { .max_frame = (uint64_t)b->cfg.max_packet_size + 65536u,
+						.origins = l->ws_origins,
+						.n_origins = l->ws_origin_count };
+			if (net_stream_ws(&stream, &inner, &o) != MOTE_OK) {
 				inner.ops->close(&inner);
 				STAT_ADD(b, connections_refused, 1);
 				continue;
@@ -364,9 +366,15 @@ enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf
 }
 
 enum mote_err broker_listen_ws(struct broker *b, const char *addr, struct tls_server *tls,
-			       char *errbuf, size_t errcap)
+			       const char *const *origins, unsigned n_origins, char *errbuf,
+			       size_t errcap)
 {
-	return listen_on(b, addr, tls, true, errbuf, errcap);
+	enum mote_err err = listen_on(b, addr, tls, true, errbuf, errcap);
+	if (err == MOTE_OK) {
+		b->listeners->ws_origins = origins; /* listen_on put it first */
+		b->listeners->ws_origin_count = n_origins;
+	}
+	return err;
 }
 
 enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,

@@ -37,6 +37,7 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	}
 	out->username = c->username;
 	out->username_len = c->username_len;
+	out->principal = c->principal;
 	out->peer = net_peer_format(&c->peer, out->peer_text, sizeof out->peer_text);
 	out->version = c->version;
 	out->transport = c->transport;

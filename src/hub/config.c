@@ -15,6 +15,7 @@
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
 	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_CLIENT_CERT,
+	OPT_ORIGIN,
 };
 
 struct opt {
@@ -46,6 +47,10 @@ static const struct opt opts[] = {
 	  "whether --wss clients must present a certificate of the fleet CA; optional lets "
 	  "browsers in with a username and password (a certificate shown is still verified; "
 	  "default required)" },
+	{ "ws-origin", OPT_ORIGIN, 0, 0, "ORIGIN",
+	  "a web origin allowed to open --ws/--wss connections, e.g. https://dash.example.com "
+	  "(repeatable); browsers from other origins get 403, clients that send no Origin are "
+	  "let through (default: any origin)" },
 	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
 	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
 	  "`mote pki init --dir DIR`)" },
@@ -86,7 +91,8 @@ static const struct opt opts[] = {
 	  "journal growth that starts a compacting snapshot, at least twice the last one "
 	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
-	  "accept clients without a username (default off)" },
+	  "tests and development only: accept clients without credentials, and unknown usernames, "
+	  "as anonymous (everything but publishing to $SYS; default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
 	  "debug, info, warn or error (default info)" },
 	{ "sys-interval", OPT_U32, BOFF(sys_interval_s), 86400, "SEC",
@@ -114,6 +120,35 @@ static const struct opt opts[] = {
 	{ "max-client-outbuf", OPT_U32, BOFF(max_client_outbuf), 0xFFFFFFFFul, "BYTES",
 	  "bytes waiting for one slow client before its QoS 0 messages are dropped "
 	  "(default 4194304)" },
+	/* Authentication, authorization, audit, rate limits (docs/security.md). */
+	{ "acl", OPT_STR, HOFF(auth.acl_file), 0, "FILE",
+	  "roles for users and tokens: `role NAME` then `allow|deny read|write|readwrite PATTERN` "
+	  "lines (default DATA/acl.conf when it exists; docs/security.md)" },
+	{ "audit-log", OPT_STR, HOFF(audit_log), 0, "FILE",
+	  "append-only, hash-chained audit log; check it with `mote audit verify FILE` "
+	  "(default DATA/audit.log)" },
+	{ "identity-match", OPT_BOOL, HOFF(auth.identity_must_match), 0, "on|off",
+	  "a device certificate's identity must equal its client id, else CONNACK 0x85 "
+	  "(default on)" },
+	{ "auth-fail-max", OPT_U32, HOFF(auth.fail_max), 1000000, "N",
+	  "failed logins from one address within --auth-fail-window before it is refused "
+	  "(CONNACK 0x9F; 3.1.1 rc 5) for --auth-block seconds (default 5, 0 = never)" },
+	{ "auth-fail-window", OPT_U32, HOFF(auth.fail_window_s), 86400, "SEC",
+	  "the window of --auth-fail-max (default 60)" },
+	{ "auth-block", OPT_U32, HOFF(auth.block_s), 86400, "SEC",
+	  "first refusal period of an address; each repeat doubles it (default 30)" },
+	{ "auth-block-max", OPT_U32, HOFF(auth.block_max_s), 604800, "SEC",
+	  "longest refusal period (default 3600)" },
+	{ "auth-cache", OPT_U32, HOFF(auth.cache_s), 86400, "SEC",
+	  "remember a verified username + password this long, so reconnects skip argon2id "
+	  "(default 60, 0 = verify every login)" },
+	{ "conn-rate", OPT_U32, HOFF(auth.conn_rate), 1000000, "N",
+	  "new connections per second from one address, a token bucket of --conn-burst "
+	  "(default 20, 0 = unlimited)" },
+	{ "conn-burst", OPT_U32, HOFF(auth.conn_burst), 1000000, "N",
+	  "connections one address may open at once before --conn-rate applies (default 100)" },
+	{ "conn-rate-loopback", OPT_BOOL, HOFF(auth.conn_limit_loopback), 0, "on|off",
+	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)" },
 };
 
 void hub_config_defaults(struct hub_config *cfg)
@@ -125,6 +160,7 @@ void hub_config_defaults(struct hub_config *cfg)
 	cfg->persistence = true;
 	cfg->log_level = MOTE_LOG_INFO;
 	cfg->tls_crl_check_s = 1;
+	auth_config_defaults(&cfg->auth);
 }
 
 void hub_config_free(struct hub_config *cfg)
@@ -241,6 +277,18 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		list[(*count)++] = v;
 		return MOTE_OK;
 	}
+	case OPT_ORIGIN:
+		if (cfg->ws_origin_count == HUB_MAX_ORIGINS) {
+			snprintf(errbuf, errcap, "--%s: at most %d origins", o->name, HUB_MAX_ORIGINS);
+			return MOTE_EINVAL;
+		}
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not an origin like "
+				 "https://dash.example.com", o->name, v);
+			return MOTE_EINVAL;
+		}
+		cfg->ws_origins[cfg->ws_origin_count++] = v;
+		return MOTE_OK;
 	case OPT_CLIENT_CERT:
 		if (!strcmp(v, "required"))
 			cfg->wss_client_cert_optional = false;
@@ -434,7 +482,8 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			break;
 		}
 	}
-	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false;
+	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false,
+	     flag_origin = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -479,6 +528,10 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 		if (o->kind == OPT_LISTEN_TLS && !flag_tls_listener) {
 			flag_tls_listener = true;
 			cfg->mqtts_count = 0;
+		}
+		if (o->kind == OPT_ORIGIN && !flag_origin) {
+			flag_origin = true;
+			cfg->ws_origin_count = 0;
 		}
 		if (o->kind == OPT_LISTEN_WS && !flag_ws) {
 			flag_ws = true;

@@ -9,8 +9,8 @@
  * byte read can be delivered in the same call, and nothing is held back
  * between reads except what the decoder keeps (a partial header, a partial
  * control frame). The one exception is the handshake buffer's tail: bytes
- * the client sent right after its request. They are decoded first and
- * read_ready is set if they did not fit.
+ * the client sent right after its request. They are decoded first, and
+ * pending() counts what did not fit so that the owner reads again.
  *
  * Writing: writev() packs the caller's bytes into binary frames of at most
  * WS_OUT_FRAME bytes, a batch of frames per inner writev. A frame whose
@@ -20,6 +20,10 @@
  * bytes are the stream's to deliver now); frames the inner stream did not
  * start are not counted. Pending bytes (that tail, the 101 answer, pongs,
  * the close frame) always leave before new frames.
+ *
+ * Output of our own is bounded: a frame's tail (64 KiB at most) plus
+ * control replies, and a client that keeps pinging without reading is cut
+ * off once WS_PEND_MAX bytes wait, so it cannot grow the hub's memory.
  *
  * States: HANDSHAKE -> OPEN -> (PEER_CLOSED | FAILED). After the client's
  * close frame our close reply is queued and read returns 0; after a refused
@@ -35,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "net/ws_proto.h"
 
@@ -42,6 +47,7 @@
 #define WS_OUT_FRAMES 16     /* frames per inner writev */
 #define WS_OUT_IOV 512       /* iovec entries per inner writev */
 #define WS_DRAIN_MAX 262144  /* unread input discarded at close, at most */
+#define WS_PEND_MAX 262144   /* our own output waiting before pings stop being answered */
 
 enum ws_state {
 	WS_HANDSHAKE,
@@ -53,6 +59,7 @@ enum ws_state {
 struct ws {
 	struct net_stream inner;
 	struct ws_decoder dec;
+	struct ws_options opts;
 	uint8_t state;
 	bool close_sent;
 	bool eof;           /* the inner stream ended or failed */
@@ -158,21 +165,6 @@ static void send_close(struct ws *w, uint16_t code)
 
 /* ---- reading ---------------------------------------------------------------- */
 
-static const char *close_why(uint16_t code)
-{
-	switch (code) {
-	case WS_CLOSE_UNSUPPORTED:
-		return "text frame: MQTT travels in binary frames";
-	case WS_CLOSE_TOO_BIG:
-		return "frame larger than the limit";
-	case WS_CLOSE_INVALID_DATA:
-		return "close reason is not UTF-8";
-	default:
-		return "protocol violation (unmasked frame, reserved bits or opcode, bad "
-		       "fragmentation or control frame)";
-	}
-}
-
 /*
  * Decodes in[0..n) into out (in place when out == in); stops at the client's
  * close or a violation. Returns the payload bytes; *used the input taken.
@@ -188,7 +180,12 @@ static size_t decode(struct ws *w, uint8_t *in, size_t n, uint8_t *out, size_t c
 		ip += u;
 		op += g;
 		if (ev == WS_EV_PING) {
-			if (!send_control(w, WS_OP_PONG, w->dec.ctl, w->dec.ctl_len)) {
+			if (w->pend_len - w->pend_off > WS_PEND_MAX) {
+				/* Pongs pile up: the client pings and never reads. */
+				w->state = WS_FAILED;
+				w->close_sent = true; /* nothing more can reach it */
+				set_fault(w, "close", 1008, "pings unanswered: the client does not read");
+			} else if (!send_control(w, WS_OP_PONG, w->dec.ctl, w->dec.ctl_len)) {
 				w->state = WS_FAILED;
 				set_fault(w, "close", WS_CLOSE_INTERNAL, "out of memory");
 			}
@@ -197,7 +194,7 @@ static size_t decode(struct ws *w, uint8_t *in, size_t n, uint8_t *out, size_t c
 			send_close(w, code);
 		} else if (ev == WS_EV_ERROR) {
 			w->state = WS_FAILED;
-			set_fault(w, "close", code, close_why(code));
+			set_fault(w, "close", code, w->dec.fail_why);
 			send_close(w, code);
 		} else if (ev == WS_EV_NONE && u == 0 && g == 0) {
 			break; /* output full */
@@ -214,6 +211,17 @@ static ssize_t read_end(struct ws *w)
 		return 0;
 	errno = EPROTO;
 	return -1;
+}
+
+static bool origin_allowed(const struct ws_options *o, const struct ws_request *req)
+{
+	if (o->n_origins == 0 || !req->origin)
+		return true;
+	for (unsigned i = 0; i < o->n_origins; i++)
+		if (strlen(o->origins[i]) == req->origin_len &&
+		    strncasecmp(o->origins[i], (const char *)req->origin, req->origin_len) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -241,6 +249,10 @@ static ssize_t handshake(struct ws *w)
 		size_t used;
 		if (ws_request_parse(w->hs, w->hs_len, &req, &used) == MOTE_EAGAIN)
 			continue; /* the inner stream says EAGAIN when it has no more */
+		if (req.status == 101 && !origin_allowed(&w->opts, &req)) {
+			req.status = 403;
+			req.why = "this Origin may not connect (the hub's --ws-origin list)";
+		}
 		char answer[512];
 		size_t alen = ws_response(&req, answer, sizeof answer);
 		if (!pend_add(w, answer, alen)) {
@@ -503,14 +515,15 @@ static const struct net_stream_ops ws_cert_ops = {
 };
 
 enum mote_err net_stream_ws(struct net_stream *s, const struct net_stream *inner,
-			    uint64_t max_frame)
+			    const struct ws_options *opts)
 {
 	struct ws *w = calloc(1, sizeof *w);
 	if (!w)
 		return MOTE_ENOMEM;
 	w->inner = *inner;
 	w->state = WS_HANDSHAKE;
-	ws_decoder_init(&w->dec, max_frame);
+	w->opts = *opts;
+	ws_decoder_init(&w->dec, opts->max_frame);
 	*s = (struct net_stream){ .ops = inner->ops->peer_cert ? &ws_cert_ops : &ws_ops,
 				  .fd = inner->fd, .impl = w };
 	return MOTE_OK;

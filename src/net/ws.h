@@ -34,11 +34,21 @@
 #include "base/err.h"
 #include "net/tcp.h"
 
-/*
- * Makes *s a WebSocket over *inner. max_frame bounds the payload of one
- * client data frame (a larger one is closed with 1009). MOTE_ENOMEM.
- */
+struct ws_options {
+	uint64_t max_frame; /* payload of one client data frame; a larger one is closed 1009 */
+	/*
+	 * Origins allowed to connect (exact, ASCII case-insensitive, e.g.
+	 * "https://dash.example.com"); n_origins 0 allows any. A request with
+	 * another Origin gets 403; one without Origin (not a browser) is let
+	 * through, since only browsers carry a user's credentials to pages
+	 * that did not ask for them. Borrowed: must outlive the stream.
+	 */
+	const char *const *origins;
+	unsigned n_origins;
+};
+
+/* Makes *s a WebSocket over *inner; opts is copied. MOTE_ENOMEM. */
 enum mote_err net_stream_ws(struct net_stream *s, const struct net_stream *inner,
-			    uint64_t max_frame);
+			    const struct ws_options *opts);
 
 #endif

@@ -159,7 +159,7 @@ static bool key_valid(const uint8_t *v, size_t n)
 }
 
 struct hdr_state {
-	unsigned host, key, version;
+	unsigned host, key, version, origin;
 	bool upgrade, connection, version_ok, offered, mqtt, mqttv31;
 };
 
@@ -197,6 +197,10 @@ static int header_line(struct hdr_state *h, struct ws_request *req, const uint8_
 	} else if (ieq(l, c, "sec-websocket-version")) {
 		h->version++;
 		h->version_ok = vn == 2 && v[0] == '1' && v[1] == '3';
+	} else if (ieq(l, c, "origin")) {
+		h->origin++;
+		req->origin = v;
+		req->origin_len = vn;
 	} else if (ieq(l, c, "sec-websocket-protocol")) {
 		h->offered = true;
 		h->mqtt |= list_has(v, vn, "mqtt");
@@ -243,6 +247,8 @@ enum mote_err ws_request_parse(const uint8_t *buf, size_t len, struct ws_request
 	}
 	if (h.host != 1)
 		return refuse(req, 400, "exactly one Host header is required");
+	if (h.origin > 1)
+		return refuse(req, 400, "more than one Origin header");
 	if (!h.upgrade || !h.connection)
 		return refuse(req, 426, "this is an MQTT over WebSocket endpoint: send a "
 					"WebSocket upgrade request");
@@ -283,6 +289,8 @@ void ws_accept_key(const char key[WS_KEY_LEN], char out[WS_ACCEPT_LEN + 1])
 static const char *reason_phrase(int status)
 {
 	switch (status) {
+	case 403:
+		return "Forbidden";
 	case 404:
 		return "Not Found";
 	case 405:
@@ -333,34 +341,45 @@ void ws_decoder_init(struct ws_decoder *d, uint64_t max_frame)
 	d->max_frame = max_frame ? max_frame : UINT64_MAX >> 1;
 }
 
-static enum ws_event fail(struct ws_decoder *d, uint16_t code, uint16_t *out)
+static enum ws_event fail(struct ws_decoder *d, uint16_t code, const char *why, uint16_t *out)
 {
 	d->fail_code = code;
+	d->fail_why = why;
 	*out = code;
 	return WS_EV_ERROR;
 }
 
-/* Checks the first two header bytes. 0 or the close code for them. */
-static uint16_t check_start(const struct ws_decoder *d)
+/* Checks the first two header bytes. 0, or the close code and *why. */
+static uint16_t check_start(const struct ws_decoder *d, const char **why)
 {
 	uint8_t b0 = d->hdr[0], b1 = d->hdr[1];
-	if (b0 & 0x70)
-		return WS_CLOSE_PROTOCOL; /* reserved bits: no extension was agreed */
-	if (!(b1 & 0x80))
-		return WS_CLOSE_PROTOCOL; /* client frames must be masked (5.1) */
+	if (b0 & 0x70) {
+		*why = "reserved bits set (no extension was agreed)";
+		return WS_CLOSE_PROTOCOL;
+	}
+	if (!(b1 & 0x80)) {
+		*why = "unmasked frame (client frames must be masked)";
+		return WS_CLOSE_PROTOCOL;
+	}
+	*why = "continuation without a message, or a new message inside a fragmented one";
 	switch (b0 & 0x0f) {
 	case WS_OP_CONT:
 		return d->in_message ? 0 : WS_CLOSE_PROTOCOL;
 	case WS_OP_BINARY:
 		return d->in_message ? WS_CLOSE_PROTOCOL : 0;
 	case WS_OP_TEXT:
-		return d->in_message ? WS_CLOSE_PROTOCOL : WS_CLOSE_UNSUPPORTED;
+		if (d->in_message)
+			return WS_CLOSE_PROTOCOL;
+		*why = "text frame: MQTT travels in binary frames";
+		return WS_CLOSE_UNSUPPORTED;
 	case WS_OP_CLOSE:
 	case WS_OP_PING:
 	case WS_OP_PONG:
 		/* control frames are whole and short (5.5) */
+		*why = "control frame fragmented or longer than 125 bytes";
 		return (b0 & 0x80) && (b1 & 0x7f) <= WS_CONTROL_MAX ? 0 : WS_CLOSE_PROTOCOL;
 	default:
+		*why = "unknown opcode";
 		return WS_CLOSE_PROTOCOL;
 	}
 }
@@ -383,13 +402,17 @@ static uint64_t frame_len(const struct ws_decoder *d, size_t at)
 	return len;
 }
 
-static uint16_t check_length(const struct ws_decoder *d, size_t at)
+static uint16_t check_length(const struct ws_decoder *d, size_t at, const char **why)
 {
 	uint64_t len = frame_len(d, at);
-	if (len >> 63)
+	if (len >> 63) {
+		*why = "64-bit length with the top bit set";
 		return WS_CLOSE_PROTOCOL; /* 5.2: the most significant bit is 0 */
-	if ((d->hdr[0] & 0x0f) < WS_OP_CLOSE && len > d->max_frame)
+	}
+	if ((d->hdr[0] & 0x0f) < WS_OP_CLOSE && len > d->max_frame) {
+		*why = "frame longer than the limit (max packet size + 64 KiB)";
 		return WS_CLOSE_TOO_BIG;
+	}
 	return 0;
 }
 
@@ -443,12 +466,12 @@ static enum ws_event control_done(struct ws_decoder *d, uint16_t *code)
 		return WS_EV_CLOSE;
 	}
 	if (d->ctl_len == 1)
-		return fail(d, WS_CLOSE_PROTOCOL, code);
+		return fail(d, WS_CLOSE_PROTOCOL, "close frame of 1 byte", code);
 	uint16_t c = (uint16_t)(d->ctl[0] << 8 | d->ctl[1]);
 	if (!close_code_valid(c))
-		return fail(d, WS_CLOSE_PROTOCOL, code);
+		return fail(d, WS_CLOSE_PROTOCOL, "close code that must not be sent", code);
 	if (!utf8_valid(d->ctl + 2, d->ctl_len - 2u))
-		return fail(d, WS_CLOSE_INVALID_DATA, code);
+		return fail(d, WS_CLOSE_INVALID_DATA, "close reason is not UTF-8", code);
 	*code = c;
 	return WS_EV_CLOSE;
 }
@@ -483,7 +506,7 @@ enum ws_event ws_decode(struct ws_decoder *d, const uint8_t *in, size_t in_len, 
 	enum ws_event ev = WS_EV_NONE;
 	*code = 0;
 	if (d->fail_code) {
-		ev = fail(d, d->fail_code, code);
+		ev = fail(d, d->fail_code, d->fail_why, code);
 		goto out;
 	}
 	while (i < in_len) {
@@ -492,18 +515,20 @@ enum ws_event ws_decode(struct ws_decoder *d, const uint8_t *in, size_t in_len, 
 			if (d->hdr_len < 2)
 				continue;
 			if (d->hdr_len == 2) {
-				uint16_t bad = check_start(d);
+				const char *why;
+				uint16_t bad = check_start(d, &why);
 				if (bad) {
-					ev = fail(d, bad, code);
+					ev = fail(d, bad, why, code);
 					goto out;
 				}
 			}
 			size_t at = header_size(d->hdr[1]) - 4; /* where the mask key starts */
 			if (d->hdr_len == at) {
 				/* the length is whole: judge it before the rest arrives */
-				uint16_t bad = check_length(d, at);
+				const char *why;
+				uint16_t bad = check_length(d, at, &why);
 				if (bad) {
-					ev = fail(d, bad, code);
+					ev = fail(d, bad, why, code);
 					goto out;
 				}
 			}

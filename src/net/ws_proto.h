@@ -33,6 +33,8 @@ struct ws_request {
 	const char *why; /* refusals: a short static sentence, also the body */
 	uint8_t subproto;
 	bool version_hint; /* 426 for the version: the answer names 13 */
+	const uint8_t *origin; /* the Origin header's value (a view into the input), or NULL */
+	size_t origin_len;
 	char key[WS_KEY_LEN + 1]; /* Sec-WebSocket-Key, NUL-terminated (101 only) */
 };
 
@@ -93,6 +95,7 @@ struct ws_decoder {
 	bool in_payload;     /* header complete, payload (left bytes) follows */
 	bool in_message;     /* a fragmented binary message awaits continuations */
 	uint16_t fail_code;  /* non-zero after an error: the close code */
+	const char *fail_why; /* and why, a static sentence for the log */
 	uint8_t mask[4];
 	uint8_t ctl_len;
 	uint8_t ctl[WS_CONTROL_MAX]; /* payload of the control frame being read */

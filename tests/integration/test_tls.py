@@ -93,12 +93,19 @@ class TlsHub(unittest.TestCase):
         cls.tls_port = harness.free_port()
         cls.b = harness.Broker(extra_args=[
             "--mqtts", "%s:%d" % (HOST, cls.tls_port), "--connect-timeout", "2",
+            # mote bench connects many clients with one device certificate:
+            # the identity need not be the client id here (test_auth_tls.py
+            # covers the default, where it must)
+            "--identity-match", "off",
             "--threads", os.environ.get("MOTE_TEST_THREADS", "3")] + cls.pki.hub_args())
         cls.b.start()
         harness.wait_port(HOST, cls.tls_port, cls.b.proc)
         cert, key = cls.dev["watch1"]
-        cls.tls_watch = Watcher(cls.tls_port, "watch1", cls.pki, cert, key)
-        cls.tcp_watch = Watcher(cls.b.port, "tcpwatch")
+        # Devices may read only their own cmd/ID/# (the device ACL of src/auth):
+        # the TLS watcher gets its probes there, the anonymous TCP one reads
+        # what devices publish.
+        cls.tls_watch = Watcher(cls.tls_port, "watch1", cls.pki, cert, key, topic="cmd/watch1/#")
+        cls.tcp_watch = Watcher(cls.b.port, "tcpwatch", topic="dev/+/probe")
         cls.probes = 0
 
     @classmethod
@@ -125,7 +132,11 @@ class TlsHub(unittest.TestCase):
         TlsHub.probes += 1
         payload = ("probe-%d" % TlsHub.probes).encode()
         cert, key = self.dev["dev1"]
-        r = self.mosq_pub(cert, key, "probe/ok", payload.decode(), client_id="dev1")
+        r = self.mosq_pub(cert, key, "dev/dev1/probe", payload.decode(), client_id="dev1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(self.b.port), "-t",
+                            "cmd/watch1/probe", "-m", payload.decode(), "-q", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
         wait_for(lambda: self.tls_watch.got(payload) and self.tcp_watch.got(payload),
                  what="probe at both watchers")
@@ -142,12 +153,12 @@ class TlsHub(unittest.TestCase):
 
     def test_mosquitto_issued_device_publishes_qos1(self):
         got = []
-        cert, key = self.dev["dev2"]
-        sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(self.tls_port),
-                                "--cafile", self.pki.ca, "--cert", cert, "--key", key,
-                                "-i", "dev2", "-t", "dev/dev1/#", "-q", "1", "-C", "1", "-v"],
+        # the reader is an application on the TCP listener: a device may not
+        # read another device's topics
+        sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(self.b.port),
+                                "-i", "app-dev2", "-t", "dev/dev1/#", "-q", "1", "-C", "1", "-v"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.b.wait_log(r'event=subscribe.*client="dev2"|event=connect .*client="dev2"')
+        self.b.wait_log(r'event=subscribe.*client="app-dev2"|event=connect .*client="app-dev2"')
         time.sleep(0.2)  # mosquitto_sub subscribes right after CONNACK
         cert, key = self.dev["dev1"]
         r = self.mosq_pub(cert, key, "dev/dev1/temp", "21.5", qos=1, client_id="dev1")
@@ -159,10 +170,10 @@ class TlsHub(unittest.TestCase):
 
     def test_paho_tls13_qos1_roundtrip(self):
         cert, key = self.dev["paho1"]
-        w = Watcher(self.tls_port, "paho1", self.pki, cert, key, topic="paho/#")
+        w = Watcher(self.tls_port, "paho1", self.pki, cert, key, topic="$twin/paho1/#")
         try:
             self.assertEqual(w.c.socket().version(), "TLSv1.3")
-            info = w.c.publish("paho/q1", b"over tls", qos=1)
+            info = w.c.publish("$twin/paho1/q1", b"over tls", qos=1)
             info.wait_for_publish(5)
             self.assertTrue(info.is_published())  # PUBACK came back over TLS
             wait_for(lambda: w.got(b"over tls"), what="own QoS 1 message")
@@ -198,7 +209,9 @@ class TlsHub(unittest.TestCase):
         self.assertTrue(rep["tls"])
         self.assertEqual(rep["connections"]["connected"], 40, rep)
         self.assertEqual(rep["connections"]["held"], 40, rep)
-        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "500", "-s", "300")
+        # a device may read and write only its own $twin/ID/... of these
+        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "500", "-s", "300",
+                    "-t", "$twin/dev2/bench/%i")
         self.assertEqual(rep["acked"], 1000, rep)  # within the default queue bound
         self.assertEqual(rep["received"], 1000, rep)
         self.assertEqual(sum(rep["errors"].values()), 0, rep)

@@ -395,6 +395,30 @@ class Hostile(unittest.TestCase):
         self.b.wait_log(r"event=transport_error .*WebSocket handshake refused: HTTP 431")
         self.assert_serving()
 
+    def test_origin_allowlist(self):
+        b = start(self, ["--ws-origin", "https://dash.example.com"])
+
+        def status(origin):
+            s = socket.create_connection((b.host, b.ws_port), timeout=WAIT)
+            try:
+                extra = "Origin: %s\r\n" % origin if origin else ""
+                s.sendall(request(extra=extra))
+                head = s.recv(4096)
+            finally:
+                s.close()
+            return int(head.split(b" ")[1])
+
+        self.assertEqual(status("https://evil.example"), 403)
+        self.assertEqual(status("https://dash.example.com"), 101)
+        self.assertEqual(status(None), 101)  # not a browser: no Origin
+        # paho announces Origin https://127.0.0.1:PORT, which is not listed
+        with self.assertRaises(Exception):
+            PahoWs(b, "origin-refused").close()
+        # two refusals: the raw one above and paho's
+        b.wait_log(r"(?s)(event=transport_error [^\n]*HTTP 403: this Origin may not "
+                   r"connect.*){2}")
+        self.assert_serving()
+
     def test_silent_half_request_times_out(self):
         s = self.connect_raw()
         t0 = time.monotonic()
@@ -427,6 +451,11 @@ class Hostile(unittest.TestCase):
         for name, data, code in cases:
             with self.subTest(name):
                 self.expect_close(data, code)
+        # the operator reads which rule was broken
+        for why in (r"1002: unmasked frame", r"1003: text frame", r"1002: reserved bits",
+                    r"1002: unknown opcode", r"1009: frame longer than the limit",
+                    r"1002: close code that must not be sent"):
+            self.b.wait_log(r"event=transport_error [^\n]*WebSocket close " + why)
 
     def test_oversized_frame_for_packet_limit(self):
         # the frame limit follows --max-packet-size (default 1 MiB): + 64 KiB
@@ -448,6 +477,28 @@ class Hostile(unittest.TestCase):
         s.shutdown(socket.SHUT_WR)
         self.assertEqual(read_all(s), b"")
         s.close()
+        self.assert_serving()
+
+    def test_ping_flood_without_reading_is_cut_off(self):
+        # pongs the client never reads must not pile up in the hub
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.settimeout(WAIT)
+        s.connect((self.b.host, self.b.ws_port))
+        key = base64.b64encode(os.urandom(16))
+        s.sendall(request(key=key.decode()))
+        ping = frame(9, b"p" * 125)
+        sent = 0
+        deadline = time.monotonic() + 30
+        try:
+            while time.monotonic() < deadline:
+                s.sendall(ping * 256)
+                sent += 256
+        except OSError:
+            pass  # closed (reset) by the hub, as it should
+        s.close()
+        self.assertLess(time.monotonic(), deadline, "the hub kept answering for 30 s")
+        self.b.wait_log(r"event=transport_error .*WebSocket close 1008: pings unanswered")
         self.assert_serving()
 
     def test_mqtt_error_closes_the_websocket_too(self):

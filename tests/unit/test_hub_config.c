@@ -161,6 +161,19 @@ static void websocket_listeners(void **state)
 	assert_int_equal(hub_config_parse(&cfg, 3, no_files, &help, err, sizeof err), MOTE_EINVAL);
 	assert_non_null(strstr(err, "--wss needs --tls-ca, --tls-cert and --tls-key"));
 	hub_config_free(&cfg);
+	char *origins[] = { "hub", "--ws", ":8080", "--ws-origin", "https://a.example",
+			    "--ws-origin", "http://localhost:3000", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 7, origins, &help, err, sizeof err), MOTE_OK);
+	assert_int_equal(cfg.ws_origin_count, 2);
+	assert_string_equal(cfg.ws_origins[1], "http://localhost:3000");
+	hub_config_free(&cfg);
+	char *bad_origin[] = { "hub", "--ws-origin", "dash.example.com", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad_origin, &help, err, sizeof err),
+			 MOTE_EINVAL);
+	assert_non_null(strstr(err, "not an origin"));
+	hub_config_free(&cfg);
 	char *bad[] = { "hub", "--wss-client-cert", "maybe", NULL };
 	hub_config_defaults(&cfg);
 	assert_int_equal(hub_config_parse(&cfg, 3, bad, &help, err, sizeof err), MOTE_EINVAL);

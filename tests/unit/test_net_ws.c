@@ -245,7 +245,7 @@ static void stream_round_trip(void **state)
 	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
 	struct net_stream tcp, ws;
 	net_stream_tcp(&tcp, sv[0]);
-	assert_int_equal(net_stream_ws(&ws, &tcp, 1 << 20), MOTE_OK);
+	assert_int_equal(net_stream_ws(&ws, &tcp, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
 
 	/* the request and a first frame in one write */
 	uint8_t wire[4096];
@@ -339,7 +339,7 @@ static void stream_refuses_and_answers(void **state)
 	nonblock(sv[0]);
 	struct net_stream tcp, ws;
 	net_stream_tcp(&tcp, sv[0]);
-	assert_int_equal(net_stream_ws(&ws, &tcp, 1 << 20), MOTE_OK);
+	assert_int_equal(net_stream_ws(&ws, &tcp, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
 	const char *req = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
 	write_all(sv[1], req, strlen(req));
 	uint8_t buf[64];
@@ -354,6 +354,166 @@ static void stream_refuses_and_answers(void **state)
 	close(sv[1]);
 }
 
+/*
+ * An inner stream that serves `in` to reads, takes at most `quota` bytes per
+ * writev and refuses every other call (EAGAIN), so frames are cut at every
+ * possible place, headers included. What it takes is appended to `out`.
+ */
+struct trickle {
+	const uint8_t *in;
+	size_t in_len, in_pos;
+	uint8_t *out;
+	size_t len, cap;
+	size_t quota;
+	unsigned calls;
+};
+
+static ssize_t trickle_read(struct net_stream *s, void *buf, size_t len)
+{
+	struct trickle *t = s->impl;
+	size_t n = t->in_len - t->in_pos < len ? t->in_len - t->in_pos : len;
+	if (n == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	memcpy(buf, t->in + t->in_pos, n);
+	t->in_pos += n;
+	return (ssize_t)n;
+}
+
+static ssize_t trickle_writev(struct net_stream *s, const struct iovec *iov, int n)
+{
+	struct trickle *t = s->impl;
+	if (t->calls++ % 2 == 1) {
+		errno = EAGAIN;
+		return -1;
+	}
+	size_t took = 0;
+	for (int i = 0; i < n && took < t->quota; i++) {
+		size_t k = iov[i].iov_len < t->quota - took ? iov[i].iov_len : t->quota - took;
+		assert_true(t->len + k <= t->cap);
+		memcpy(t->out + t->len, iov[i].iov_base, k);
+		t->len += k;
+		took += k;
+	}
+	if (took == 0) {
+		errno = EAGAIN;
+		return -1;
+	}
+	return (ssize_t)took;
+}
+
+static void trickle_close(struct net_stream *s)
+{
+	s->fd = -1;
+}
+
+static const struct net_stream_ops trickle_ops = { .read = trickle_read,
+						   .writev = trickle_writev,
+						   .close = trickle_close };
+
+static void writes_cut_anywhere_keep_frames_whole(void **state)
+{
+	(void)state;
+	size_t big = 150000;
+	uint8_t *src = malloc(big), *got = malloc(big);
+	for (size_t i = 0; i < big; i++)
+		src[i] = (uint8_t)(i * 31 + 7);
+	const size_t quotas[] = { 1, 2, 3, 4, 5, 7, 9, 13, 100, 65539, 1 << 20 };
+	for (size_t q = 0; q < sizeof quotas / sizeof quotas[0]; q++) {
+		struct trickle t = { .in = (const uint8_t *)GOOD_HEAD, .in_len = strlen(GOOD_HEAD),
+				     .cap = big * 2, .quota = quotas[q] };
+		t.out = malloc(t.cap);
+		struct net_stream inner = { .ops = &trickle_ops, .fd = -1, .impl = &t }, ws;
+		assert_int_equal(net_stream_ws(&ws, &inner, &(struct ws_options){ .max_frame = 1 << 20 }), MOTE_OK);
+		uint8_t buf[64];
+		assert_int_equal(ws.ops->read(&ws, buf, sizeof buf), -1); /* 101 queued, no data */
+		assert_int_equal(errno, EAGAIN);
+		/* the caller's bytes in uneven pieces; what is accepted is never offered again */
+		size_t sent = 0;
+		for (int spins = 0; sent < big || ws.want_write; spins++) {
+			assert_true(spins < 10000000);
+			if (sent == big) {
+				ws.ops->flush(&ws);
+				continue;
+			}
+			size_t a = (big - sent) / 3, b = big - sent - a;
+			struct iovec v[2] = { { src + sent, a }, { src + sent + a, b } };
+			ssize_t w = ws.ops->writev(&ws, v, 2);
+			if (w < 0) {
+				assert_int_equal(errno, EAGAIN);
+				continue;
+			}
+			assert_true((size_t)w <= big - sent);
+			sent += (size_t)w;
+		}
+		/* 101 head, then whole unmasked binary frames holding exactly src */
+		uint8_t *end = memmem(t.out, t.len, "\r\n\r\n", 4);
+		assert_non_null(end);
+		assert_memory_equal(t.out, "HTTP/1.1 101 ", 13);
+		size_t i = (size_t)(end - t.out) + 4, n = 0;
+		while (i < t.len) {
+			assert_int_equal(t.out[i], 0x82);
+			size_t len = t.out[i + 1];
+			i += 2;
+			if (len == 126) {
+				len = (size_t)t.out[i] << 8 | t.out[i + 1];
+				i += 2;
+			}
+			assert_true(len > 0 && len <= 65535 && i + len <= t.len);
+			memcpy(got + n, t.out + i, len);
+			n += len;
+			i += len;
+		}
+		assert_int_equal(n, big);
+		assert_memory_equal(got, src, big);
+		ws.ops->close(&ws);
+		free(t.out);
+	}
+	free(src);
+	free(got);
+}
+
+/* The request of GOOD_HEAD with an Origin header; returns the answer's status. */
+static int origin_status(const char *origin, const struct ws_options *o)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	nonblock(sv[0]);
+	struct net_stream tcp, ws;
+	net_stream_tcp(&tcp, sv[0]);
+	assert_int_equal(net_stream_ws(&ws, &tcp, o), MOTE_OK);
+	char req[1024];
+	size_t hl = strlen(GOOD_HEAD) - 2; /* before the empty line */
+	memcpy(req, GOOD_HEAD, hl);
+	int n = origin ? snprintf(req + hl, sizeof req - hl, "Origin: %s\r\n\r\n", origin)
+		       : snprintf(req + hl, sizeof req - hl, "\r\n");
+	write_all(sv[1], req, hl + (size_t)n);
+	uint8_t buf[16];
+	ws.ops->read(&ws, buf, sizeof buf);
+	ws.ops->close(&ws);
+	char answer[1024] = { 0 };
+	assert_true(read(sv[1], answer, sizeof answer - 1) > 12);
+	close(sv[1]);
+	return atoi(answer + 9);
+}
+
+static void origins_are_checked_when_listed(void **state)
+{
+	(void)state;
+	const char *const allowed[] = { "https://dash.example.com", "http://localhost:3000" };
+	struct ws_options any = { .max_frame = 1 << 20 };
+	struct ws_options some = { .max_frame = 1 << 20, .origins = allowed, .n_origins = 2 };
+	assert_int_equal(origin_status("https://evil.example", &any), 101);
+	assert_int_equal(origin_status("https://dash.example.com", &some), 101);
+	assert_int_equal(origin_status("HTTPS://Dash.Example.com", &some), 101);
+	assert_int_equal(origin_status("http://localhost:3000", &some), 101);
+	assert_int_equal(origin_status("https://evil.example", &some), 403);
+	assert_int_equal(origin_status("https://dash.example.com.evil.example", &some), 403);
+	assert_int_equal(origin_status("null", &some), 403);
+	assert_int_equal(origin_status(NULL, &some), 101); /* not a browser */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +523,8 @@ int main(void)
 		cmocka_unit_test(decoder_violations),
 		cmocka_unit_test(stream_round_trip),
 		cmocka_unit_test(stream_refuses_and_answers),
+		cmocka_unit_test(writes_cut_anywhere_keep_frames_whole),
+		cmocka_unit_test(origins_are_checked_when_listed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
