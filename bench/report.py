@@ -395,13 +395,18 @@ def tls_section(recs, md, plots_dir, verdicts):
               "TLS 1.2+ with the client's default preference (TLS 1.3, ECDSA P-256 "
               "certificates). mosquitto: `listener PORT 127.0.0.1`, `cafile`, `certfile`, "
               "`keyfile`, `require_certificate true`, `user root` (to read the 0600 keys), plus the settings above. mote: `--mqtt off "
-              "--mqtts 127.0.0.1:PORT --tls-ca --tls-cert --tls-key` plus the settings above. "
+              "--mqtts 127.0.0.1:PORT --tls-ca --tls-cert --tls-key --identity-match off` (one "
+              "certificate for every bench client id) plus the settings above. "
               "No session resumption on either side (the bench client never offers a ticket), "
               "so every connection is a full handshake with certificate verification on both "
               "ends. The bench client does its own half of every handshake on the same cores.\n")
     cmds = sorted({r.get("command") for r in recs if r["scenario"] == sc and r.get("command")})
     for c in cmds:
         md.append("`%s`\n" % c)
+    loads = [r["loadavg_1m"] for r in recs if r["scenario"] == sc and "loadavg_1m" in r]
+    if loads:
+        md.append("Machine load (1-minute load average as each run started, 2 CPUs): "
+                  "%.2f–%.2f.\n" % (min(loads), max(loads)))
     md.append("| broker | handshakes + CONNACK /s median (min–max) | failed | QoS 0 over TLS received msgs/s median (min–max) | p50 latency us |")
     md.append("|---|---|---|---|---|")
     hs, tp, items_hs, items_tp = {}, {}, [], []
