@@ -13,7 +13,7 @@ LAT_DURATION (latency runs, default 5), CONN_TOTAL (idle connections, default
 19000), CONN_HOLD (seconds they are held, default 5),
 CONN_RATE (connects/s per bench process, default 1000), BROKERS (comma list,
 default mosquitto,nats,mote,mote-1t; mote-default is also known), SCENARIOS
-(comma list of a..f and h, default all). `mote` is the hub as shipped (one event
+(comma list of a..h, default all). `mote` is the hub as shipped (one event
 loop per CPU); `mote-1t` the same with --threads 1.
 
 Scenario h (persistent QoS 1) has its own brokers: H_BROKERS (comma list,
@@ -21,6 +21,13 @@ default mosquitto-persist,mote-always,mote-batch,mote-none), with their data
 on a real disk under PERSIST_DIR (default /var/tmp; refused if it is tmpfs),
 H_PUBS publishers (default 128, one persistent subscriber each) and
 FSYNC_BATCH_MS (mote --fsync-batch-ms, default 10).
+
+Scenario g (mutual TLS) has its own brokers too: G_BROKERS (default
+mosquitto-tls,mote-tls), both requiring a client certificate from a CA made
+for the run with `mote pki`. Variant "handshakes": G_CONNS connections
+(default 2000), at most G_PARALLEL (default 64) in setup at once, each a full
+handshake (no resumption) + CONNECT/CONNACK; the rate is connections
+completed per second. Variant "qos0-tls": scenario a's load over TLS.
 """
 import json
 import os
@@ -45,12 +52,17 @@ CONN_HOLD = int(os.environ.get("CONN_HOLD", "5"))
 # retransmits then dominate the "rate" and NATS timed every client out.
 CONN_RATE = int(os.environ.get("CONN_RATE", "1000"))
 BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote,mote-1t").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f,h").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f,g,h").split(",")
 H_BROKERS = os.environ.get("H_BROKERS",
                            "mosquitto-persist,mote-always,mote-batch,mote-none").split(",")
 H_PUBS = int(os.environ.get("H_PUBS", "128"))
 PERSIST_DIR = os.environ.get("PERSIST_DIR", "/var/tmp")
 FSYNC_BATCH_MS = int(os.environ.get("FSYNC_BATCH_MS", "10"))
+G_BROKERS = os.environ.get("G_BROKERS", "mosquitto-tls,mote-tls").split(",")
+G_CONNS = int(os.environ.get("G_CONNS", "2000"))
+G_PARALLEL = int(os.environ.get("G_PARALLEL", "64"))
+# The CA, hub certificate and bench client certificate of scenario g (made once).
+PKI = {}
 # mosquitto's own default, written out so the report can state it: the whole
 # in-memory state is saved every this many seconds (and at a clean exit).
 MOSQ_AUTOSAVE_S = 1800
@@ -61,6 +73,27 @@ H_SESSION_EXPIRY = 3600
 # mote caps Receive Maximum / inflight at the MQTT limit 65535 and takes an
 # explicit queue length, so the queue limit is set the same (1,000,000) on both.
 QUEUE_MAX = 1000000
+
+
+def tls_pki():
+    """A `mote pki` folder with the hub's certificate and one client
+    certificate (`bench`) shared by every bench connection."""
+    if not PKI:
+        d = os.path.join(tempfile.mkdtemp(prefix="mote-bench-pki-"), "pki")
+        for args in (["init"], ["issue", "bench"]):
+            subprocess.run([MOTE, "pki", "--dir", d] + args, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        PKI.update(dir=d, ca=os.path.join(d, "ca.pem"), cert=os.path.join(d, "hub.pem"),
+                   key=os.path.join(d, "hub.key"),
+                   client_cert=os.path.join(d, "devices", "bench.pem"),
+                   client_key=os.path.join(d, "devices", "bench.key"))
+    return PKI
+
+
+def tls_client_args():
+    p = tls_pki()
+    return ["--cafile", p["ca"], "--cert", p["client_cert"], "--key", p["client_key"],
+            "-h", "127.0.0.1"]
 
 
 def free_port():
@@ -147,10 +180,17 @@ class Broker:
         self.proc = None
 
     def command(self):
-        if self.name in ("mosquitto", "mosquitto-persist"):
+        if self.name in ("mosquitto", "mosquitto-persist", "mosquitto-tls"):
             conf = os.path.join(self.tmp, "mosquitto.conf")
             with open(conf, "w") as f:
                 f.write("listener %d 127.0.0.1\n" % self.port)
+                if self.name == "mosquitto-tls":
+                    p = tls_pki()
+                    f.write("cafile %s\ncertfile %s\nkeyfile %s\n" % (p["ca"], p["cert"], p["key"]))
+                    f.write("require_certificate true\n")
+                    # Started as root it would drop to user mosquitto, which
+                    # cannot read the 0600 keys in the 0700 pki folder.
+                    f.write("user root\n")
                 f.write("allow_anonymous true\n")
                 f.write("set_tcp_nodelay true\n")
                 if self.name == "mosquitto-persist":
@@ -178,7 +218,14 @@ class Broker:
                 f.write("mqtt { host: 127.0.0.1, port: %d, max_ack_pending: 65535 }\n"
                         % self.port)
             return ["/usr/sbin/nats-server", "-c", conf]
-        hub = [MOTE, "hub", "--mqtt", "127.0.0.1:%d" % self.port, "--allow-anonymous",
+        listen = ["--mqtt", "127.0.0.1:%d" % self.port]
+        if self.name == "mote-tls":
+            p = tls_pki()
+            # Every bench connection presents the one `bench` device
+            # certificate, so its identity cannot equal each client id.
+            listen = ["--mqtt", "off", "--mqtts", "127.0.0.1:%d" % self.port, "--tls-ca", p["ca"],
+                      "--tls-cert", p["cert"], "--tls-key", p["key"], "--identity-match", "off"]
+        hub = [MOTE, "hub"] + listen + ["--allow-anonymous",
                "--data", os.path.join(self.tmp, "data"), "--sys-interval", "0",
                "--log-level", "warn"]
         if self.name == "mote-1t":
@@ -277,6 +324,15 @@ def throughput_variants():
         "h": [("qos1-persist", 1, ["pubsub", "--pubs", str(H_PUBS), "--subs", str(H_PUBS),
                                    "-q", "1", "-d", d, "--session-expiry", str(H_SESSION_EXPIRY),
                                    "--conn-rate", "2000"] + pl, 1)],
+        # Mutual TLS: handshake rate (conn mode, a bounded number in setup at
+        # once) and scenario a's QoS 0 load over TLS.
+        "g": [("handshakes", 0, ["conn", "-c", str(G_CONNS), "--conn-parallel", str(G_PARALLEL),
+                                 "-d", "1", "--threads", "2"] + tls_client_args(), 1),
+              # The device ACL lets the `bench` identity read and write only
+              # $twin/bench/... (mosquitto runs the same topics).
+              ("qos0-tls", 0, ["pubsub", "--pubs", "10", "--subs", "10", "-q", "0", "-d", d,
+                               "-t", "$twin/bench/%i"] + pl + tls_client_args(), 1)]
+        if "g" in SCENARIOS else [],
         "e": [("%dk-qos%d" % (total // 1000, q), q,
                ["pubsub", "--pubs", "10", "--subs", "10", "-q", str(q), "-s", "100",
                 "-d", str(LAT_DURATION), "--rate", str(total // 10), "--threads", "2"], 1)
@@ -376,14 +432,16 @@ def main():
     with open(out_path, "a") as out:
         for rnd in range(REPEAT):
             for sc in SCENARIOS:
-                names = H_BROKERS if sc == "h" else BROKERS
+                names = H_BROKERS if sc == "h" else G_BROKERS if sc == "g" else BROKERS
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
                 runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else [])
                 for var, qos, args, fan in runs:
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
                                "round": rnd + 1, "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                               "mote_commit": commit}
+                               "mote_commit": commit,
+                               # other work on the machine skews every number
+                               "loadavg_1m": os.getloadavg()[0]}
                         if name in PERSISTENT:
                             # what the report states about each one's loss window
                             rec["fsync_batch_ms"] = FSYNC_BATCH_MS
@@ -410,6 +468,8 @@ def main():
                                 conn_scenario(broker, rec.update)
                             else:
                                 rec["command"] = " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])
+                                if PKI:
+                                    rec["command"] = rec["command"].replace(PKI["dir"], "PKI")
                                 rec["fan"] = fan
                                 if name in PERSISTENT:
                                     rec["broker_command"] = " ".join(
@@ -438,6 +498,11 @@ def main():
                                   (rec["held"], rec["connect_rate"],
                                    "%.0f" % rec["bytes_per_conn"] if rec["bytes_per_conn"] else "?"),
                                   flush=True)
+                        elif sc == "g" and var == "handshakes":
+                            c = r.get("connections", {})
+                            print("        %s/%s connected, %.0f handshakes/s" %
+                                  (c.get("connected"), c.get("attempted"), c.get("rate_per_s", 0)),
+                                  flush=True)
                         elif "received_per_s" in r:
                             lat = r.get("latency_us", {})
                             print("        sent %.0f/s recv %.0f/s p50 %s us p99 %s us%s" %
@@ -448,6 +513,8 @@ def main():
                                   flush=True)
                         out.write(json.dumps(rec) + "\n")
                         out.flush()
+    if PKI:
+        shutil.rmtree(os.path.dirname(PKI["dir"]), ignore_errors=True)
     print("raw results: %s (%.0f s)" % (out_path, time.time() - t0), flush=True)
 
 

@@ -16,6 +16,7 @@ pkgs=(
   libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang
   libcmocka-dev     # unit tests
   libssl-dev        # OpenSSL 3 (libcrypto): the fleet CA of `mote pki`, later TLS
+  libargon2-dev     # argon2id password hashes of the user store (src/auth)
   openssl           # the openssl tool: the independent peer of the pki tests
   mosquitto-clients # real peer: mosquitto_pub / mosquitto_sub
   mosquitto         # the peer broker for side-by-side benchmarks

@@ -46,6 +46,11 @@ struct bench_cfg {
 	uint64_t count;         /* messages per publisher (or per subscriber in sub), 0: by time */
 	double rate;            /* msgs/s per publisher, 0 = as fast as acked */
 	double conn_rate;       /* new connections per second, 0 = all at once */
+	uint32_t conn_parallel; /* connections in setup at once (all threads), 0 = no cap */
+	/* TLS: every connection runs a full handshake with this client context
+	 * (tls.h; borrowed), checking the server's certificate for tls_host. */
+	struct tls_client *tls;
+	const char *tls_host;
 	uint32_t payload;       /* bytes, >= BENCH_MIN_PAYLOAD */
 	uint32_t inflight;      /* unacked QoS 1/2 messages per publisher */
 	/* 0: clean sessions. > 0: every client's session outlives its connection

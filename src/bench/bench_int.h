@@ -93,6 +93,7 @@ struct worker {
 	uint64_t setup_start_ms;
 	uint32_t src_rr;
 	bool stopping;
+	bool opening;         /* inside open_due (a failed open may end a setup) */
 	struct counters c;
 	struct hist lat;      /* end-to-end latency, us */
 	enum mote_err err;    /* setup failure of the thread itself */
@@ -109,6 +110,9 @@ void client_free(struct bclient *c);
 
 /* worker.c */
 void *worker_main(void *arg);
+/* A client finished its setup (ready or failed): with --conn-parallel the
+ * next one opens now, not at the next tick. */
+void worker_setup_ended(struct worker *w);
 
 #define CNT_ADD(w, field, n) atomic_fetch_add_explicit(&(w)->c.field, (n), memory_order_relaxed)
 #define CNT_GET(w, field) atomic_load_explicit(&(w)->c.field, memory_order_relaxed)

@@ -24,6 +24,7 @@
 
 #include "base/clock.h"
 #include "bench/bench_int.h"
+#include "tls/tls.h"
 
 #define SETUP_TIMEOUT_MS 15000u
 #define KEEPALIVE_S 60u
@@ -78,6 +79,7 @@ static void close_client(struct bclient *c, enum close_kind kind)
 		CNT_ADD(w, setup_done, 1);
 	else
 		CNT_ADD(w, closed_ready, 1);
+	bool setup_ended = !was_ready;
 	switch (kind) {
 	case K_REFUSED: CNT_ADD(w, e_refused, 1); break;
 	case K_FAILED: CNT_ADD(w, e_failed, 1); break;
@@ -98,11 +100,20 @@ static void close_client(struct bclient *c, enum close_kind kind)
 	mark_done(c);
 	c->out_len = 0;
 	c->in_len = 0;
+	if (setup_ended)
+		worker_setup_ended(w);
 }
 
 /* Writes out what is buffered. false when the connection was closed. */
 static bool flush(struct bclient *c)
 {
+	/* TLS: a record or handshake flight the stream holds goes first. */
+	if (c->s.want_write && c->s.ops->flush && c->s.ops->flush(&c->s) < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return true;
+		close_client(c, c->state == CS_READY ? K_LOST : K_FAILED);
+		return false;
+	}
 	while (c->out_len > 0) {
 		struct iovec iov = { .iov_base = c->out, .iov_len = c->out_len };
 		ssize_t r = c->s.ops->writev(&c->s, &iov, 1);
@@ -111,7 +122,7 @@ static bool flush(struct bclient *c)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			close_client(c, K_LOST);
+			close_client(c, c->state == CS_READY ? K_LOST : K_FAILED);
 			return false;
 		}
 		c->out_len -= (size_t)r;
@@ -134,8 +145,11 @@ static void update_interest(struct bclient *c)
 	if (c->state == CS_CLOSED || c->state == CS_CONNECTING)
 		return;
 	uint32_t ev = LOOP_READ;
-	if (c->out_len > 0 || (cfg->qos == 0 && cfg->rate <= 0 && wants_more(c) &&
-			       phase_of(c) == PH_RUN))
+	/* A TLS handshake waiting for the server's flight needs no writability. */
+	bool hs_reading = cfg->tls && tls_stream_handshaking(&c->s) && !c->s.want_write;
+	if (!hs_reading &&
+	    (c->out_len > 0 || c->s.want_write ||
+	     (cfg->qos == 0 && cfg->rate <= 0 && wants_more(c) && phase_of(c) == PH_RUN)))
 		ev |= LOOP_WRITE;
 	if (loop_io_modify(c->w->loop, &c->io, ev) != MOTE_OK)
 		close_client(c, K_FAILED);
@@ -231,6 +245,7 @@ static void become_ready(struct bclient *c)
 {
 	c->state = CS_READY;
 	CNT_ADD(c->w, setup_done, 1);
+	worker_setup_ended(c->w);
 }
 
 static void on_connack(struct bclient *c, const struct mqtt_connack *ca)
@@ -410,7 +425,9 @@ static void read_some(struct bclient *c)
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (r <= 0) {
-			close_client(c, K_LOST);
+			/* a refused TLS handshake is a refused connection */
+			close_client(c, c->state == CS_READY ? K_LOST
+				     : c->s.fault ? K_REFUSED : K_FAILED);
 			return;
 		}
 		c->in_len += (size_t)r;
@@ -493,6 +510,12 @@ static void on_io(struct loop *loop, struct loop_io *io, uint32_t events)
 	client_pump(c);
 	if (c->state == CS_CLOSED)
 		return;
+	/* TLS may hold decrypted bytes that no readiness event announces. */
+	if (c->s.ops->pending && c->s.ops->pending(&c->s) > 0 && c->in_len < c->in_cap) {
+		read_some(c);
+		if (c->state == CS_CLOSED)
+			return;
+	}
 	update_interest(c);
 }
 
@@ -511,7 +534,18 @@ void client_open(struct bclient *c)
 		return;
 	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	net_stream_tcp(&c->s, fd);
+	if (cfg->tls) {
+		if (tls_stream_client(cfg->tls, &c->s, fd, cfg->tls_host) != MOTE_OK) {
+			close(fd);
+			CNT_ADD(w, e_failed, 1);
+			CNT_ADD(w, setup_done, 1);
+			c->state = CS_CLOSED;
+			mark_done(c);
+			return;
+		}
+	} else {
+		net_stream_tcp(&c->s, fd);
+	}
 	c->state = CS_CONNECTING;
 	c->deadline_ms = loop_now(w->loop) + SETUP_TIMEOUT_MS;
 	if (cfg->nsources) {

@@ -44,7 +44,7 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 	if (json) {
 		fprintf(out,
 			"{\"mode\":\"%s\",\"shape\":\"%s\",\"qos\":%u,\"version\":\"%s\","
-			"\"threads\":%u,\"payload_bytes\":%u,\"session_expiry\":%lu,"
+			"\"tls\":%s,\"conn_parallel\":%u,\"threads\":%u,\"payload_bytes\":%u,\"session_expiry\":%lu,"
 			"\"connections\":{\"attempted\":%llu,\"connected\":%llu,\"held\":%llu,"
 			"\"seconds\":%.3f,\"rate_per_s\":%.1f},"
 			"\"sent\":%llu,\"acked\":%llu,\"received\":%llu,"
@@ -57,7 +57,8 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 			"\"disconnects\":%llu,\"protocol\":%llu,\"ack_failures\":%llu},"
 			"\"completed\":%s}\n",
 			mode_name(cfg->mode), shape_name(cfg->shape), cfg->qos,
-			cfg->version == 5 ? "5" : "3.1.1", cfg->threads, cfg->payload,
+			cfg->version == 5 ? "5" : "3.1.1", cfg->tls ? "true" : "false",
+			cfg->conn_parallel, cfg->threads, cfg->payload,
 			(unsigned long)cfg->session_expiry, (unsigned long long)r->attempted,
 			(unsigned long long)r->connected,
 			(unsigned long long)r->held, r->connect_s, conn_rate,
@@ -79,6 +80,8 @@ void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_repo
 		cfg->version == 5 ? "5" : "3.1.1", cfg->threads, cfg->payload);
 	if (cfg->session_expiry)
 		fprintf(out, ", sessions kept %lu s", (unsigned long)cfg->session_expiry);
+	if (cfg->tls)
+		fprintf(out, ", TLS");
 	fputc('\n', out);
 	fprintf(out, "connections: %llu attempted, %llu connected in %.3f s (%.1f/s), %llu held at end\n",
 		(unsigned long long)r->attempted, (unsigned long long)r->connected, r->connect_s,

@@ -23,8 +23,28 @@ static void open_due(struct worker *w, uint64_t now_ms)
 		if (a < (double)allowed)
 			allowed = (uint32_t)a;
 	}
-	while (w->next_open < allowed)
+	uint32_t parallel = 0;
+	if (cfg->conn_parallel) {
+		parallel = cfg->conn_parallel / cfg->threads +
+			   (w->id < cfg->conn_parallel % cfg->threads ? 1 : 0);
+		if (parallel == 0)
+			parallel = 1;
+	}
+	w->opening = true;
+	while (w->next_open < allowed) {
+		if (parallel && w->next_open - CNT_GET(w, setup_done) >= parallel)
+			break;
 		client_open(&w->clients[w->next_open++]);
+	}
+	w->opening = false;
+}
+
+void worker_setup_ended(struct worker *w)
+{
+	if (w->opening || !w->sh->cfg->conn_parallel ||
+	    atomic_load_explicit(&w->sh->phase, memory_order_acquire) != PH_SETUP)
+		return;
+	open_due(w, loop_now(w->loop));
 }
 
 static void on_tick(struct loop *loop, struct loop_timer *t)

@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "broker/broker_int.h"
+#include "net/ws.h"
 #include "tls/tls.h"
 
 void broker_config_defaults(struct broker_config *cfg)
@@ -287,6 +288,19 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 		} else {
 			net_stream_tcp(&stream, fd);
 		}
+		if (l->ws) {
+			/* WebSocket over the TCP or TLS stream; the frame limit
+			 * leaves room for small packets beside the largest one. */
+			struct net_stream inner = stream;
+			struct ws_options o = { .max_frame = (uint64_t)b->cfg.max_packet_size + 65536u,
+						.origins = l->ws_origins,
+						.n_origins = l->ws_origin_count };
+			if (net_stream_ws(&stream, &inner, &o) != MOTE_OK) {
+				inner.ops->close(&inner);
+				STAT_ADD(b, connections_refused, 1);
+				continue;
+			}
+		}
 		/* Spread connections over the shards; a CONNECT may move it once
 		 * more, to the shard of its client id (conn.c). The handshake runs
 		 * on the shard it lands on. */
@@ -302,7 +316,7 @@ static void on_accept(struct loop *loop, struct loop_io *io, uint32_t events)
 }
 
 static enum mote_err listen_on(struct broker *b, const char *addr, struct tls_server *tls,
-			       char *errbuf, size_t errcap)
+			       bool ws, char *errbuf, size_t errcap)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -326,7 +340,9 @@ static enum mote_err listen_on(struct broker *b, const char *addr, struct tls_se
 						    : ((struct sockaddr_in *)&bound)->sin_port);
 	l->b = b;
 	l->tls = tls;
-	l->transport = tls ? BROKER_TRANSPORT_TLS : BROKER_TRANSPORT_TCP;
+	l->ws = ws;
+	l->transport = ws ? (tls ? BROKER_TRANSPORT_WSS : BROKER_TRANSPORT_WS)
+			  : (tls ? BROKER_TRANSPORT_TLS : BROKER_TRANSPORT_TCP);
 	err = loop_io_start(b->loop, &l->io, l->fd, LOOP_READ, on_accept, l);
 	if (err != MOTE_OK) {
 		close(l->fd);
@@ -338,14 +354,27 @@ static enum mote_err listen_on(struct broker *b, const char *addr, struct tls_se
 	b->listeners = l;
 	b->last_port = l->port;
 	char text[64];
-	MOTE_INFO("broker", "event=listen proto=%s addr=%s", tls ? "mqtts" : "mqtt",
+	static const char *const proto[] = { "mqtt", "mqtts", "ws", "wss" };
+	MOTE_INFO("broker", "event=listen proto=%s addr=%s", proto[l->transport],
 		  net_addr_format((struct sockaddr *)&bound, text, sizeof text));
 	return MOTE_OK;
 }
 
 enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf, size_t errcap)
 {
-	return listen_on(b, addr, NULL, errbuf, errcap);
+	return listen_on(b, addr, NULL, false, errbuf, errcap);
+}
+
+enum mote_err broker_listen_ws(struct broker *b, const char *addr, struct tls_server *tls,
+			       const char *const *origins, unsigned n_origins, char *errbuf,
+			       size_t errcap)
+{
+	enum mote_err err = listen_on(b, addr, tls, true, errbuf, errcap);
+	if (err == MOTE_OK) {
+		b->listeners->ws_origins = origins; /* listen_on put it first */
+		b->listeners->ws_origin_count = n_origins;
+	}
+	return err;
 }
 
 enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,
@@ -355,7 +384,7 @@ enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_s
 		snprintf(errbuf, errcap, "TLS listener %s: no TLS server context", addr);
 		return MOTE_EINVAL;
 	}
-	return listen_on(b, addr, tls, errbuf, errcap);
+	return listen_on(b, addr, tls, false, errbuf, errcap);
 }
 
 void broker_recheck_certs(struct broker *b)

@@ -91,6 +91,13 @@ struct broker_client {
 	 */
 	const char *cert_cn;
 	const char *cert_uri;
+	/*
+	 * What the authenticate hook decided the client is, in the hook's own
+	 * encoding (src/auth: its role): the broker keeps it with the
+	 * connection and reports it to the later hooks. 0 until set.
+	 */
+	uint64_t principal;
+	uint64_t *principal_out;  /* authenticate only: where to store principal */
 	char peer_text[56];      /* storage for peer */
 };
 
@@ -138,8 +145,9 @@ struct broker_hooks {
 	 */
 	uint8_t (*authenticate)(void *ctx, const struct broker_client *c,
 				const struct mqtt_connect *pkt);
-	/* PUBLISH and SUBSCRIBE. true allows. When NULL everything is allowed
-	 * except client publishes to $SYS/... */
+	/* PUBLISH and SUBSCRIBE (and a will's topic, at CONNECT: a refusal
+	 * refuses the CONNECT with 0x87). true allows. When NULL everything is
+	 * allowed except client publishes to $SYS/... */
 	bool (*authorize)(void *ctx, const struct broker_client *c, enum broker_access access,
 			  const uint8_t *topic, size_t len);
 	/* Every message accepted for routing (clients and broker_publish);
@@ -196,6 +204,18 @@ enum mote_err broker_listen_tcp(struct broker *b, const char *addr, char *errbuf
 struct tls_server;
 enum mote_err broker_listen_tls(struct broker *b, const char *addr, struct tls_server *tls,
 				char *errbuf, size_t errcap);
+/*
+ * Listens for MQTT over WebSocket (RFC 6455, subprotocol "mqtt", paths
+ * "/mqtt" and "/"; see net/ws.h) on "host:port": ws:// when tls is NULL,
+ * wss:// over that TLS server context otherwise (borrowed, must outlive the
+ * broker; its client-certificate policy applies). origins[0..n_origins)
+ * are the browser Origins allowed (others get 403; n_origins 0 allows any);
+ * borrowed, they must outlive the broker. transport is
+ * BROKER_TRANSPORT_WS / _WSS. The accept hook runs before any byte is read.
+ */
+enum mote_err broker_listen_ws(struct broker *b, const char *addr, struct tls_server *tls,
+			       const char *const *origins, unsigned n_origins, char *errbuf,
+			       size_t errcap);
 /*
  * Checks every live connection's peer certificate again (after a new CRL was
  * loaded into the tls_server) and closes the revoked ones: DISCONNECT 0x98

@@ -169,6 +169,7 @@ struct conn {
 	uint16_t keepalive_s;       /* effective keep alive, 0 = none */
 	uint16_t alias_out_used;
 	uint16_t username_len;
+	uint64_t principal;          /* set by the authenticate hook */
 	uint8_t state;              /* enum conn_state */
 	uint8_t version;
 	bool failing;               /* a deferred close is pending */
@@ -195,6 +196,9 @@ struct listener {
 	uint16_t port;
 	uint8_t transport;          /* enum broker_transport */
 	struct tls_server *tls;     /* TLS listeners: borrowed from the caller */
+	bool ws;                    /* MQTT over WebSocket (over TLS when tls) */
+	const char *const *ws_origins; /* allowed browser Origins, borrowed; 0: any */
+	unsigned ws_origin_count;
 };
 
 /* One merged match while routing a message. */
@@ -554,6 +558,10 @@ enum mote_err replay_apply(struct broker *b0, struct replay_log *log, uint64_t *
 void broker_conn_gone(struct broker *b);
 /* Closes this shard's connections and stops its loop when they are gone. */
 void broker_shutdown_shard(struct broker *b);
+/* A will's topic at CONNECT: publish access for the client with this id
+ * (the session is not attached yet). */
+bool broker_authorize_id(struct broker *b, const struct conn *c, const uint8_t *id,
+			 uint16_t id_len, const uint8_t *topic, size_t len);
 bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access a,
 		      const uint8_t *topic, size_t len);
 

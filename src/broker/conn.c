@@ -37,6 +37,7 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	}
 	out->username = c->username;
 	out->username_len = c->username_len;
+	out->principal = c->principal;
 	out->peer = net_peer_format(&c->peer, out->peer_text, sizeof out->peer_text);
 	out->version = c->version;
 	out->transport = c->transport;
@@ -660,6 +661,12 @@ static void conn_read(struct conn *c)
 			/* The transport said why (a refused certificate, not TLS at
 			 * all, ...): the operator sees it; other clients never do. */
 			bool hs = c->stream.ops->peer_cert && !c->stream.ops->peer_cert(&c->stream);
+			/* wss: a refused WebSocket upgrade (net/ws.h faults say
+			 * "WebSocket ...") comes after a complete TLS handshake,
+			 * even when no client certificate was asked for. */
+			if (c->transport == BROKER_TRANSPORT_WSS &&
+			    strncmp(c->stream.fault, "WebSocket ", 10) == 0)
+				hs = false;
 			if (hs)
 				STAT_ADD(b, tls_failed, 1);
 			conn_log_fault(c, hs ? "tls_handshake_failed" : "transport_error",

@@ -84,6 +84,7 @@ static uint8_t authenticate(struct conn *c, const struct mqtt_connect *p)
 		conn_fill_client(c, &info);
 		info.client_id = p->client_id.p;
 		info.client_id_len = p->client_id.len;
+		info.principal_out = &c->principal;
 		return b->hooks.authenticate(b->hooks.ctx, &info, p);
 	}
 	if (!b->cfg.allow_anonymous)
@@ -186,6 +187,12 @@ void handle_connect(struct conn *c, const struct mqtt_connect *p)
 	uint8_t rc = authenticate(c, p);
 	if (rc != MQTT_RC_SUCCESS) {
 		refuse(c, rc, "not authorized");
+		return;
+	}
+	/* The will is a PUBLISH by this client, judged now, with everything
+	 * known about who it is: when it fires the connection is gone. */
+	if (p->will && !broker_authorize_id(b, c, id, id_len, p->will_topic.p, p->will_topic.len)) {
+		refuse(c, MQTT_RC_NOT_AUTHORIZED, "will topic not authorized");
 		return;
 	}
 

@@ -111,6 +111,19 @@ static bool resolve_alias(struct conn *c, struct mqtt_publish *p)
 	return true;
 }
 
+bool broker_authorize_id(struct broker *b, const struct conn *c, const uint8_t *id,
+			 uint16_t id_len, const uint8_t *topic, size_t len)
+{
+	if (b->hooks.authorize) {
+		struct broker_client info;
+		conn_fill_client(c, &info);
+		info.client_id = id;
+		info.client_id_len = id_len;
+		return b->hooks.authorize(b->hooks.ctx, &info, BROKER_ACCESS_PUBLISH, topic, len);
+	}
+	return !(len >= 4 && memcmp(topic, "$SYS", 4) == 0);
+}
+
 bool broker_authorize(struct broker *b, const struct conn *c, enum broker_access a,
 		      const uint8_t *topic, size_t len)
 {
@@ -234,7 +247,9 @@ void handle_publish(struct conn *c, struct mqtt_publish *p)
 	}
 	if (!broker_authorize(b, c, BROKER_ACCESS_PUBLISH, p->topic.p, p->topic.len)) {
 		char t[96], peer[NET_PEER_TEXT];
-		MOTE_INFO("broker", "event=publish_denied peer=%s topic=%s", conn_peer(c, peer),
+		/* debug only: the authorize hook reports denials, rate-limited
+		 * per client, so a flood cannot fill the disk with this line */
+		MOTE_DEBUG("broker", "event=publish_denied peer=%s topic=%s", conn_peer(c, peer),
 			  mote_log_quote(t, sizeof t, p->topic.p, p->topic.len));
 		/* 3.1.1 has no way to say no: acknowledge and drop [MQTT-3.3.5-2] */
 		if (p->qos == 1)

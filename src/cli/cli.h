@@ -13,5 +13,8 @@ int cli_pub(int argc, char **argv);
 int cli_sub(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_pki(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_token(int argc, char **argv);
+int cli_audit(int argc, char **argv);
 
 #endif

@@ -14,6 +14,9 @@ static const struct {
 	{ "sub", cli_sub, "subscribe and print messages (flags like mosquitto_sub)" },
 	{ "bench", cli_bench, "load-test an MQTT broker: throughput, latency, connections" },
 	{ "pki", cli_pki, "the fleet CA: device certificates, revocation, CRL" },
+	{ "user", cli_user, "users of the hub: add, del, list (argon2id passwords)" },
+	{ "token", cli_token, "API tokens: create, list, revoke" },
+	{ "audit", cli_audit, "check the hash chain of an audit log" },
 };
 
 static void usage(FILE *out)

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "cli/cli.h"
 #include "pki/pki.h"
 
@@ -39,6 +40,9 @@ static void usage(FILE *out)
 		"  claim NAME --prefix P --max N [--days N] [--device-days N] [--force]\n"
 		"                       a claim certificate devices provision themselves with\n"
 		"  claims               list the claims and how many devices each issued\n"
+		"\n"
+		"Every command that changes the CA is recorded in the hash-chained audit\n"
+		"log DIR/audit.log (--audit-log FILE to use another, e.g. the hub's).\n"
 		"\n"
 		"mote pki COMMAND --help for a command's details.\n");
 }
@@ -144,6 +148,35 @@ static int parse_days(const char *cmd, const char *s, int *days)
 	return 0;
 }
 
+/* Records a CA change in the audit log; a log that cannot be written fails
+ * the command (the change itself is already made). */
+static int audit_pki(const char *dir, const char *log, const char *event, const char *k1,
+		     const char *v1, const char *k2, const char *v2)
+{
+	char path[PATH_MAX], j1[PATH_MAX * 2], j2[PATH_MAX * 2], fields[PATH_MAX * 5];
+	if (!log) {
+		snprintf(path, sizeof path, "%s/audit.log", dir);
+		log = path;
+	}
+	audit_json_str(j1, sizeof j1, v1, strlen(v1));
+	audit_json_str(j2, sizeof j2, v2, strlen(v2));
+	snprintf(fields, sizeof fields, "{\"%s\":%s,\"%s\":%s,\"by\":\"cli\"}", k1, j1, k2, j2);
+	struct audit *a;
+	enum mote_err e = audit_open(log, &a);
+	if (e == MOTE_OK) {
+		e = audit_append(a, event, fields);
+		if (e == MOTE_OK)
+			e = audit_flush(a);
+		audit_close(a);
+	}
+	if (e != MOTE_OK) {
+		fprintf(stderr, "mote pki: done, but the audit log %s could not be written: %s\n", log,
+			mote_strerror(e));
+		return 1;
+	}
+	return 0;
+}
+
 static int parse_count(const char *cmd, const char *opt, const char *s, unsigned long lo,
 		       unsigned long hi, unsigned long *out)
 {
@@ -192,7 +225,8 @@ static int list_claims(const char *dir)
 
 int cli_pki(int argc, char **argv)
 {
-	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP, O_PREFIX, O_MAX, O_DDAYS };
+	enum { O_DIR = 256, O_SAN, O_FORCE, O_DAYS, O_OUT, O_HELP, O_PREFIX, O_MAX, O_DDAYS,
+	       O_AUDIT };
 	static const struct option opts[] = {
 		{ "dir", required_argument, NULL, O_DIR },
 		{ "san", required_argument, NULL, O_SAN },
@@ -203,10 +237,12 @@ int cli_pki(int argc, char **argv)
 		{ "prefix", required_argument, NULL, O_PREFIX },
 		{ "max", required_argument, NULL, O_MAX },
 		{ "device-days", required_argument, NULL, O_DDAYS },
+		{ "audit-log", required_argument, NULL, O_AUDIT },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *sans[MAX_SANS];
-	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL, *prefix = NULL;
+	const char *dir = NULL, *out = NULL, *cmd = NULL, *arg = NULL, *prefix = NULL,
+		   *audit_log = NULL;
 	unsigned long max = 0, ddays = 0;
 	char err[512] = "", cert[PATH_MAX], key[PATH_MAX];
 	int nsans = 0, force = 0, days = 0, help = 0, c, nargs = 0;
@@ -227,6 +263,7 @@ int cli_pki(int argc, char **argv)
 		case O_DIR: dir = optarg; break;
 		case O_FORCE: force = 1; break;
 		case O_OUT: out = optarg; break;
+		case O_AUDIT: audit_log = optarg; break;
 		case O_DAYS:
 			if (parse_days(cmd, optarg, &days))
 				return 2;
@@ -297,6 +334,7 @@ int cli_pki(int argc, char **argv)
 		if (rc)
 			return failed(cmd, err);
 		printf("%s/ca.pem\n%s/hub.pem\n", dir, dir);
+		return audit_pki(dir, audit_log, "pki_init", "dir", dir, "force", force ? "yes" : "no");
 	} else if (strcmp(cmd, "issue") == 0) {
 		if (mote_pki_check_id(arg, err, sizeof err)) {
 			fprintf(stderr, "mote pki issue: %s\n", err);
@@ -306,11 +344,13 @@ int cli_pki(int argc, char **argv)
 		if (rc)
 			return failed(cmd, err);
 		printf("%s\n%s\n", cert, key);
+		return audit_pki(dir, audit_log, "pki_issued", "device", arg, "cert", cert);
 	} else if (strcmp(cmd, "sign-csr") == 0) {
 		rc = mote_pki_sign_csr(dir, arg, out, days, force, cert, err, sizeof err);
 		if (rc)
 			return failed(cmd, err);
 		printf("%s\n", cert);
+		return audit_pki(dir, audit_log, "pki_signed", "csr", arg, "cert", cert);
 	} else if (strcmp(cmd, "revoke") == 0) {
 		int n;
 
@@ -319,6 +359,9 @@ int cli_pki(int argc, char **argv)
 			return failed(cmd, err);
 		printf("revoked %d certificate%s; %s/crl.pem rewritten\n", n, n == 1 ? "" : "s",
 		       dir);
+		char count[16];
+		snprintf(count, sizeof count, "%d", n);
+		return audit_pki(dir, audit_log, "pki_revoked", "what", arg, "count", count);
 	} else if (strcmp(cmd, "claim") == 0) {
 		struct mote_pki_claim_opts o = { .prefix = prefix, .max = (unsigned)max,
 						 .days = days, .device_days = (int)ddays,
@@ -336,16 +379,17 @@ int cli_pki(int argc, char **argv)
 		if (rc)
 			return failed(cmd, err);
 		printf("%s\n%s\n", cert, key);
+		return audit_pki(dir, audit_log, "pki_claim", "claim", arg, "prefix", prefix);
 	} else if (strcmp(cmd, "claims") == 0) {
 		return list_claims(dir);
 	} else {
 		rc = mote_pki_crl(dir, out, days, err, sizeof err);
 		if (rc)
 			return failed(cmd, err);
-		if (out)
-			printf("%s\n", out);
-		else
-			printf("%s/crl.pem\n", dir);
+		char crl[PATH_MAX];
+		snprintf(crl, sizeof crl, "%s/crl.pem", dir);
+		printf("%s\n", out ? out : crl);
+		return audit_pki(dir, audit_log, "pki_crl", "out", out ? out : crl, "dir", dir);
 	}
 	return 0;
 }

@@ -14,7 +14,8 @@
 
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
-	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY,
+	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_CLIENT_CERT,
+	OPT_ORIGIN,
 };
 
 struct opt {
@@ -35,6 +36,21 @@ static const struct opt opts[] = {
 	{ "mqtts", OPT_LISTEN_TLS, 0, 0, "HOST:PORT",
 	  "MQTT over TLS listener, client certificate required (repeatable; needs --tls-ca, "
 	  "--tls-cert, --tls-key; e.g. 0.0.0.0:8883)" },
+	{ "ws", OPT_LISTEN_WS, 0, 0, "HOST:PORT",
+	  "MQTT over WebSocket listener for browsers, ws://HOST:PORT/mqtt (repeatable; e.g. "
+	  "127.0.0.1:8080)" },
+	{ "wss", OPT_LISTEN_WSS, 0, 0, "HOST:PORT",
+	  "MQTT over WebSocket over TLS, wss://HOST:PORT/mqtt (repeatable; uses the --tls-* "
+	  "files; e.g. 0.0.0.0:8443)" },
+	{ "wss-client-cert", OPT_CLIENT_CERT, HOFF(wss_client_cert_optional), 0,
+	  "required|optional",
+	  "whether --wss clients must present a certificate of the fleet CA; optional lets "
+	  "browsers in with a username and password (a certificate shown is still verified; "
+	  "default required)" },
+	{ "ws-origin", OPT_ORIGIN, 0, 0, "ORIGIN",
+	  "a web origin allowed to open --ws/--wss connections, e.g. https://dash.example.com "
+	  "(repeatable); browsers from other origins get 403, clients that send no Origin are "
+	  "let through (default: any origin)" },
 	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
 	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
 	  "`mote pki init --dir DIR`)" },
@@ -75,7 +91,8 @@ static const struct opt opts[] = {
 	  "journal growth that starts a compacting snapshot, at least twice the last one "
 	  "(default 67108864)" },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
-	  "accept clients without a username (default off)" },
+	  "tests and development only: accept clients without credentials, and unknown usernames, "
+	  "as anonymous (everything but publishing to $SYS; default off)" },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
 	  "debug, info, warn or error (default info)" },
 	{ "sys-interval", OPT_U32, BOFF(sys_interval_s), 86400, "SEC",
@@ -103,6 +120,35 @@ static const struct opt opts[] = {
 	{ "max-client-outbuf", OPT_U32, BOFF(max_client_outbuf), 0xFFFFFFFFul, "BYTES",
 	  "bytes waiting for one slow client before its QoS 0 messages are dropped "
 	  "(default 4194304)" },
+	/* Authentication, authorization, audit, rate limits (docs/security.md). */
+	{ "acl", OPT_STR, HOFF(auth.acl_file), 0, "FILE",
+	  "roles for users and tokens: `role NAME` then `allow|deny read|write|readwrite PATTERN` "
+	  "lines (default DATA/acl.conf when it exists; docs/security.md)" },
+	{ "audit-log", OPT_STR, HOFF(audit_log), 0, "FILE",
+	  "append-only, hash-chained audit log; check it with `mote audit verify FILE` "
+	  "(default DATA/audit.log)" },
+	{ "identity-match", OPT_BOOL, HOFF(auth.identity_must_match), 0, "on|off",
+	  "a device certificate's identity must equal its client id, else CONNACK 0x85 "
+	  "(default on)" },
+	{ "auth-fail-max", OPT_U32, HOFF(auth.fail_max), 1000000, "N",
+	  "failed logins from one address within --auth-fail-window before it is refused "
+	  "(CONNACK 0x9F; 3.1.1 rc 5) for --auth-block seconds (default 5, 0 = never)" },
+	{ "auth-fail-window", OPT_U32, HOFF(auth.fail_window_s), 86400, "SEC",
+	  "the window of --auth-fail-max (default 60)" },
+	{ "auth-block", OPT_U32, HOFF(auth.block_s), 86400, "SEC",
+	  "first refusal period of an address; each repeat doubles it (default 30)" },
+	{ "auth-block-max", OPT_U32, HOFF(auth.block_max_s), 604800, "SEC",
+	  "longest refusal period (default 3600)" },
+	{ "auth-cache", OPT_U32, HOFF(auth.cache_s), 86400, "SEC",
+	  "remember a verified username + password this long, so reconnects skip argon2id "
+	  "(default 60, 0 = verify every login)" },
+	{ "conn-rate", OPT_U32, HOFF(auth.conn_rate), 1000000, "N",
+	  "new connections per second from one address, a token bucket of --conn-burst "
+	  "(default 20, 0 = unlimited)" },
+	{ "conn-burst", OPT_U32, HOFF(auth.conn_burst), 1000000, "N",
+	  "connections one address may open at once before --conn-rate applies (default 100)" },
+	{ "conn-rate-loopback", OPT_BOOL, HOFF(auth.conn_limit_loopback), 0, "on|off",
+	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)" },
 };
 
 void hub_config_defaults(struct hub_config *cfg)
@@ -114,6 +160,7 @@ void hub_config_defaults(struct hub_config *cfg)
 	cfg->persistence = true;
 	cfg->log_level = MOTE_LOG_INFO;
 	cfg->tls_crl_check_s = 1;
+	auth_config_defaults(&cfg->auth);
 }
 
 void hub_config_free(struct hub_config *cfg)
@@ -211,9 +258,17 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		}
 		cfg->mqtt_off = false;
 		/* fall through */
-	case OPT_LISTEN_TLS: {
-		const char **list = o->kind == OPT_LISTEN ? cfg->mqtt : cfg->mqtts;
-		unsigned *count = o->kind == OPT_LISTEN ? &cfg->mqtt_count : &cfg->mqtts_count;
+	case OPT_LISTEN_TLS:
+	case OPT_LISTEN_WS:
+	case OPT_LISTEN_WSS: {
+		const char **list = o->kind == OPT_LISTEN	? cfg->mqtt
+				    : o->kind == OPT_LISTEN_TLS ? cfg->mqtts
+				    : o->kind == OPT_LISTEN_WS	? cfg->ws
+								: cfg->wss;
+		unsigned *count = o->kind == OPT_LISTEN	      ? &cfg->mqtt_count
+				  : o->kind == OPT_LISTEN_TLS ? &cfg->mqtts_count
+				  : o->kind == OPT_LISTEN_WS  ? &cfg->ws_count
+							      : &cfg->wss_count;
 		if (*count == HUB_MAX_LISTENERS) {
 			snprintf(errbuf, errcap, "--%s: at most %d listeners", o->name,
 				 HUB_MAX_LISTENERS);
@@ -222,6 +277,28 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		list[(*count)++] = v;
 		return MOTE_OK;
 	}
+	case OPT_ORIGIN:
+		if (cfg->ws_origin_count == HUB_MAX_ORIGINS) {
+			snprintf(errbuf, errcap, "--%s: at most %d origins", o->name, HUB_MAX_ORIGINS);
+			return MOTE_EINVAL;
+		}
+		if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not an origin like "
+				 "https://dash.example.com", o->name, v);
+			return MOTE_EINVAL;
+		}
+		cfg->ws_origins[cfg->ws_origin_count++] = v;
+		return MOTE_OK;
+	case OPT_CLIENT_CERT:
+		if (!strcmp(v, "required"))
+			cfg->wss_client_cert_optional = false;
+		else if (!strcmp(v, "optional"))
+			cfg->wss_client_cert_optional = true;
+		else {
+			snprintf(errbuf, errcap, "--%s: '%s' is not required or optional", o->name, v);
+			return MOTE_EINVAL;
+		}
+		return MOTE_OK;
 	case OPT_IDENTITY:
 		if (!strcmp(v, "cn"))
 			cfg->tls_identity = HUB_TLS_IDENTITY_CN;
@@ -405,7 +482,8 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			break;
 		}
 	}
-	bool flag_listener = false, flag_tls_listener = false;
+	bool flag_listener = false, flag_tls_listener = false, flag_ws = false, flag_wss = false,
+	     flag_origin = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -451,6 +529,18 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 			flag_tls_listener = true;
 			cfg->mqtts_count = 0;
 		}
+		if (o->kind == OPT_ORIGIN && !flag_origin) {
+			flag_origin = true;
+			cfg->ws_origin_count = 0;
+		}
+		if (o->kind == OPT_LISTEN_WS && !flag_ws) {
+			flag_ws = true;
+			cfg->ws_count = 0;
+		}
+		if (o->kind == OPT_LISTEN_WSS && !flag_wss) {
+			flag_wss = true;
+			cfg->wss_count = 0;
+		}
 		enum mote_err err = apply(cfg, o, value, errbuf, errcap);
 		if (err != MOTE_OK)
 			return err;
@@ -462,15 +552,19 @@ enum mote_err hub_config_parse(struct hub_config *cfg, int argc, char **argv, bo
 		if (err != MOTE_OK)
 			return err;
 	}
-	if (cfg->mqtts_count > 0 && (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
-		snprintf(errbuf, errcap, "--mqtts needs --tls-ca, --tls-cert and --tls-key (missing: "
+	if ((cfg->mqtts_count > 0 || cfg->wss_count > 0) &&
+	    (!cfg->tls_ca || !cfg->tls_cert || !cfg->tls_key)) {
+		snprintf(errbuf, errcap, "%s needs --tls-ca, --tls-cert and --tls-key (missing: "
 			 "%s%s%s); `mote pki init --dir DIR` makes DIR/ca.pem, DIR/hub.pem and "
-			 "DIR/hub.key", cfg->tls_ca ? "" : "--tls-ca ",
+			 "DIR/hub.key", cfg->mqtts_count > 0 ? "--mqtts" : "--wss",
+			 cfg->tls_ca ? "" : "--tls-ca ",
 			 cfg->tls_cert ? "" : "--tls-cert ", cfg->tls_key ? "" : "--tls-key");
 		return MOTE_EINVAL;
 	}
-	if (cfg->mqtt_count == 0 && cfg->mqtts_count == 0) {
-		snprintf(errbuf, errcap, "--mqtt off and no --mqtts: the hub would have no listener");
+	if (cfg->mqtt_count == 0 && cfg->mqtts_count == 0 && cfg->ws_count == 0 &&
+	    cfg->wss_count == 0) {
+		snprintf(errbuf, errcap, "--mqtt off and no --mqtts, --ws or --wss: the hub would "
+			 "have no listener");
 		return MOTE_EINVAL;
 	}
 	return MOTE_OK;

@@ -23,6 +23,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit/audit.h"
+#include "auth/auth.h"
 #include "hub/hub.h"
 #include "provision/provision.h"
 #include "tls/tls.h"
@@ -31,11 +33,14 @@ struct hub {
 	const struct hub_config *cfg;
 	struct loop *loop;
 	struct broker *broker;
+	struct audit *audit;
+	struct auth *auth;
 	struct provision *prov; /* NULL without --pki */
 	struct loop_io sig_io;
 	int sigfd;
 	unsigned signals_seen;
-	struct tls_server *tls;
+	struct tls_server *tls;     /* --mqtts, and --wss when it requires certificates too */
+	struct tls_server *wss_tls; /* --wss with optional client certificates, else NULL */
 	struct loop_timer crl_timer;
 	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
 	bool crl_missing;     /* logged once until it is back */
@@ -60,11 +65,17 @@ static void crl_reload(struct hub *h, const char *why)
 	char msg[512];
 	bool changed = false;
 	h->crl_st = st; /* a broken file is reported once, not every second */
-	if (tls_server_reload_crl(h->tls, path, &changed, msg, sizeof msg) != MOTE_OK) {
-		MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
-				  "action=\"the list loaded before stays in force\"",
-			   path, why, msg);
-		return;
+	struct tls_server *servers[2] = { h->tls, h->wss_tls };
+	for (int i = 0; i < 2; i++) {
+		bool ch = false;
+		if (servers[i] &&
+		    tls_server_reload_crl(servers[i], path, &ch, msg, sizeof msg) != MOTE_OK) {
+			MOTE_ERROR("hub", "event=crl_reload_failed file=%s trigger=%s why=\"%s\" "
+					  "action=\"the list loaded before stays in force\"",
+				   path, why, msg);
+			return;
+		}
+		changed |= ch;
 	}
 	MOTE_INFO("hub", "event=crl_reload file=%s trigger=%s changed=%s", path, why,
 		  changed ? "yes" : "no");
@@ -97,7 +108,7 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	struct signalfd_siginfo si;
 	while (read(h->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
 		if (si.ssi_signo == SIGHUP) {
-			if (h->tls && h->cfg->tls_crl)
+			if ((h->tls || h->wss_tls) && h->cfg->tls_crl)
 				crl_reload(h, "SIGHUP");
 			else
 				MOTE_INFO("hub", "event=signal signal=SIGHUP action=none why=\"no "
@@ -125,10 +136,43 @@ static void hook_tap(void *ctx, const struct broker_client *c, const struct brok
 		provision_tap(h->prov, c, m);
 }
 
+/* The hooks: src/auth decides who connects and what they may do. */
+static bool hook_accept(void *ctx, const struct net_peer *peer)
+{
+	return auth_accept(((struct hub *)ctx)->auth, peer);
+}
+
+static uint8_t hook_authenticate(void *ctx, const struct broker_client *c,
+				 const struct mqtt_connect *pkt)
+{
+	return auth_authenticate(((struct hub *)ctx)->auth, c, pkt);
+}
+
+static bool hook_authorize(void *ctx, const struct broker_client *c, enum broker_access access,
+			   const uint8_t *topic, size_t len)
+{
+	return auth_authorize(((struct hub *)ctx)->auth, c, access, topic, len);
+}
+
+/* auth's CONNECT check of a claim certificate, answered by provisioning. */
+static bool hub_claim_check(void *ctx, const char *claim, const char *client_id, char *why,
+			    size_t whycap)
+{
+	struct hub *h = ctx;
+	return provision_claim_check(h->prov, claim, client_id, why, whycap) == MOTE_OK;
+}
+
+static void hub_audit(void *ctx, const char *event, const char *json_fields)
+{
+	struct hub *h = ctx;
+	if (h->audit)
+		audit_append(h->audit, event, json_fields);
+}
+
 /* --pki DIR: the CA must be there before devices are told to use it. */
 static enum mote_err start_provision(struct hub *h, const char *dir)
 {
-	struct provision_config pc = { .pki_dir = dir };
+	struct provision_config pc = { .pki_dir = dir, .audit = hub_audit, .audit_ctx = h };
 	char path[4096];
 	enum mote_err err;
 
@@ -142,6 +186,9 @@ static enum mote_err start_provision(struct hub *h, const char *dir)
 	err = provision_new(&pc, &h->prov);
 	if (err != MOTE_OK)
 		MOTE_ERROR("hub", "event=start_failed why=\"provisioning: %s\"", mote_strerror(err));
+	else if (h->cfg->mqtts_count == 0)
+		MOTE_WARN("hub", "event=provisioning_unreachable why=\"--pki without --mqtts: claim "
+				 "certificates are only seen over TLS\"");
 	return err;
 }
 
@@ -161,6 +208,43 @@ static enum mote_err make_dir(const char *path)
 	if (mkdir(buf, 0700) != 0 && errno != EEXIST)
 		return MOTE_EIO;
 	return access(buf, W_OK) == 0 ? MOTE_OK : MOTE_EIO;
+}
+
+/*
+ * The audit log and the auth hooks. The first start's admin secret is
+ * printed here, on stdout, before the hub listens.
+ */
+static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg)
+{
+	char path[4200], err[512];
+	const char *audit_path = cfg->audit_log;
+	if (!audit_path) {
+		if (snprintf(path, sizeof path, "%s/audit.log", cfg->data_dir) >= (int)sizeof path)
+			return MOTE_EINVAL;
+		audit_path = path;
+	}
+	if (audit_open(audit_path, &h->audit) != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"cannot open the audit log %s: %s\"",
+			   audit_path, strerror(errno));
+		return MOTE_EIO;
+	}
+	struct auth_config acfg = cfg->auth;
+	acfg.data_dir = cfg->data_dir;
+	acfg.allow_anonymous = cfg->broker.allow_anonymous;
+	acfg.identity = cfg->tls_identity == HUB_TLS_IDENTITY_URI ? AUTH_IDENTITY_URI : AUTH_IDENTITY_CN;
+	acfg.audit = h->audit;
+	acfg.secret_out = stdout;
+	enum mote_err e = auth_new(&acfg, &h->auth, err, sizeof err);
+	if (e != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", err);
+		return e;
+	}
+	char fields[128];
+	snprintf(fields, sizeof fields, "{\"anonymous\":%s}",
+		 cfg->broker.allow_anonymous ? "true" : "false");
+	audit_append(h->audit, "hub_started", fields);
+	MOTE_INFO("hub", "event=audit_log path=%s", audit_path);
+	return MOTE_OK;
 }
 
 enum mote_err hub_run(const struct hub_config *cfg)
@@ -199,7 +283,8 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		}
 		bcfg.persist_dir = journal_dir;
 	}
-	if (cfg->mqtts_count > 0) {
+	bool wss_own = cfg->wss_count > 0 && cfg->wss_client_cert_optional;
+	if (cfg->mqtts_count > 0 || (cfg->wss_count > 0 && !wss_own)) {
 		/* Before the broker, so a file problem stops the start at once. */
 		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
 			memset(&h.crl_st, 0, sizeof h.crl_st);
@@ -210,9 +295,33 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	err = hub_security(&h, cfg);
+	if (err != MOTE_OK)
+		goto out;
+	if (wss_own) {
+		/* Browsers with passwords: the certificate policy is the
+		 * server context's, so wss gets one of its own. */
+		if (cfg->tls_crl && stat(cfg->tls_crl, &h.crl_st) != 0)
+			memset(&h.crl_st, 0, sizeof h.crl_st);
+		struct tls_server_opts o = { .client_cert_optional = true };
+		err = tls_server_new(cfg->tls_ca, cfg->tls_cert, cfg->tls_key, cfg->tls_crl, &o,
+				     &h.wss_tls, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	if (cfg->pki_dir && (err = start_provision(&h, cfg->pki_dir)) != MOTE_OK)
 		goto out;
-	struct broker_hooks hooks = { .ctx = &h, .tap = h.prov ? hook_tap : NULL };
+	if (h.prov)
+		auth_set_claim_check(h.auth, hub_claim_check, &h);
+	struct broker_hooks hooks = {
+		.ctx = &h,
+		.accept = hook_accept,
+		.authenticate = hook_authenticate,
+		.authorize = hook_authorize,
+		.tap = h.prov ? hook_tap : NULL,
+	};
 	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
 		MOTE_ERROR("hub", "event=start_failed why=\"broker: %s\" hint=\"see the lines above; "
@@ -238,14 +347,36 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	for (unsigned i = 0; i < cfg->ws_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->ws[i], NULL, cfg->ws_origins,
+				       cfg->ws_origin_count, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
+	for (unsigned i = 0; i < cfg->wss_count; i++) {
+		err = broker_listen_ws(h.broker, cfg->wss[i], wss_own ? h.wss_tls : h.tls,
+				       cfg->ws_origins, cfg->ws_origin_count, msg, sizeof msg);
+		if (err != MOTE_OK) {
+			MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+			goto out;
+		}
+	}
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
 	loop_timer_init(&h.crl_timer, on_crl_timer, &h);
-	if (h.tls && cfg->tls_crl && cfg->tls_crl_check_s) {
+	if ((h.tls || h.wss_tls) && cfg->tls_crl && cfg->tls_crl_check_s) {
 		err = loop_timer_start(h.loop, &h.crl_timer, (uint64_t)cfg->tls_crl_check_s * 1000u);
 		if (err != MOTE_OK)
 			goto out;
+	}
+	/* After the listeners: the ports are held while argon2id runs. */
+	err = auth_first_start(h.auth, msg, sizeof msg);
+	if (err != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
+		goto out;
 	}
 	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
 		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
@@ -263,6 +394,12 @@ out:
 	broker_free(h.broker);
 	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
+	tls_server_free(h.wss_tls);
+	auth_free(h.auth); /* after the broker: its hooks use it */
+	if (h.audit) {
+		audit_append(h.audit, "hub_stopped", NULL);
+		audit_close(h.audit);
+	}
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);

@@ -15,9 +15,11 @@
 
 #include "base/err.h"
 #include "base/log.h"
+#include "auth/auth.h"
 #include "broker/broker.h"
 
 #define HUB_MAX_LISTENERS 8
+#define HUB_MAX_ORIGINS 16
 
 struct hub_config {
 	struct broker_config broker;
@@ -26,6 +28,13 @@ struct hub_config {
 	bool mqtt_off;                  /* --mqtt off: no plaintext listener */
 	const char *mqtts[HUB_MAX_LISTENERS]; /* MQTT over TLS (mutual) */
 	unsigned mqtts_count;
+	const char *ws[HUB_MAX_LISTENERS];    /* MQTT over WebSocket */
+	unsigned ws_count;
+	const char *wss[HUB_MAX_LISTENERS];   /* MQTT over WebSocket over TLS */
+	unsigned wss_count;
+	bool wss_client_cert_optional;  /* --wss-client-cert optional */
+	const char *ws_origins[HUB_MAX_ORIGINS]; /* --ws-origin: browser Origins allowed */
+	unsigned ws_origin_count;
 	/* TLS files (PEM), borrowed; crl may be NULL. */
 	const char *tls_ca, *tls_cert, *tls_key, *tls_crl;
 	uint8_t tls_identity;           /* enum hub_tls_identity */
@@ -34,6 +43,10 @@ struct hub_config {
 	bool persistence;               /* journal in data_dir/journal (default on) */
 	const char *pki_dir;            /* --pki: claim provisioning on (NULL: off) */
 	enum mote_log_level log_level;
+	/* Who may connect and what they may do (src/auth; data_dir,
+	 * allow_anonymous and audit are filled in by hub_run). */
+	struct auth_config auth;
+	const char *audit_log;          /* default DATA/audit.log */
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
 	char *pki_files[4];             /* --pki defaults of --tls-ca/cert/key/crl, owned */

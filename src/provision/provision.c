@@ -35,6 +35,7 @@
 #define TOPIC_ROOT_LEN (sizeof TOPIC_ROOT - 1)
 #define ANSWER_SLACK 16
 #define MAX_BUCKETS 256
+#define LIMIT_REPORT_MS 10000
 
 struct req {
 	struct req *next;
@@ -57,6 +58,10 @@ struct bucket {
 	char claim[MOTE_PKI_CLAIM_MAX + 1];
 	double tokens;
 	uint64_t last_ms;
+	/* A flood of refusals makes one log line and audit record per
+	 * LIMIT_REPORT_MS, carrying how many it stands for. */
+	uint64_t reported_ms;
+	uint32_t unreported;
 };
 
 struct provision {
@@ -440,8 +445,12 @@ void provision_free(struct provision *p)
 	free(p);
 }
 
-/* Under p->mu: takes a token of claim's bucket; false when empty. */
-static bool take_token(struct provision *p, const char *claim)
+enum token { TOKEN_TAKEN, TOKEN_REFUSED_REPORT, TOKEN_REFUSED_QUIET };
+
+/* Under p->mu: takes a token of claim's bucket. When it is empty, says
+ * whether this refusal is the one to log (*unreported: how many it stands
+ * for). */
+static enum token take_token(struct provision *p, const char *claim, uint32_t *unreported)
 {
 	uint64_t now = mote_mono_ms();
 	struct bucket *b = NULL;
@@ -460,6 +469,7 @@ static bool take_token(struct provision *p, const char *claim)
 				if (p->buckets[i].last_ms < b->last_ms)
 					b = &p->buckets[i];
 		}
+		memset(b, 0, sizeof *b);
 		snprintf(b->claim, sizeof b->claim, "%s", claim);
 		b->tokens = p->burst;
 		b->last_ms = now;
@@ -468,10 +478,17 @@ static bool take_token(struct provision *p, const char *claim)
 	if (b->tokens > p->burst)
 		b->tokens = p->burst;
 	b->last_ms = now;
-	if (b->tokens < 1.0)
-		return false;
-	b->tokens -= 1.0;
-	return true;
+	if (b->tokens >= 1.0) {
+		b->tokens -= 1.0;
+		return TOKEN_TAKEN;
+	}
+	b->unreported++;
+	if (b->reported_ms && now - b->reported_ms < LIMIT_REPORT_MS)
+		return TOKEN_REFUSED_QUIET;
+	b->reported_ms = now;
+	*unreported = b->unreported;
+	b->unreported = 0;
+	return TOKEN_REFUSED_REPORT;
 }
 
 /* "$provision/ID/csr" -> ID (NUL-terminated into id); false for anything else. */
@@ -515,7 +532,9 @@ void provision_tap(struct provision *p, const struct broker_client *c,
 	char id[MOTE_PKI_DEVID_MAX + 1], claim[MOTE_PKI_CLAIM_MAX + 1], qid[96];
 	const char *why = NULL, *peer;
 	struct req *r = NULL;
-	bool stopping, allowed;
+	enum token token = TOKEN_TAKEN;
+	uint32_t unreported = 0;
+	bool stopping;
 
 	if (!c || !csr_topic(m->topic, m->topic_len, id))
 		return;
@@ -534,13 +553,14 @@ void provision_tap(struct provision *p, const struct broker_client *c,
 	pthread_mutex_lock(&p->mu);
 	p->stats.requests++;
 	stopping = p->stopping;
-	allowed = !stopping && take_token(p, claim);
-	if (!stopping && !allowed)
+	if (!stopping)
+		token = take_token(p, claim, &unreported);
+	if (token != TOKEN_TAKEN)
 		p->stats.limited++;
 	pthread_mutex_unlock(&p->mu);
 	if (stopping)
 		return;
-	if (!allowed)
+	if (token != TOKEN_TAKEN)
 		why = "rate limited; try again in a minute";
 	else if (m->payload_len > MOTE_PKI_CSR_MAX)
 		why = "the CSR is too large";
@@ -573,8 +593,14 @@ void provision_tap(struct provision *p, const struct broker_client *c,
 		free(r);
 		why = "busy; try again later";
 	}
-	MOTE_WARN("provision", "event=refused client=%s peer=%s why=\"%s\"", qid, peer, why);
-	audit(p, "provision_refused", claim, id, peer, "reason", why);
+	if (token == TOKEN_REFUSED_REPORT) {
+		MOTE_WARN("provision", "event=refused client=%s peer=%s why=\"%s\" count=%u", qid,
+			  peer, why, unreported);
+		audit(p, "provision_refused", claim, id, peer, "reason", why);
+	} else if (token == TOKEN_TAKEN) {
+		MOTE_WARN("provision", "event=refused client=%s peer=%s why=\"%s\"", qid, peer, why);
+		audit(p, "provision_refused", claim, id, peer, "reason", why);
+	}
 	{
 		struct ans *a = ans_rejected(id, why);
 

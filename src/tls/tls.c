@@ -54,9 +54,13 @@ struct tls_server {
 	X509_CRL *crl;         /* current, NULL when none */
 };
 
+struct tls_client {
+	SSL_CTX *ctx;
+};
+
 struct tls_conn {
 	SSL *ssl;
-	struct tls_server *srv;
+	struct tls_server *srv; /* NULL on the client side */
 	bool done;            /* handshake completed */
 	bool dead;            /* fatal error: no close_notify */
 	bool read_wants_write;
@@ -87,6 +91,27 @@ static const char *ossl_reason(char *buf, size_t cap)
 	return buf;
 }
 
+/*
+ * OpenSSL fills a certificate's cache of decoded extensions (key
+ * identifiers, key usage) on first use, writing under the certificate's lock
+ * while other threads may read it without one: with several loop threads
+ * verifying against the same CA at once, that is a data race inside
+ * OpenSSL 3.0. Filling the cache while only one thread knows the
+ * certificate removes it.
+ */
+static void warm(X509 *x)
+{
+	if (x)
+		X509_check_purpose(x, -1, 0);
+}
+
+static void warm_store(X509_STORE *st)
+{
+	STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(st);
+	for (int i = 0; objs && i < sk_X509_OBJECT_num(objs); i++)
+		warm(X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i)));
+}
+
 static FILE *open_pem(const char *what, const char *path, char *errbuf, size_t errcap)
 {
 	FILE *f = fopen(path, "r");
@@ -104,6 +129,7 @@ static STACK_OF(X509) *read_certs(const char *what, const char *path, char *errb
 	STACK_OF(X509) *sk = sk_X509_new_null();
 	X509 *x;
 	while (sk && (x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+		warm(x);
 		if (!sk_X509_push(sk, x)) {
 			X509_free(x);
 			break;
@@ -501,10 +527,10 @@ static int handshake(struct net_stream *s)
 	s->want_write = false;
 	/* SSL_VERIFY_FAIL_IF_NO_PEER_CERT already refused these; belt and braces. */
 	long v = SSL_get_verify_result(tc->ssl);
-	if (v != X509_V_OK ||
-	    (!tc->srv->opts.client_cert_optional && !SSL_get0_peer_certificate(tc->ssl))) {
+	bool need_cert = !tc->srv || !tc->srv->opts.client_cert_optional;
+	if (v != X509_V_OK || (need_cert && !SSL_get0_peer_certificate(tc->ssl))) {
 		tc->dead = true;
-		snprintf(tc->fault, sizeof tc->fault, "TLS handshake: client certificate: %s",
+		snprintf(tc->fault, sizeof tc->fault, "TLS handshake: peer certificate: %s",
 			 v != X509_V_OK ? X509_verify_cert_error_string(v) : "none");
 		s->fault = tc->fault;
 		errno = EPROTO;
@@ -568,10 +594,12 @@ static ssize_t tls_read(struct net_stream *s, void *buf, size_t len)
 static ssize_t tls_writev(struct net_stream *s, const struct iovec *iov, int iovcnt)
 {
 	struct tls_conn *tc = tc_of(s);
-	if (!tc->done || tc->dead) {
-		errno = tc->dead ? EPIPE : EAGAIN;
+	if (tc->dead) {
+		errno = EPIPE;
 		return -1;
 	}
+	if (!tc->done && handshake(s) != 0)
+		return -1; /* a client's first flight goes from here */
 	if (push_record(s) != 0)
 		return -1;
 	size_t accepted = 0;
@@ -665,7 +693,7 @@ static const struct net_peer_cert *tls_peer_cert(const struct net_stream *s)
 static bool tls_revoked(const struct net_stream *s)
 {
 	const struct tls_conn *tc = tc_of(s);
-	X509 *x = tc->done ? SSL_get0_peer_certificate(tc->ssl) : NULL;
+	X509 *x = tc->done && tc->srv ? SSL_get0_peer_certificate(tc->ssl) : NULL;
 	if (!x)
 		return false;
 	struct tls_server *srv = tc->srv;
@@ -768,5 +796,115 @@ enum mote_err tls_stream_server_bio(struct tls_server *srv, struct net_stream *s
 	}
 	SSL_set_bio(tc->ssl, rbio, wbio);
 	*s = (struct net_stream){ .ops = &tls_ops, .fd = -1, .impl = tc };
+	return MOTE_OK;
+}
+
+/* ---- the client side ------------------------------------------------------------ */
+
+void tls_client_free(struct tls_client *c)
+{
+	if (!c)
+		return;
+	SSL_CTX_free(c->ctx);
+	free(c);
+}
+
+enum mote_err tls_client_new(const char *ca, const char *cert, const char *key,
+			     struct tls_client **out, char *errbuf, size_t errcap)
+{
+	*out = NULL;
+	char r[120];
+	struct tls_client *c = calloc(1, sizeof *c);
+	if (!c)
+		return MOTE_ENOMEM;
+	c->ctx = SSL_CTX_new(TLS_client_method());
+	if (!c->ctx)
+		goto oom;
+	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(c->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+					    SSL_OP_NO_TICKET | SSL_OP_IGNORE_UNEXPECTED_EOF);
+	SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_OFF);
+	SSL_CTX_set_mode(c->ctx, SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_set_cipher_list(c->ctx, CIPHERS_12) != 1 ||
+	    SSL_CTX_set_ciphersuites(c->ctx, SUITES_13) != 1)
+		goto oom;
+	if (!ca) {
+		snprintf(errbuf, errcap, "TLS needs the CA certificate that signed the server's "
+			 "(--cafile FILE)");
+		goto fail;
+	}
+	FILE *f = open_pem("--cafile", ca, errbuf, errcap);
+	if (!f)
+		goto fail;
+	fclose(f);
+	if (SSL_CTX_load_verify_locations(c->ctx, ca, NULL) != 1) {
+		snprintf(errbuf, errcap, "--cafile %s: no PEM certificate in it (%s)", ca,
+			 ossl_reason(r, sizeof r));
+		goto fail;
+	}
+	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+	warm_store(SSL_CTX_get_cert_store(c->ctx));
+	if ((cert == NULL) != (key == NULL)) {
+		snprintf(errbuf, errcap, "--cert and --key go together");
+		goto fail;
+	}
+	if (cert) {
+		if (!(f = open_pem("--cert", cert, errbuf, errcap)))
+			goto fail;
+		fclose(f);
+		if (!(f = open_pem("--key", key, errbuf, errcap)))
+			goto fail;
+		fclose(f);
+		if (SSL_CTX_use_certificate_chain_file(c->ctx, cert) != 1) {
+			snprintf(errbuf, errcap, "--cert %s: not a PEM certificate (%s)", cert,
+				 ossl_reason(r, sizeof r));
+			goto fail;
+		}
+		if (SSL_CTX_use_PrivateKey_file(c->ctx, key, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(c->ctx) != 1) {
+			snprintf(errbuf, errcap, "--key %s: not the PEM key of --cert %s (%s)", key,
+				 cert, ossl_reason(r, sizeof r));
+			goto fail;
+		}
+		warm(SSL_CTX_get0_certificate(c->ctx));
+		STACK_OF(X509) *chain = NULL;
+		SSL_CTX_get0_chain_certs(c->ctx, &chain);
+		for (int i = 0; chain && i < sk_X509_num(chain); i++)
+			warm(sk_X509_value(chain, i));
+	}
+	*out = c;
+	return MOTE_OK;
+oom:
+	snprintf(errbuf, errcap, "TLS: out of memory setting up the client context");
+fail:
+	ERR_clear_error();
+	tls_client_free(c);
+	return MOTE_EINVAL;
+}
+
+enum mote_err tls_stream_client(struct tls_client *c, struct net_stream *s, int fd,
+				const char *host)
+{
+	struct tls_conn *tc = calloc(1, sizeof *tc);
+	if (!tc)
+		return MOTE_ENOMEM;
+	tc->ssl = SSL_new(c->ctx);
+	if (!tc->ssl || SSL_set_fd(tc->ssl, fd) != 1) {
+		ERR_clear_error();
+		SSL_free(tc->ssl);
+		free(tc);
+		return MOTE_ENOMEM;
+	}
+	if (host) {
+		X509_VERIFY_PARAM *vp = SSL_get0_param(tc->ssl);
+		/* An address is matched against IP SANs, a name against DNS SANs. */
+		if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) {
+			ERR_clear_error();
+			SSL_set_tlsext_host_name(tc->ssl, host);
+			SSL_set1_host(tc->ssl, host);
+		}
+	}
+	SSL_set_connect_state(tc->ssl);
+	*s = (struct net_stream){ .ops = &tls_ops, .fd = fd, .impl = tc };
 	return MOTE_OK;
 }

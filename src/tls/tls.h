@@ -19,6 +19,8 @@
  *
  * Ownership: the caller owns the server and frees it after every stream made
  * from it is closed. Streams own their SSL object and fd.
+ * Signals: streams write with write(2) (OpenSSL's socket BIO): callers
+ * ignore SIGPIPE, as the hub and `mote bench` do.
  * Threading: a server is shared by every thread; tls_server_reload_crl() may
  * run on any thread while others accept (new connections pick the new CRL up
  * atomically; live ones keep their handshake's result until revoked() is
@@ -72,5 +74,24 @@ enum mote_err tls_stream_server(struct tls_server *srv, struct net_stream *s, in
 
 /* true while the stream has not completed its handshake. */
 bool tls_stream_handshaking(const struct net_stream *s);
+
+/*
+ * The client side, for load generators and tests (`mote bench --tls`): a
+ * context that verifies the server against ca and presents cert/key (both
+ * NULL: no client certificate). Same versions and suites as the server.
+ */
+struct tls_client;
+enum mote_err tls_client_new(const char *ca, const char *cert, const char *key,
+			     struct tls_client **out, char *errbuf, size_t errcap);
+void tls_client_free(struct tls_client *c);
+/*
+ * A client stream over the connected (or connecting) non-blocking socket
+ * fd. host: the name or IP address the server certificate must carry, NULL
+ * to check only the chain. The handshake runs inside read, writev and
+ * flush; while it waits for the server, writev fails with EAGAIN and
+ * want_write is false (wait for readability). Owns fd on success.
+ */
+enum mote_err tls_stream_client(struct tls_client *c, struct net_stream *s, int fd,
+				const char *host);
 
 #endif

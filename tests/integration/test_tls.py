@@ -11,6 +11,7 @@ event=tls_handshake_failed (or _timeout) with the peer and OpenSSL's reason,
 and two watchers that were connected all along - one over TLS, one over plain
 TCP - are still connected and still receive messages.
 """
+import json
 import os
 import shutil
 import socket
@@ -92,12 +93,19 @@ class TlsHub(unittest.TestCase):
         cls.tls_port = harness.free_port()
         cls.b = harness.Broker(extra_args=[
             "--mqtts", "%s:%d" % (HOST, cls.tls_port), "--connect-timeout", "2",
+            # mote bench connects many clients with one device certificate:
+            # the identity need not be the client id here (test_auth_tls.py
+            # covers the default, where it must)
+            "--identity-match", "off",
             "--threads", os.environ.get("MOTE_TEST_THREADS", "3")] + cls.pki.hub_args())
         cls.b.start()
         harness.wait_port(HOST, cls.tls_port, cls.b.proc)
         cert, key = cls.dev["watch1"]
-        cls.tls_watch = Watcher(cls.tls_port, "watch1", cls.pki, cert, key)
-        cls.tcp_watch = Watcher(cls.b.port, "tcpwatch")
+        # Devices may read only their own cmd/ID/# (the device ACL of src/auth):
+        # the TLS watcher gets its probes there, the anonymous TCP one reads
+        # what devices publish.
+        cls.tls_watch = Watcher(cls.tls_port, "watch1", cls.pki, cert, key, topic="cmd/watch1/#")
+        cls.tcp_watch = Watcher(cls.b.port, "tcpwatch", topic="dev/+/probe")
         cls.probes = 0
 
     @classmethod
@@ -124,7 +132,11 @@ class TlsHub(unittest.TestCase):
         TlsHub.probes += 1
         payload = ("probe-%d" % TlsHub.probes).encode()
         cert, key = self.dev["dev1"]
-        r = self.mosq_pub(cert, key, "probe/ok", payload.decode(), client_id="dev1")
+        r = self.mosq_pub(cert, key, "dev/dev1/probe", payload.decode(), client_id="dev1")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(self.b.port), "-t",
+                            "cmd/watch1/probe", "-m", payload.decode(), "-q", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
         wait_for(lambda: self.tls_watch.got(payload) and self.tcp_watch.got(payload),
                  what="probe at both watchers")
@@ -141,12 +153,12 @@ class TlsHub(unittest.TestCase):
 
     def test_mosquitto_issued_device_publishes_qos1(self):
         got = []
-        cert, key = self.dev["dev2"]
-        sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(self.tls_port),
-                                "--cafile", self.pki.ca, "--cert", cert, "--key", key,
-                                "-i", "dev2", "-t", "dev/dev1/#", "-q", "1", "-C", "1", "-v"],
+        # the reader is an application on the TCP listener: a device may not
+        # read another device's topics
+        sub = subprocess.Popen(["mosquitto_sub", "-h", HOST, "-p", str(self.b.port),
+                                "-i", "app-dev2", "-t", "dev/dev1/#", "-q", "1", "-C", "1", "-v"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.b.wait_log(r'event=subscribe.*client="dev2"|event=connect .*client="dev2"')
+        self.b.wait_log(r'event=subscribe.*client="app-dev2"|event=connect .*client="app-dev2"')
         time.sleep(0.2)  # mosquitto_sub subscribes right after CONNACK
         cert, key = self.dev["dev1"]
         r = self.mosq_pub(cert, key, "dev/dev1/temp", "21.5", qos=1, client_id="dev1")
@@ -158,10 +170,10 @@ class TlsHub(unittest.TestCase):
 
     def test_paho_tls13_qos1_roundtrip(self):
         cert, key = self.dev["paho1"]
-        w = Watcher(self.tls_port, "paho1", self.pki, cert, key, topic="paho/#")
+        w = Watcher(self.tls_port, "paho1", self.pki, cert, key, topic="$twin/paho1/#")
         try:
             self.assertEqual(w.c.socket().version(), "TLSv1.3")
-            info = w.c.publish("paho/q1", b"over tls", qos=1)
+            info = w.c.publish("$twin/paho1/q1", b"over tls", qos=1)
             info.wait_for_publish(5)
             self.assertTrue(info.is_published())  # PUBACK came back over TLS
             wait_for(lambda: w.got(b"over tls"), what="own QoS 1 message")
@@ -177,6 +189,43 @@ class TlsHub(unittest.TestCase):
                     check=False, input="")
         self.assertIn("Protocol  : TLSv1.2", r.stdout, r.stdout + r.stderr)
         self.assertRegex(r.stdout, r"Cipher\s*:\s*ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)")
+        self.assert_undisturbed()
+
+    def test_mote_bench_over_tls(self):
+        """mote bench --tls: many handshakes with a bounded number in setup,
+        and QoS 1 traffic both ways, all through the hub's TLS listener."""
+        cert, key = self.dev["dev2"]
+        opts = ["-p", str(self.tls_port), "--cafile", self.pki.ca, "--cert", cert, "--key", key,
+                "--json", "--quiet", "--threads", "2"]
+
+        def bench(mode, *extra):
+            r = subprocess.run([harness.mote_bin(), "bench", mode] + opts + list(extra),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return json.loads(r.stdout.strip().splitlines()[-1])
+
+        rep = bench("conn", "-c", "40", "--conn-parallel", "8", "-d", "1")
+        self.assertTrue(rep["tls"])
+        self.assertEqual(rep["connections"]["connected"], 40, rep)
+        self.assertEqual(rep["connections"]["held"], 40, rep)
+        # a device may read and write only its own $twin/ID/... of these
+        rep = bench("pubsub", "--pubs", "2", "--subs", "2", "-q", "1", "-n", "500", "-s", "300",
+                    "-t", "$twin/dev2/bench/%i")
+        self.assertEqual(rep["acked"], 1000, rep)  # within the default queue bound
+        self.assertEqual(rep["received"], 1000, rep)
+        self.assertEqual(sum(rep["errors"].values()), 0, rep)
+        self.assert_undisturbed()
+
+    def test_mote_bench_wrong_ca_refused(self):
+        cert, key = self.stranger
+        r = subprocess.run([harness.mote_bin(), "bench", "conn", "-p", str(self.tls_port),
+                            "--cafile", self.pki.ca, "--cert", cert, "--key", key, "-c", "3",
+                            "-d", "1", "--json", "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)  # no connection succeeded
+        rep = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual(rep["connections"]["connected"], 0)
         self.assert_undisturbed()
 
     # ---- refused -----------------------------------------------------------------

@@ -37,22 +37,25 @@ def wait_for(cond, timeout=8.0, what="condition"):
 
 
 class Device:
-    """A paho client over mTLS, subscribed to probe/#."""
+    """A paho client over mTLS, subscribed to cmd/ID/# (a device may read
+    nothing else: the device default ACL of src/auth)."""
 
     def __init__(self, port, pki, device_id, v5=False):
         self.msgs = []
         self.disconnect_rc = []
         self.subscribed = threading.Event()
         self.v5 = v5
+        self.device_id = device_id
+        sub = "cmd/%s/#" % device_id
         proto = mqtt.MQTTv5 if v5 else mqtt.MQTTv311
         self.c = mqtt.Client(client_id=device_id, protocol=proto)
         cert, key = pki.p("devices", device_id + ".pem"), pki.p("devices", device_id + ".key")
         self.c.tls_set(ca_certs=pki.ca, certfile=cert, keyfile=key)
         if v5:
-            self.c.on_connect = lambda c, u, f, rc, props=None: c.subscribe("probe/#", 1)
+            self.c.on_connect = lambda c, u, f, rc, props=None: c.subscribe(sub, 1)
             self.c.on_disconnect = lambda c, u, rc, props=None: self.disconnect_rc.append(rc)
         else:
-            self.c.on_connect = lambda c, u, f, rc: c.subscribe("probe/#", 1)
+            self.c.on_connect = lambda c, u, f, rc: c.subscribe(sub, 1)
             self.c.on_disconnect = lambda c, u, rc: self.disconnect_rc.append(rc)
         self.c.on_subscribe = lambda c, u, mid, *a: self.subscribed.set()
         self.c.on_message = lambda c, u, m: self.msgs.append(m.payload)
@@ -105,7 +108,8 @@ class CrlReload(unittest.TestCase):
         pub = mqtt.Client(client_id="prober", protocol=mqtt.MQTTv311)
         pub.connect(HOST, self.b.port)  # plain TCP listener
         pub.loop_start()
-        pub.publish("probe/x", payload, qos=1).wait_for_publish(5)
+        for r in receivers:
+            pub.publish("cmd/%s/probe" % r.device_id, payload, qos=1).wait_for_publish(5)
         pub.disconnect()
         pub.loop_stop()
         wait_for(lambda: all(payload in r.msgs for r in receivers), what="probe delivered")
@@ -119,7 +123,7 @@ class CrlReload(unittest.TestCase):
                             "--cafile", self.pki.ca,
                             "--cert", self.pki.p("devices", device_id + ".pem"),
                             "--key", self.pki.p("devices", device_id + ".key"),
-                            "-i", device_id, "-t", "probe/refused", "-m", "x", "-q", "1"],
+                            "-i", device_id, "-t", "dev/%s/refused" % device_id, "-m", "x", "-q", "1"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
         self.assertNotEqual(r.returncode, 0, "%s was not refused" % device_id)
 

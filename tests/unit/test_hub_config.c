@@ -131,6 +131,56 @@ static void bad_flags_say_what_to_do(void **state)
 	}
 }
 
+static void websocket_listeners(void **state)
+{
+	(void)state;
+	struct hub_config cfg;
+	bool help;
+	char err[256] = "";
+	char *argv[] = { "hub", "--mqtt", "off", "--ws", "127.0.0.1:8080", "--ws", ":8081",
+			 "--wss", "0.0.0.0:8443", "--wss-client-cert", "optional", "--tls-ca", "ca.pem",
+			 "--tls-cert", "hub.pem", "--tls-key", "hub.key", NULL };
+	hub_config_defaults(&cfg);
+	assert_false(cfg.wss_client_cert_optional); /* certificates required by default */
+	assert_int_equal(hub_config_parse(&cfg, 17, argv, &help, err, sizeof err), MOTE_OK);
+	assert_int_equal(cfg.mqtt_count, 0);
+	assert_int_equal(cfg.ws_count, 2);
+	assert_string_equal(cfg.ws[1], ":8081");
+	assert_int_equal(cfg.wss_count, 1);
+	assert_string_equal(cfg.wss[0], "0.0.0.0:8443");
+	assert_true(cfg.wss_client_cert_optional);
+	hub_config_free(&cfg);
+
+	/* --ws alone is a listener; --wss needs the TLS files; a bad policy */
+	char *only_ws[] = { "hub", "--mqtt", "off", "--ws", "127.0.0.1:8080", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 5, only_ws, &help, err, sizeof err), MOTE_OK);
+	hub_config_free(&cfg);
+	char *no_files[] = { "hub", "--wss", "127.0.0.1:8443", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, no_files, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "--wss needs --tls-ca, --tls-cert and --tls-key"));
+	hub_config_free(&cfg);
+	char *origins[] = { "hub", "--ws", ":8080", "--ws-origin", "https://a.example",
+			    "--ws-origin", "http://localhost:3000", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 7, origins, &help, err, sizeof err), MOTE_OK);
+	assert_int_equal(cfg.ws_origin_count, 2);
+	assert_string_equal(cfg.ws_origins[1], "http://localhost:3000");
+	hub_config_free(&cfg);
+	char *bad_origin[] = { "hub", "--ws-origin", "dash.example.com", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad_origin, &help, err, sizeof err),
+			 MOTE_EINVAL);
+	assert_non_null(strstr(err, "not an origin"));
+	hub_config_free(&cfg);
+	char *bad[] = { "hub", "--wss-client-cert", "maybe", NULL };
+	hub_config_defaults(&cfg);
+	assert_int_equal(hub_config_parse(&cfg, 3, bad, &help, err, sizeof err), MOTE_EINVAL);
+	assert_non_null(strstr(err, "not required or optional"));
+	hub_config_free(&cfg);
+}
+
 static void file_then_flags_override(void **state)
 {
 	(void)state;
@@ -199,6 +249,7 @@ int main(void)
 		cmocka_unit_test(durability_flags),
 		cmocka_unit_test(pki_defaults_tls_files),
 		cmocka_unit_test(bad_flags_say_what_to_do),
+		cmocka_unit_test(websocket_listeners),
 		cmocka_unit_test(file_then_flags_override),
 		cmocka_unit_test(file_errors_name_the_line),
 	};

@@ -248,11 +248,15 @@ static void test_tap_filters_and_limits(void **state)
 	assert_int_equal(st.requests, 5);
 	assert_int_equal(st.busy, 1);
 	assert_int_equal(st.limited, 2);
+	/* A flood is one record per 10 s, not one per refusal: busy, then the
+	 * first of the two rate-limited ones. */
+	assert_int_equal(f->audits, 2);
 	/* Another claim has its own bucket. */
 	tap(p, "claim:b2", NULL, "pump-1", "$provision/pump-1/csr", "x");
 	provision_get_stats(p, &st);
 	assert_int_equal(st.limited, 2);
 	assert_int_equal(st.busy, 2);
+	assert_int_equal(f->audits, 3);
 	assert_string_equal(f->audit_event, "provision_refused");
 	assert_non_null(strstr(f->audit_fields, "busy"));
 	provision_free(p); /* frees what is still queued */

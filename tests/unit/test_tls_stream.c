@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -274,6 +275,71 @@ static void crl_reload_revokes_live_stream(void **state)
 	pair_close(&p);
 }
 
+/* Both ends as net_streams: the client side of src/tls (mote bench --tls). */
+static void client_stream_to_server_stream(void **state)
+{
+	struct fx *f = *state;
+	char err[512];
+	struct tls_client *tc = NULL;
+	assert_int_equal(tls_client_new(f->ca, f->dev_cert, f->dev_key, &tc, err, sizeof err),
+			 MOTE_OK);
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	struct net_stream srv, cli;
+	assert_int_equal(tls_stream_server(f->srv, &srv, sv[0]), MOTE_OK);
+	/* the hub certificate names 127.0.0.1 and localhost */
+	assert_int_equal(tls_stream_client(tc, &cli, sv[1], "127.0.0.1"), MOTE_OK);
+	struct iovec iov = { "ping", 4 };
+	uint8_t buf[16];
+	ssize_t w = -1, n = -1;
+	for (int i = 0; i < 200 && (w < 0 || n < 0); i++) {
+		if (w < 0) {
+			w = cli.ops->writev(&cli, &iov, 1);
+			if (w < 0)
+				assert_int_equal(errno, EAGAIN);
+		}
+		if (cli.want_write)
+			cli.ops->flush(&cli);
+		if (n < 0) {
+			n = srv.ops->read(&srv, buf, sizeof buf);
+			if (n < 0)
+				assert_int_equal(errno, EAGAIN);
+		}
+		if (srv.want_write)
+			srv.ops->flush(&srv);
+		if (w < 0) {
+			ssize_t r = cli.ops->read(&cli, buf, sizeof buf);
+			assert_true(r < 0 && errno == EAGAIN);
+		}
+	}
+	assert_int_equal(w, 4);
+	assert_int_equal(n, 4);
+	assert_memory_equal(buf, "ping", 4);
+	assert_string_equal(srv.ops->peer_cert(&srv)->cn, "dev1");
+	assert_string_equal(cli.ops->peer_cert(&cli)->cn, "mote hub");
+	cli.ops->close(&cli);
+	srv.ops->close(&srv);
+
+	/* a name the hub certificate does not carry: refused by the client */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	assert_int_equal(tls_stream_server(f->srv, &srv, sv[0]), MOTE_OK);
+	assert_int_equal(tls_stream_client(tc, &cli, sv[1], "evil.example"), MOTE_OK);
+	bool client_failed = false;
+	for (int i = 0; i < 200 && !client_failed; i++) {
+		if (cli.ops->writev(&cli, &iov, 1) < 0 && errno != EAGAIN)
+			client_failed = true;
+		else
+			srv.ops->read(&srv, buf, sizeof buf);
+	}
+	assert_true(client_failed);
+	assert_null(srv.ops->peer_cert(&srv)); /* no session came of it */
+	assert_non_null(strstr(cli.fault, "certificate verify failed"));
+	cli.ops->close(&cli);
+	srv.ops->close(&srv);
+	tls_client_free(tc);
+	ERR_clear_error();
+}
+
 static void server_new_errors(void **state)
 {
 	struct fx *f = *state;
@@ -299,12 +365,14 @@ static void server_new_errors(void **state)
 
 int main(void)
 {
+	signal(SIGPIPE, SIG_IGN); /* as the hub and bench do: see tls.h */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(handshake_identity_and_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(pending_after_short_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(big_write_blocks_and_flushes, setup, teardown),
 		cmocka_unit_test_setup_teardown(client_without_certificate_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(crl_reload_revokes_live_stream, setup, teardown),
+		cmocka_unit_test_setup_teardown(client_stream_to_server_stream, setup, teardown),
 		cmocka_unit_test_setup_teardown(server_new_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
