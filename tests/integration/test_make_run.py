@@ -48,6 +48,13 @@ class MakeRun(unittest.TestCase):
                                      stdout=self.out, stderr=subprocess.STDOUT)
         wait_port("127.0.0.1", self.tls_port, self.proc, timeout=20)
         wait_port("127.0.0.1", self.plain_port, self.proc, timeout=20)
+        # the first-start secret is printed after the listeners are bound;
+        # "event=ready" comes after it
+        deadline = time.monotonic() + 20
+        while "event=ready" not in self.output():
+            self.assertLess(time.monotonic(), deadline, self.output()[-3000:])
+            self.assertIsNone(self.proc.poll(), self.output()[-3000:])
+            time.sleep(0.05)
 
     def output(self):
         with open(self.out_path) as f:
