@@ -80,8 +80,40 @@ struct auth {
 	auth_claim_check_fn claim_check;
 	void *claim_ctx;
 	_Atomic uint64_t argon2_runs;
+	/* The global argon2id budget (cfg.hash_rate): a token bucket whose
+	 * size is one second's worth. */
+	pthread_mutex_t hash_mu;
+	double hash_tokens;
+	uint64_t hash_last_ms;
 	bool first_start_pending; /* no DATA/users at auth_new */
 };
+
+/* A key of the report budget table that no address can produce. */
+#define HASH_BUDGET_KEY 0x68617368627564ull
+
+/*
+ * One argon2id run from the global budget. Per-address refusals stop one
+ * guesser; this stops many addresses together from keeping the loop
+ * threads busy hashing (each run is ~20 ms of a loop thread).
+ */
+static bool hash_budget_take(struct auth *a, uint64_t now)
+{
+	if (a->cfg.hash_rate == 0)
+		return true;
+	pthread_mutex_lock(&a->hash_mu);
+	double cap = a->cfg.hash_rate;
+	if (now > a->hash_last_ms) {
+		a->hash_tokens += (double)(now - a->hash_last_ms) * cap / 1000.0;
+		if (a->hash_tokens > cap)
+			a->hash_tokens = cap;
+		a->hash_last_ms = now;
+	}
+	bool ok = a->hash_tokens >= 1.0;
+	if (ok)
+		a->hash_tokens -= 1.0;
+	pthread_mutex_unlock(&a->hash_mu);
+	return ok;
+}
 
 void auth_config_defaults(struct auth_config *cfg)
 {
@@ -96,6 +128,7 @@ void auth_config_defaults(struct auth_config *cfg)
 	cfg->conn_rate = 20;
 	cfg->conn_burst = 100;
 	cfg->cache_s = 60;
+	cfg->hash_rate = 10;
 	cfg->denied_log_per_10s = 10;
 	cfg->secret_out = stdout;
 }
@@ -510,6 +543,16 @@ static uint8_t password_login(struct auth *a, const struct broker_client *c,
 		rc = MQTT_RC_SERVER_UNAVAILABLE;
 		goto out;
 	}
+	if (!hash_budget_take(a, now)) {
+		uint32_t sup;
+		if (limiter_budget(a->budgets, HASH_BUDGET_KEY, 1, now, &sup))
+			MOTE_WARN("auth", "event=auth_refused why=hash_budget rate=%u/s refused_before=%" PRIu32
+					  " hint=\"many password logins at once (guessing from many addresses?); "
+					  "--auth-hash-rate raises the budget\"",
+				  a->cfg.hash_rate, sup);
+		rc = MQTT_RC_SERVER_BUSY;
+		goto out;
+	}
 	atomic_fetch_add_explicit(&a->argon2_runs, 1, memory_order_relaxed);
 	/* An unknown name costs the same as a wrong password: no way to tell
 	 * which names exist by timing. */
@@ -767,6 +810,8 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 	pthread_mutex_init(&a->reload_mu, NULL);
 	pthread_mutex_init(&a->cache_mu, NULL);
 	pthread_mutex_init(&a->dummy_mu, NULL);
+	pthread_mutex_init(&a->hash_mu, NULL);
+	a->hash_tokens = cfg->hash_rate;
 	struct limit_cfg lc = { cfg->fail_max, cfg->fail_window_s, cfg->block_s, cfg->block_max_s,
 				cfg->conn_rate, cfg->conn_burst };
 	e = limiter_new(&lc, 2048, &a->addrs);
@@ -849,5 +894,6 @@ void auth_free(struct auth *a)
 	pthread_mutex_destroy(&a->reload_mu);
 	pthread_mutex_destroy(&a->cache_mu);
 	pthread_mutex_destroy(&a->dummy_mu);
+	pthread_mutex_destroy(&a->hash_mu);
 	free(a);
 }

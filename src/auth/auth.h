@@ -61,6 +61,10 @@ struct auth_config {
 	uint32_t conn_burst;         /* bucket size (default 100) */
 	bool conn_limit_loopback;    /* also limit 127.0.0.0/8 and ::1 (default off) */
 	uint32_t cache_s;            /* remember a verified password this long (default 60) */
+	/* argon2id verifications per second over all addresses (default 10,
+	 * 0 = unlimited): bounds what guessing from many addresses costs the
+	 * loop threads; over it, CONNACK 0x89 server busy. */
+	uint32_t hash_rate;
 	uint32_t denied_log_per_10s; /* denial log lines + audit records per client (default 10) */
 	struct audit *audit;         /* borrowed; NULL: no audit records */
 	FILE *secret_out;            /* the first start's admin secret goes here (stdout) */

@@ -142,6 +142,9 @@ static const struct opt opts[] = {
 	{ "auth-cache", OPT_U32, HOFF(auth.cache_s), 86400, "SEC",
 	  "remember a verified username + password this long, so reconnects skip argon2id "
 	  "(default 60, 0 = verify every login)" },
+	{ "auth-hash-rate", OPT_U32, HOFF(auth.hash_rate), 1000000, "N",
+	  "password checks (argon2id, ~20 ms each) per second over all addresses; beyond it "
+	  "logins get 0x89 server busy (default 10, 0 = unlimited)" },
 	{ "conn-rate", OPT_U32, HOFF(auth.conn_rate), 1000000, "N",
 	  "new connections per second from one address, a token bucket of --conn-burst "
 	  "(default 20, 0 = unlimited)" },

@@ -152,6 +152,18 @@ class Passwords(AuthCase):
         b.wait_log(r"event=auth_rate_limited address=127\.0\.0\.1 seconds=30")
         self.wait_audit(b, "auth_rate_limited", lambda f: f["address"] == "127.0.0.1")
 
+    def test_global_hash_budget(self):
+        # Guessing from many addresses: each stays under the per-address
+        # limit, the global argon2id budget (1/s here) refuses the rest with
+        # 0x89 server busy before hashing, and serves again a second later.
+        b = self.hub(["--auth-hash-rate", "1", "--auth-fail-max", "1000"])
+        self.login(b, "g2", "admin", "guess", bind="127.0.0.2", expect_rc=0x86)
+        self.login(b, "g3", "admin", "guess", bind="127.0.0.3", expect_rc=0x89)
+        self.login(b, "g4", "admin", "guess", V311, bind="127.0.0.4", expect_rc=3)
+        b.wait_log(r"event=auth_refused why=hash_budget rate=1/s")
+        time.sleep(1.2)  # the bucket refills at 1 per second: that is what is tested
+        self.login(b, "ok", "admin", b.secret, bind="127.0.0.5").disconnect()
+
     def test_verified_password_cached_and_forgotten_on_change(self):
         b = self.hub()
         self.add_user(b, "carol", "write", "first-pass")
