@@ -38,6 +38,7 @@
 #include "auth/limit.h"
 #include "auth/store.h"
 #include "base/clock.h"
+#include "base/file.h"
 #include "base/log.h"
 
 enum kind { K_NONE, K_DEVICE, K_CLAIM, K_USER, K_TOKEN, K_ANON };
@@ -697,45 +698,12 @@ void auth_set_claim_check(struct auth *a, auth_claim_check_fn fn, void *ctx)
 static enum mote_err read_text(const char *path, char **out, size_t *len, char *err,
 			       size_t errcap)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	enum mote_err e = mote_read_file(path, 16u << 20, out, len);
+	if (e == MOTE_ETOOBIG)
+		snprintf(err, errcap, "%s: larger than 16 MiB", path);
+	else if (e != MOTE_OK)
 		snprintf(err, errcap, "%s: %s", path, strerror(errno));
-		return errno == ENOENT ? MOTE_ENOTFOUND : MOTE_EIO;
-	}
-	size_t cap = 4096, n = 0;
-	char *buf = malloc(cap);
-	enum mote_err e = MOTE_OK;
-	while (buf) {
-		size_t r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (r == 0)
-			break;
-		if (n == cap) {
-			if (cap >= (16u << 20)) {
-				snprintf(err, errcap, "%s: larger than 16 MiB", path);
-				e = MOTE_ETOOBIG;
-				break;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (!buf)
-		return MOTE_ENOMEM;
-	if (e != MOTE_OK) {
-		free(buf);
-		return e;
-	}
-	*out = buf;
-	*len = n;
-	return MOTE_OK;
+	return e;
 }
 
 /* No user store yet: create one whose admin password is printed once. */

@@ -8,6 +8,7 @@
  * the audit log (DATA/audit.log or --audit-log FILE) before the command
  * returns. Exit status: 0 done, 1 failed, 2 usage error.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@
 #include "audit/audit.h"
 #include "auth/acl.h"
 #include "auth/store.h"
+#include "base/file.h"
 #include "cli/cli.h"
 
 #define PASSWORD_GEN_LEN 24
@@ -143,30 +145,10 @@ static int role_exists(const struct admin_opts *o, const char *role)
 	char *text = NULL;
 	size_t len = 0;
 	if (file) {
-		FILE *f = fopen(file, "rb");
-		if (!f) {
-			fprintf(stderr, "mote user: cannot read %s\n", file);
-			return -1;
-		}
-		size_t cap = 1 << 16;
-		text = malloc(cap);
-		while (text) {
-			size_t r = fread(text + len, 1, cap - len, f);
-			len += r;
-			if (r == 0 || len < cap)
-				break;
-			char *nt = cap < (16u << 20) ? realloc(text, cap * 2) : NULL;
-			if (!nt) {
-				free(text);
-				text = NULL;
-				break;
-			}
-			text = nt;
-			cap *= 2;
-		}
-		fclose(f);
-		if (!text) {
-			fprintf(stderr, "mote user: %s is too large\n", file);
+		enum mote_err re = mote_read_file(file, 16u << 20, &text, &len);
+		if (re != MOTE_OK) {
+			fprintf(stderr, "mote user: cannot read %s: %s\n", file,
+				re == MOTE_ETOOBIG ? "larger than 16 MiB" : strerror(errno));
 			return -1;
 		}
 	}

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/file.h"
 #include "hub/hub.h"
 
 enum opt_kind {
@@ -399,45 +400,12 @@ enum mote_err hub_config_parse_text(struct hub_config *cfg, char *text, char *er
 
 static enum mote_err read_file(const char *path, char **out, char *errbuf, size_t errcap)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
+	enum mote_err err = mote_read_file(path, 1u << 20, out, NULL);
+	if (err == MOTE_ETOOBIG)
+		snprintf(errbuf, errcap, "--config %s: larger than 1 MiB", path);
+	else if (err != MOTE_OK)
 		snprintf(errbuf, errcap, "--config %s: %s", path, strerror(errno));
-		return MOTE_EIO;
-	}
-	enum mote_err err = MOTE_OK;
-	size_t cap = 4096, len = 0;
-	char *buf = malloc(cap);
-	while (buf) {
-		size_t n = fread(buf + len, 1, cap - len - 1, f);
-		len += n;
-		if (n == 0)
-			break;
-		if (len + 1 == cap) {
-			if (cap >= 1u << 20) {
-				snprintf(errbuf, errcap, "--config %s: larger than 1 MiB", path);
-				err = MOTE_ETOOBIG;
-				break;
-			}
-			char *nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				buf = NULL;
-				break;
-			}
-			buf = nb;
-			cap *= 2;
-		}
-	}
-	fclose(f);
-	if (!buf)
-		return MOTE_ENOMEM;
-	if (err != MOTE_OK) {
-		free(buf);
-		return err;
-	}
-	buf[len] = '\0';
-	*out = buf;
-	return MOTE_OK;
+	return err == MOTE_ENOTFOUND ? MOTE_EIO : err; /* a missing --config is an I/O error */
 }
 
 /* --pki DIR: the TLS files not given otherwise come from DIR, as `mote pki
