@@ -67,6 +67,16 @@ def wait_port(host, port, proc, timeout=10.0):
     return False
 
 
+def wait_for(cond, timeout=10.0, what="condition"):
+    """Polls cond() every 20 ms until it is true; AssertionError after timeout s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out waiting for " + what)
+
+
 def mote_bin():
     path = os.environ.get("MOTE_BIN")
     if not path:

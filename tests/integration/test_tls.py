@@ -30,15 +30,7 @@ from certs import Pki, openssl  # noqa: E402
 import paho.mqtt.client as mqtt  # noqa: E402
 
 HOST = harness.HOST
-
-
-def wait_for(cond, timeout=5.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
+wait_for = harness.wait_for
 
 
 class Watcher:

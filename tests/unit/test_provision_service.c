@@ -29,6 +29,8 @@
 
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -45,14 +47,6 @@ struct fx {
 	char audit_fields[1024];
 	int audits;
 };
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int setup(void **state)
 {
@@ -75,7 +69,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	tmpdir_remove(f->dir);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
 	return 0;

@@ -6,6 +6,7 @@
  * without a certificate, and CRL reloads (revoked(), a broken file keeps the
  * old list). Certificates come from mote_pki in a temporary folder.
  */
+#define _XOPEN_SOURCE 700
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include "tmpdir.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
@@ -64,9 +67,7 @@ static int teardown(void **state)
 {
 	struct fx *f = *state;
 	tls_server_free(f->srv);
-	char cmd[200];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
