@@ -51,6 +51,7 @@ policy = policy_any
 unique_subject = no
 copy_extensions = none
 email_in_dn = no
+default_crl_days = 7
 [ policy_any ]
 commonName = supplied
 [ req ]
@@ -64,6 +65,9 @@ CN = unused
 USAGES = {
     "client": "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
               "extendedKeyUsage=clientAuth\n",
+    # A TLS server (the hub) made by another CA tool.
+    "server": "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+              "extendedKeyUsage=serverAuth\n",
     # A certificate for servers only: not for TLS client authentication.
     "server-only": "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n"
                    "extendedKeyUsage=serverAuth\n",
@@ -153,6 +157,14 @@ class Pki:
             with open(cnf, "w") as f:
                 f.write(CA_CNF.format(dir=self.dir))
         return cnf
+
+    def openssl_revoke(self, cert):
+        """Revokes cert with `openssl ca -revoke` and writes crl.pem with -gencrl."""
+        cnf = self._ca_db()
+        openssl("ca", "-batch", "-config", cnf, "-cert", self.ca, "-keyfile", self.ca_key,
+                "-revoke", cert)
+        openssl("ca", "-batch", "-config", cnf, "-cert", self.ca, "-keyfile", self.ca_key,
+                "-gencrl", "-out", self.crl_path)
 
     def openssl_device(self, cn, not_before=None, not_after=None, days=30, usage="client",
                        san=None):

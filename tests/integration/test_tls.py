@@ -341,6 +341,44 @@ class TlsHub(unittest.TestCase):
         self.assertGreaterEqual(int(got), 0)
 
 
+class OpensslMadePki(unittest.TestCase):
+    """The hub serves with PEM files made by another CA tool alone: CA, hub
+    certificate, device certificates and the CRL all from the openssl CLI."""
+
+    def test_hub_and_devices_from_openssl(self):
+        tmp = tempfile.mkdtemp(prefix="mote-tls-oss-")
+        self.addCleanup(shutil.rmtree, tmp, True)
+        ca = Pki.other_ca(tmp, "oss", cn="Openssl Fleet CA")
+        hub_cert, hub_key = ca.openssl_device("localhost", usage="server",
+                                              san="DNS:localhost,IP:127.0.0.1")
+        good = ca.openssl_device("odev1")
+        gone = ca.openssl_device("odev2")
+        ca.openssl_revoke(gone[0])
+        port = harness.free_port()
+        b = harness.Broker(extra_args=[
+            "--mqtts", "%s:%d" % (HOST, port), "--tls-ca", ca.ca, "--tls-cert", hub_cert,
+            "--tls-key", hub_key, "--tls-crl", ca.crl_path])
+        b.start()
+        self.addCleanup(b.stop)
+        harness.wait_port(HOST, port, b.proc)
+        watch = Watcher(b.port, "ossw", topic="dev/+/t")
+        self.addCleanup(watch.close)
+
+        def pub(dev_id, dev, msg):
+            cert, key = dev
+            return subprocess.run(["mosquitto_pub", "-h", HOST, "-p", str(port), "--cafile", ca.ca,
+                                   "--cert", cert, "--key", key, "-i", dev_id,
+                                   "-t", "dev/%s/t" % dev_id, "-m", msg, "-q", "1"],
+                                  capture_output=True, text=True, timeout=20)
+        r = pub("odev1", good, "from-openssl-device")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: watch.got(b"from-openssl-device"), what="the openssl device's message")
+        r = pub("odev2", gone, "from-revoked")
+        self.assertNotEqual(r.returncode, 0, "a device in openssl's CRL must be refused")
+        b.wait_log(r"event=tls_handshake_failed .*why=\"[^\"]*revoked")
+        self.assertFalse(watch.got(b"from-revoked"))
+
+
 class TlsStartErrors(unittest.TestCase):
     """Start problems name the file and what to do, and the hub exits non-zero."""
 
