@@ -14,9 +14,8 @@
 #include "hub/hub.h"
 
 enum opt_kind {
-	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_FSYNC,
-	OPT_QUEUE_FULL, OPT_LISTEN_TLS, OPT_IDENTITY, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_CLIENT_CERT,
-	OPT_ORIGIN,
+	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_WORD,
+	OPT_LISTEN_TLS, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_ORIGIN,
 };
 
 struct opt {
@@ -26,133 +25,147 @@ struct opt {
 	unsigned long max;  /* for numbers */
 	const char *arg;
 	const char *help;
+	/* OPT_WORD: the accepted words, NULL-terminated; the index of the one
+	 * given is stored in the one-byte field at offset (an enum's value). */
+	const char *const *words;
 };
+
+static const char *const fsync_words[] = { "always", "batch", "none", NULL };
+static const char *const queue_full_words[] = { "refuse-newest", "drop-oldest", NULL };
+static const char *const client_cert_words[] = { "required", "optional", NULL };
+static const char *const identity_words[] = { "cn", "uri", NULL };
+_Static_assert(BROKER_FSYNC_ALWAYS == 0 && BROKER_FSYNC_BATCH == 1 && BROKER_FSYNC_NONE == 2,
+	       "fsync_words follows enum broker_fsync");
+_Static_assert(BROKER_QUEUE_REFUSE_NEWEST == 0 && BROKER_QUEUE_DROP_OLDEST == 1,
+	       "queue_full_words follows enum broker_queue_full");
+_Static_assert(HUB_TLS_IDENTITY_CN == 0 && HUB_TLS_IDENTITY_URI == 1,
+	       "identity_words follows enum hub_tls_identity");
 
 #define BOFF(field) offsetof(struct hub_config, broker.field)
 #define HOFF(field) offsetof(struct hub_config, field)
 
 static const struct opt opts[] = {
 	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT|off",
-	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883; off = none)" },
+	  "plaintext MQTT listener (repeatable; default 127.0.0.1:1883; off = none)", NULL },
 	{ "mqtts", OPT_LISTEN_TLS, 0, 0, "HOST:PORT",
 	  "MQTT over TLS listener, client certificate required (repeatable; needs --tls-ca, "
-	  "--tls-cert, --tls-key; e.g. 0.0.0.0:8883)" },
+	  "--tls-cert, --tls-key; e.g. 0.0.0.0:8883)", NULL },
 	{ "ws", OPT_LISTEN_WS, 0, 0, "HOST:PORT",
 	  "MQTT over WebSocket listener for browsers, ws://HOST:PORT/mqtt (repeatable; e.g. "
-	  "127.0.0.1:8080)" },
+	  "127.0.0.1:8080)", NULL },
 	{ "wss", OPT_LISTEN_WSS, 0, 0, "HOST:PORT",
 	  "MQTT over WebSocket over TLS, wss://HOST:PORT/mqtt (repeatable; uses the --tls-* "
-	  "files; e.g. 0.0.0.0:8443)" },
-	{ "wss-client-cert", OPT_CLIENT_CERT, HOFF(wss_client_cert_optional), 0,
+	  "files; e.g. 0.0.0.0:8443)", NULL },
+	{ "wss-client-cert", OPT_WORD, HOFF(wss_client_cert_optional), 0,
 	  "required|optional",
 	  "whether --wss clients must present a certificate of the fleet CA; optional lets "
 	  "browsers in with a username and password (a certificate shown is still verified; "
-	  "default required)" },
+	  "default required)", client_cert_words },
 	{ "ws-origin", OPT_ORIGIN, 0, 0, "ORIGIN",
 	  "a web origin allowed to open --ws/--wss connections, e.g. https://dash.example.com "
 	  "(repeatable); browsers from other origins get 403, clients that send no Origin are "
-	  "let through (default: any origin)" },
+	  "let through (default: any origin)", NULL },
 	{ "tls-ca", OPT_STR, HOFF(tls_ca), 0, "FILE",
 	  "CA certificate(s), PEM: client certificates must chain to it (e.g. DIR/ca.pem of "
-	  "`mote pki init --dir DIR`)" },
+	  "`mote pki init --dir DIR`)", NULL },
 	{ "tls-cert", OPT_STR, HOFF(tls_cert), 0, "FILE",
-	  "the hub's certificate, PEM, intermediates after it (e.g. DIR/hub.pem)" },
+	  "the hub's certificate, PEM, intermediates after it (e.g. DIR/hub.pem)", NULL },
 	{ "tls-key", OPT_STR, HOFF(tls_key), 0, "FILE",
-	  "the hub's private key, PEM, unencrypted (e.g. DIR/hub.key)" },
+	  "the hub's private key, PEM, unencrypted (e.g. DIR/hub.key)", NULL },
 	{ "tls-crl", OPT_STR, HOFF(tls_crl), 0, "FILE",
 	  "certificate revocation list, PEM (e.g. DIR/crl.pem); reloaded on SIGHUP and when the "
-	  "file changes, and live connections of revoked certificates are closed" },
+	  "file changes, and live connections of revoked certificates are closed", NULL },
 	{ "tls-crl-check", OPT_U32, HOFF(tls_crl_check_s), 3600, "SEC",
-	  "look for a changed --tls-crl file every SEC seconds, 0 = only on SIGHUP (default 1)" },
-	{ "tls-identity", OPT_IDENTITY, HOFF(tls_identity), 0, "cn|uri",
+	  "look for a changed --tls-crl file every SEC seconds, 0 = only on SIGHUP (default 1)", NULL },
+	{ "tls-identity", OPT_WORD, HOFF(tls_identity), 0, "cn|uri",
 	  "what names a device in its certificate: the subject CN, or ID of a SAN URI "
-	  "urn:mote:dev:ID (default cn)" },
+	  "urn:mote:dev:ID (default cn)", identity_words },
 	{ "pki", OPT_STR, HOFF(pki_dir), 0, "DIR",
 	  "a `mote pki` folder: serves provisioning by claim ($provision/ID/csr) from its CA "
 	  "and claims, and is the default for the --tls-* files (DIR/ca.pem, hub.pem, hub.key, "
-	  "crl.pem)" },
-	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)" },
+	  "crl.pem)", NULL },
+	{ "data", OPT_STR, HOFF(data_dir), 0, "DIR", "data folder (default ./data)", NULL },
 	{ "persistence", OPT_BOOL, HOFF(persistence), 0, "on|off",
 	  "keep sessions, queued and in-flight QoS 1/2 messages, retained messages and wills "
-	  "in DIR/journal across restarts and crashes (default on)" },
-	{ "fsync", OPT_FSYNC, BOFF(fsync), 0, "POLICY",
+	  "in DIR/journal across restarts and crashes (default on)", NULL },
+	{ "fsync", OPT_WORD, BOFF(fsync), 0, "POLICY",
 	  "always: acknowledge QoS 1/2 only once on disk (fdatasync); batch: once written, "
-	  "synced within --fsync-batch-ms; none: once written, never synced (default always)" },
+	  "synced within --fsync-batch-ms; none: once written, never synced (default always)", fsync_words },
 	{ "fsync-batch-ms", OPT_U32, BOFF(fsync_batch_ms), 60000, "MS",
-	  "longest time a written record waits for fdatasync under --fsync batch (default 10)" },
+	  "longest time a written record waits for fdatasync under --fsync batch (default 10)", NULL },
 	{ "max-queued-bytes", OPT_U32, BOFF(max_queued_bytes), 0xFFFFFFFFul, "BYTES",
-	  "topic + payload bytes queued per session (default 67108864)" },
-	{ "queue-full", OPT_QUEUE_FULL, BOFF(queue_full), 0, "POLICY",
-	  "when a session's queue is full: refuse-newest or drop-oldest (default refuse-newest)" },
+	  "topic + payload bytes queued per session (default 67108864)", NULL },
+	{ "queue-full", OPT_WORD, BOFF(queue_full), 0, "POLICY",
+	  "when a session's queue is full: refuse-newest or drop-oldest (default refuse-newest)", queue_full_words },
 	{ "journal-fault-file", OPT_STR, BOFF(journal_fault_file), 0, "PATH",
-	  "test hook: while PATH exists every journal write fails with ENOSPC (disk full)" },
+	  "test hook: while PATH exists every journal write fails with ENOSPC (disk full)", NULL },
 	{ "journal-segment-bytes", OPT_U32, BOFF(journal_segment_bytes), 0xFFFFFFFFul, "BYTES",
-	  "size of one journal segment file (default 67108864)" },
+	  "size of one journal segment file (default 67108864)", NULL },
 	{ "journal-compact-bytes", OPT_U32, BOFF(compact_min_bytes), 0xFFFFFFFFul, "BYTES",
 	  "journal growth that starts a compacting snapshot, at least twice the last one "
-	  "(default 67108864)" },
+	  "(default 67108864)", NULL },
 	{ "allow-anonymous", OPT_BOOL, BOFF(allow_anonymous), 0, NULL,
 	  "tests and development only: accept clients without credentials, and unknown usernames, "
-	  "as anonymous (everything but publishing to $SYS; default off)" },
+	  "as anonymous (everything but publishing to $SYS; default off)", NULL },
 	{ "log-level", OPT_LOGLEVEL, HOFF(log_level), 0, "LEVEL",
-	  "debug, info, warn or error (default info)" },
+	  "debug, info, warn or error (default info)", NULL },
 	{ "sys-interval", OPT_U32, BOFF(sys_interval_s), 86400, "SEC",
-	  "publish $SYS statistics every SEC seconds, 0 = off (default 10)" },
+	  "publish $SYS statistics every SEC seconds, 0 = off (default 10)", NULL },
 	{ "max-packet-size", OPT_U32, BOFF(max_packet_size), 268435455, "BYTES",
-	  "largest packet accepted from a client (default 1048576)" },
+	  "largest packet accepted from a client (default 1048576)", NULL },
 	{ "receive-max", OPT_U16, BOFF(receive_max), 65535, "N",
-	  "QoS 1/2 messages a client may have in flight to the hub (default 64)" },
+	  "QoS 1/2 messages a client may have in flight to the hub (default 64)", NULL },
 	{ "topic-alias-max", OPT_U16, BOFF(topic_alias_max), 65535, "N",
-	  "topic aliases a client may use towards the hub (default 16)" },
+	  "topic aliases a client may use towards the hub (default 16)", NULL },
 	{ "max-keepalive", OPT_U16, BOFF(max_keepalive), 65535, "SEC",
-	  "cap on the client keep alive, 0 = none (default 0)" },
+	  "cap on the client keep alive, 0 = none (default 0)", NULL },
 	{ "max-session-expiry", OPT_U32, BOFF(max_session_expiry), 0xFFFFFFFFul, "SEC",
-	  "cap on session expiry, 0 = none (default 0)" },
+	  "cap on session expiry, 0 = none (default 0)", NULL },
 	{ "max-queued", OPT_U32, BOFF(max_queued), 10000000, "N",
-	  "QoS 1/2 messages queued per session beyond the window (default 1000)" },
+	  "QoS 1/2 messages queued per session beyond the window (default 1000)", NULL },
 	{ "threads", OPT_U32, BOFF(threads), 256, "N",
-	  "event loops, each on its own thread; connections are spread over them (default 0 = one per CPU)" },
+	  "event loops, each on its own thread; connections are spread over them (default 0 = one per CPU)", NULL },
 	{ "max-inflight", OPT_U16, BOFF(max_inflight), 65535, "N",
-	  "QoS 1/2 messages in flight to one client (default 64)" },
+	  "QoS 1/2 messages in flight to one client (default 64)", NULL },
 	{ "connect-timeout", OPT_MS, BOFF(connect_timeout_ms), 3600, "SEC",
-	  "seconds a new connection has to send CONNECT (default 10)" },
+	  "seconds a new connection has to send CONNECT (default 10)", NULL },
 	{ "max-connections", OPT_U32, BOFF(max_connections), 10000000, "N",
-	  "connection limit, 0 = file descriptors only (default 0)" },
+	  "connection limit, 0 = file descriptors only (default 0)", NULL },
 	{ "max-client-outbuf", OPT_U32, BOFF(max_client_outbuf), 0xFFFFFFFFul, "BYTES",
 	  "bytes waiting for one slow client before its QoS 0 messages are dropped "
-	  "(default 4194304)" },
+	  "(default 4194304)", NULL },
 	/* Authentication, authorization, audit, rate limits (docs/security.md). */
 	{ "acl", OPT_STR, HOFF(auth.acl_file), 0, "FILE",
 	  "roles for users and tokens: `role NAME` then `allow|deny read|write|readwrite PATTERN` "
-	  "lines (default DATA/acl.conf when it exists; docs/security.md)" },
+	  "lines (default DATA/acl.conf when it exists; docs/security.md)", NULL },
 	{ "audit-log", OPT_STR, HOFF(audit_log), 0, "FILE",
 	  "append-only, hash-chained audit log; check it with `mote audit verify FILE` "
-	  "(default DATA/audit.log)" },
+	  "(default DATA/audit.log)", NULL },
 	{ "identity-match", OPT_BOOL, HOFF(auth.identity_must_match), 0, "on|off",
 	  "a device certificate's identity must equal its client id, else CONNACK 0x85 "
-	  "(default on)" },
+	  "(default on)", NULL },
 	{ "auth-fail-max", OPT_U32, HOFF(auth.fail_max), 1000000, "N",
 	  "failed logins from one address within --auth-fail-window before it is refused "
-	  "(CONNACK 0x9F; 3.1.1 rc 5) for --auth-block seconds (default 5, 0 = never)" },
+	  "(CONNACK 0x9F; 3.1.1 rc 5) for --auth-block seconds (default 5, 0 = never)", NULL },
 	{ "auth-fail-window", OPT_U32, HOFF(auth.fail_window_s), 86400, "SEC",
-	  "the window of --auth-fail-max (default 60)" },
+	  "the window of --auth-fail-max (default 60)", NULL },
 	{ "auth-block", OPT_U32, HOFF(auth.block_s), 86400, "SEC",
-	  "first refusal period of an address; each repeat doubles it (default 30)" },
+	  "first refusal period of an address; each repeat doubles it (default 30)", NULL },
 	{ "auth-block-max", OPT_U32, HOFF(auth.block_max_s), 604800, "SEC",
-	  "longest refusal period (default 3600)" },
+	  "longest refusal period (default 3600)", NULL },
 	{ "auth-cache", OPT_U32, HOFF(auth.cache_s), 86400, "SEC",
 	  "remember a verified username + password this long, so reconnects skip argon2id "
-	  "(default 60, 0 = verify every login)" },
+	  "(default 60, 0 = verify every login)", NULL },
 	{ "auth-hash-rate", OPT_U32, HOFF(auth.hash_rate), 1000000, "N",
 	  "password checks (argon2id, ~20 ms each) per second over all addresses; beyond it "
-	  "logins get 0x89 server busy (default 10, 0 = unlimited)" },
+	  "logins get 0x89 server busy (default 10, 0 = unlimited)", NULL },
 	{ "conn-rate", OPT_U32, HOFF(auth.conn_rate), 1000000, "N",
 	  "new connections per second from one address, a token bucket of --conn-burst "
-	  "(default 20, 0 = unlimited)" },
+	  "(default 20, 0 = unlimited)", NULL },
 	{ "conn-burst", OPT_U32, HOFF(auth.conn_burst), 1000000, "N",
-	  "connections one address may open at once before --conn-rate applies (default 100)" },
+	  "connections one address may open at once before --conn-rate applies (default 100)", NULL },
 	{ "conn-rate-loopback", OPT_BOOL, HOFF(auth.conn_limit_loopback), 0, "on|off",
-	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)" },
+	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)", NULL },
 };
 
 void hub_config_defaults(struct hub_config *cfg)
@@ -210,6 +223,23 @@ static bool parse_bool(const char *v, bool *out)
 	return true;
 }
 
+/* One of o->words into *out; else an error listing them ("a, b or c"). */
+static enum mote_err apply_word(const struct opt *o, const char *v, uint8_t *out, char *errbuf,
+				size_t errcap)
+{
+	size_t n = 0;
+	for (; o->words[n]; n++)
+		if (!strcmp(v, o->words[n])) {
+			*out = (uint8_t)n;
+			return MOTE_OK;
+		}
+	int w = snprintf(errbuf, errcap, "--%s: '%s' is not ", o->name, v);
+	for (size_t i = 0; i < n && w >= 0 && (size_t)w < errcap; i++)
+		w += snprintf(errbuf + w, errcap - (size_t)w, "%s%s", o->words[i],
+			      i + 2 < n ? ", " : i + 2 == n ? " or " : "");
+	return MOTE_EINVAL;
+}
+
 static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const char *v,
 			   char *errbuf, size_t errcap)
 {
@@ -227,33 +257,8 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 	case OPT_STR:
 		*(const char **)(base + o->offset) = v;
 		return MOTE_OK;
-	case OPT_FSYNC: {
-		uint8_t *f = (uint8_t *)(base + o->offset);
-		if (!strcmp(v, "always"))
-			*f = BROKER_FSYNC_ALWAYS;
-		else if (!strcmp(v, "batch"))
-			*f = BROKER_FSYNC_BATCH;
-		else if (!strcmp(v, "none"))
-			*f = BROKER_FSYNC_NONE;
-		else {
-			snprintf(errbuf, errcap, "--%s: '%s' is not always, batch or none", o->name, v);
-			return MOTE_EINVAL;
-		}
-		return MOTE_OK;
-	}
-	case OPT_QUEUE_FULL: {
-		uint8_t *f = (uint8_t *)(base + o->offset);
-		if (!strcmp(v, "refuse-newest"))
-			*f = BROKER_QUEUE_REFUSE_NEWEST;
-		else if (!strcmp(v, "drop-oldest"))
-			*f = BROKER_QUEUE_DROP_OLDEST;
-		else {
-			snprintf(errbuf, errcap, "--%s: '%s' is not refuse-newest or drop-oldest",
-				 o->name, v);
-			return MOTE_EINVAL;
-		}
-		return MOTE_OK;
-	}
+	case OPT_WORD:
+		return apply_word(o, v, (uint8_t *)(base + o->offset), errbuf, errcap);
 	case OPT_LISTEN:
 		if (!strcmp(v, "off")) {
 			cfg->mqtt_off = true;
@@ -292,26 +297,6 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 			return MOTE_EINVAL;
 		}
 		cfg->ws_origins[cfg->ws_origin_count++] = v;
-		return MOTE_OK;
-	case OPT_CLIENT_CERT:
-		if (!strcmp(v, "required"))
-			cfg->wss_client_cert_optional = false;
-		else if (!strcmp(v, "optional"))
-			cfg->wss_client_cert_optional = true;
-		else {
-			snprintf(errbuf, errcap, "--%s: '%s' is not required or optional", o->name, v);
-			return MOTE_EINVAL;
-		}
-		return MOTE_OK;
-	case OPT_IDENTITY:
-		if (!strcmp(v, "cn"))
-			cfg->tls_identity = HUB_TLS_IDENTITY_CN;
-		else if (!strcmp(v, "uri"))
-			cfg->tls_identity = HUB_TLS_IDENTITY_URI;
-		else {
-			snprintf(errbuf, errcap, "--%s: '%s' is not cn or uri", o->name, v);
-			return MOTE_EINVAL;
-		}
 		return MOTE_OK;
 	case OPT_LOGLEVEL:
 		if (mote_log_level_parse(v, (enum mote_log_level *)(base + o->offset)) != 0) {
