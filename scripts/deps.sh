@@ -17,6 +17,11 @@ pkgs=(
   libcmocka-dev     # unit tests
   libssl-dev        # OpenSSL 3 (libcrypto): the fleet CA of `mote pki`, later TLS
   libargon2-dev     # argon2id password hashes of the user store (src/auth)
+  libsqlite3-dev    # the embedded store: registry, twins, telemetry, alerts (WAL mode)
+  libcjson-dev      # JSON: twins, SenML telemetry, rules, the API
+  libmicrohttpd-dev # the HTTP API server (src/api)
+  libcurl4-openssl-dev # webhook deliveries (src/rules): HTTPS client with timeouts
+  curl              # a real HTTP client for the API tests
   openssl           # the openssl tool: the independent peer of the pki tests
   mosquitto-clients # real peer: mosquitto_pub / mosquitto_sub
   mosquitto         # the peer broker for side-by-side benchmarks

@@ -41,6 +41,7 @@
 #include "base/file.h"
 #include "base/log.h"
 
+/* The same order as enum auth_kind (auth.h). */
 enum kind { K_NONE, K_DEVICE, K_CLAIM, K_USER, K_TOKEN, K_ANON };
 static const char *const kind_names[] = { "none", "device", "claim", "user", "token",
 					  "anonymous" };
@@ -208,6 +209,12 @@ static bool device_id_valid(const char *s, size_t n)
 static uint64_t principal(enum kind k, int role, uint32_t token)
 {
 	return ((uint64_t)token << 32) | ((uint64_t)k << 16) | (uint64_t)(role + 1);
+}
+
+enum auth_kind auth_principal_kind(uint64_t p)
+{
+	unsigned k = (unsigned)((p >> 16) & 0xff);
+	return k <= K_ANON ? (enum auth_kind)k : AUTH_KIND_NONE;
 }
 
 static void set_principal(const struct broker_client *c, uint64_t p)

@@ -91,6 +91,17 @@ void auth_free(struct auth *a);
 /* Before the broker starts. */
 void auth_set_claim_check(struct auth *a, auth_claim_check_fn fn, void *ctx);
 
+/* How a connection authenticated, from the principal the broker keeps. */
+enum auth_kind {
+	AUTH_KIND_NONE,
+	AUTH_KIND_DEVICE,    /* its own client certificate */
+	AUTH_KIND_CLAIM,     /* a claim certificate (provisioning only) */
+	AUTH_KIND_USER,
+	AUTH_KIND_TOKEN,
+	AUTH_KIND_ANONYMOUS, /* allow_anonymous: the client id is all we know */
+};
+enum auth_kind auth_principal_kind(uint64_t principal);
+
 /* Fills h->ctx, accept, authenticate and authorize; the rest is untouched. */
 void auth_hooks(struct auth *a, struct broker_hooks *h);
 
