@@ -38,6 +38,9 @@ struct api {
 	atomic_uint_fast64_t sse_events;    /* frames queued to clients */
 	atomic_uint_fast64_t sse_dropped;   /* clients dropped: too slow */
 	atomic_uint_fast64_t sse_refused;   /* over max_sse_clients */
+	/* the server's own log lines, rate-limited */
+	pthread_mutex_t log_mu;
+	uint64_t log_window, log_lines, log_hidden;
 };
 
 /* A request: made by the URI log callback, freed when it completes. */

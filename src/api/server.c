@@ -87,6 +87,7 @@ static enum MHD_Result send_reply(struct api *a, struct MHD_Connection *conn, st
 	static const char oom[] =
 		"{\"status\":500,\"error\":\"internal\",\"message\":\"out of memory\"}";
 	int status = r->status ? r->status : 500;
+	const char *ctype = r->content_type ? r->content_type : "application/json";
 	struct MHD_Response *resp;
 	if (r->body) {
 		resp = MHD_create_response_from_buffer(strlen(r->body), r->body, MHD_RESPMEM_MUST_FREE);
@@ -104,8 +105,7 @@ static enum MHD_Result send_reply(struct api *a, struct MHD_Connection *conn, st
 		return MHD_NO;
 	common_headers(resp);
 	if (status != 204)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-					r->content_type ? r->content_type : "application/json");
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	va_list ap;
 	va_start(ap, r);
 	for (;;) {
@@ -541,8 +541,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		q->started = true;
 		if (!head(a, conn, q, method, &ret))
 			return ret;
-		if (q->route->json_body)
-			return MHD_YES; /* the body comes in the next calls */
+		/* Answering in the first call makes libmicrohttpd close the
+		 * connection (it cannot know the request was read); the answer
+		 * comes in the next call, after any body. */
+		return MHD_YES;
 	}
 	if (*upload_data_size) {
 		size_t n = *upload_data_size;
@@ -584,13 +586,31 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((forma
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	(void)cls;
+	/* Junk from the network makes libmicrohttpd talk: at most 10 lines
+	 * per 10 s, the rest counted in the next line. */
+	struct api *a = cls;
+	uint64_t win = mote_mono_ms() / 10000;
+	pthread_mutex_lock(&a->log_mu);
+	if (win != a->log_window) {
+		a->log_window = win;
+		a->log_lines = 0;
+	}
+	bool say = a->log_lines++ < 10;
+	uint64_t hidden = a->log_hidden;
+	if (say)
+		a->log_hidden = 0;
+	else
+		a->log_hidden++;
+	pthread_mutex_unlock(&a->log_mu);
+	if (!say)
+		return;
 	char msg[400], quoted[460];
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	size_t n = strlen(msg);
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		msg[--n] = '\0';
-	MOTE_WARN("api", "event=http_server msg=%s", mote_log_quote(quoted, sizeof quoted, msg, n));
+	MOTE_WARN("api", "event=http_server msg=%s unreported_before=%" PRIu64,
+		  mote_log_quote(quoted, sizeof quoted, msg, n), hidden);
 }
 
 /* ---- life ---- */
@@ -686,25 +706,29 @@ enum mote_err api_start(const struct api_config *cfg, struct platform *p, struct
 	if (a->heartbeat_ms < 100)
 		a->heartbeat_ms = 100;
 	pthread_mutex_init(&a->sse_mu, NULL);
+	pthread_mutex_init(&a->log_mu, NULL);
 	int fd = listen_on(a->addr, &a->port, err, errcap);
 	if (fd < 0) {
 		pthread_mutex_destroy(&a->sse_mu);
+		pthread_mutex_destroy(&a->log_mu);
 		free(a);
 		return MOTE_EIO;
 	}
 	a->d = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG,
-		0, NULL, NULL, on_request, a, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+		0, NULL, NULL, on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->cfg.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->cfg.timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
 		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a, MHD_OPTION_END);
+		MHD_OPTION_END);
 	if (!a->d) {
 		close(fd);
 		snprintf(err, errcap, "--http %s: the HTTP server did not start", a->addr);
 		pthread_mutex_destroy(&a->sse_mu);
+		pthread_mutex_destroy(&a->log_mu);
 		free(a);
 		return MOTE_EIO;
 	}
@@ -734,5 +758,6 @@ void api_stop(struct api *a)
 	pthread_mutex_unlock(&a->sse_mu);
 	MHD_stop_daemon(a->d);
 	pthread_mutex_destroy(&a->sse_mu);
+	pthread_mutex_destroy(&a->log_mu);
 	free(a);
 }
