@@ -721,7 +721,7 @@ enum mote_err api_start(const struct api_config *cfg, struct platform *p, struct
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->cfg.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->cfg.timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
 		MHD_OPTION_END);
 	if (!a->d) {
