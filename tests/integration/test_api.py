@@ -340,7 +340,7 @@ class ApiCase(unittest.TestCase):
 
     # ---- metrics ----
 
-    def test_metrics(self):
+    def scrape(self):
         st, h, text = self.api("GET", "/metrics", token=self.read, raw=True)
         self.assertEqual(st, 200)
         self.assertTrue(h["content-type"].startswith("text/plain; version=0.0.4"))
@@ -358,6 +358,22 @@ class ApiCase(unittest.TestCase):
                 self.assertIn(m.group(1), types, "sample before its # TYPE: %r" % line)
                 samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
         self.assertEqual(helps, set(types))
+        return samples
+
+    def test_metrics(self):
+        # a connected device shows in the broker's and the registry's numbers
+        # (the hub copies the broker's counters once a second)
+        c = mqtt_client(self.b, "metrics-1")
+        try:
+            c.publish("dev/metrics-1/telemetry", json.dumps({"temp": 1}), qos=1).wait_for_publish()
+            harness.wait_for(lambda: self.scrape()["mote_broker_clients_connected"] >= 1
+                             and self.scrape()["mote_devices_online"] >= 1
+                             and self.scrape()["mote_telemetry_points_total"] >= 1, 5,
+                             "the connected device in /metrics")
+        finally:
+            c.loop_stop()
+            c.disconnect()
+        samples = self.scrape()
         for name in ("mote_broker_clients_connected", "mote_broker_messages_received_total",
                      "mote_pipeline_queue_items", "mote_pipeline_lag_milliseconds",
                      "mote_pipeline_dropped_total", "mote_telemetry_points_total",
