@@ -418,7 +418,12 @@ void api_event(struct api *a, const char *type, const char *device_id, const cha
 		if (c->dropped || !api_events_filter_match(&c->f, bit, device_id))
 			continue;
 		if (!sse_append(c, frame, len)) {
+			/* Its memory goes now; the connection ends when its
+			 * thread next asks for data (or the idle timeout). */
 			c->dropped = true;
+			free(c->buf);
+			c->buf = NULL;
+			c->off = c->len = c->cap = 0;
 			atomic_fetch_add_explicit(&a->sse_dropped, 1, memory_order_relaxed);
 			MOTE_WARN("api", "event=sse_client_dropped why=\"reads too slowly (%u KiB waiting)\"",
 				  SSE_BUF_MAX / 1024);

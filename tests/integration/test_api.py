@@ -422,8 +422,8 @@ class ApiCase(unittest.TestCase):
         sub = mqtt_client(b, "junk-sub")
         sub.on_message = lambda c, u, m: got.append(m.payload)
         done = threading.Event()
-        sub.subscribe("junk/t", qos=1)
         sub.on_subscribe = lambda *a: done.set()
+        sub.subscribe("junk/t", qos=1)
         self.assertTrue(done.wait(5))
         pub = mqtt_client(b, "junk-pub")
         junk = [b"GARBAGE\r\n\r\n", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",
