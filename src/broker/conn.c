@@ -46,6 +46,7 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	if (pc) {
 		out->cert_cn = pc->cn;
 		out->cert_uri = pc->uri;
+		out->cert_serial = pc->serial;
 	}
 }
 
