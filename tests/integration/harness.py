@@ -88,9 +88,11 @@ def mote_bin():
 class Broker:
     """A broker process on a free loopback port. Use as a context manager."""
 
-    def __init__(self, extra_args=None, allow_anonymous=True, mosquitto_conf=""):
+    def __init__(self, extra_args=None, allow_anonymous=True, mosquitto_conf="", http=False):
         self.host = HOST
         self.port = free_port()
+        # http=True: the hub also serves its HTTP API on http_port (mote only).
+        self.http_port = free_port() if http else None
         self.extra_args = list(extra_args or [])
         self.allow_anonymous = allow_anonymous
         self.mosquitto_conf = mosquitto_conf
@@ -115,6 +117,8 @@ class Broker:
                "--data", self.data_dir, "--log-level", "debug"]
         if self.allow_anonymous:
             cmd.append("--allow-anonymous")
+        if self.http_port:
+            cmd += ["--http", "%s:%d" % (HOST, self.http_port)]
         # MOTE_TEST_THREADS: event loops for every broker a test starts (the
         # default is one per CPU); make test runs the suite once with 4.
         args = self.extra_args + self.start_args
@@ -131,10 +135,46 @@ class Broker:
         self._log_mark = self.logf.tell()
         self.starts += 1
         self.proc = subprocess.Popen(self.command(), stdout=self.logf, stderr=subprocess.STDOUT)
-        if not wait_port(self.host, self.port, self.proc):
+        if not wait_port(self.host, self.port, self.proc) or (
+                self.http_port and not wait_port(self.host, self.http_port, self.proc)):
             self.stop(check=False)
             raise RuntimeError("broker did not start listening:\n" + self.log())
         return self
+
+    def token(self, scope="admin", name=None):
+        """A new API token of this hub's data folder (`mote token create`)."""
+        cmd = [mote_bin(), "token", "create", "--data", self.data_dir, "--scope", scope]
+        if name:
+            cmd += ["--name", name]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        return out.strip().splitlines()[-1].split()[-1]
+
+    def api(self, method, path, body=None, token=None, headers=None, raw=False):
+        """One HTTP request to the hub's API: (status, headers, body), the body
+        parsed as JSON when it is JSON (raw=True: bytes). body: a dict/list is
+        sent as JSON, bytes/str as they are."""
+        import http.client
+        import json
+        conn = http.client.HTTPConnection(self.host, self.http_port, timeout=10)
+        h = dict(headers or {})
+        if token:
+            h.setdefault("Authorization", "Bearer " + token)
+        data = body
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            data = body.encode()
+        try:
+            conn.request(method, path, body=data, headers=h)
+            resp = conn.getresponse()
+            payload = resp.read()
+            rh = {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+        if not raw and rh.get("content-type", "").startswith("application/json") and payload:
+            payload = json.loads(payload)
+        return resp.status, rh, payload
 
     def restart(self, extra_args=None, kill=False):
         """Stop (checked; with kill=True: SIGKILL) and start again on the same
