@@ -34,7 +34,11 @@ struct twin_limits {
 	size_t max_state_bytes;  /* desired + reported, serialized (default 8192) */
 	unsigned max_depth;      /* nesting of state objects (default 6) */
 	uint32_t updates_per_s;  /* per device, token bucket rate (default 10) ... */
-	uint32_t updates_burst;  /* ... and size (default 20); beyond: 429 */
+	uint32_t updates_burst;  /* ... and size (default 20); beyond: 429.
+				  * updates_per_s 0: no rate limit. The bucket also
+				  * counts MQTT gets and REST patches. */
+	size_t cache_docs;       /* documents kept in memory, LRU (default 1024;
+				  * 0: the default) */
 };
 
 void twin_limits_defaults(struct twin_limits *l);
