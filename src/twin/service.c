@@ -411,19 +411,16 @@ static void announce(struct twin_service *ts, const char *id, const struct twin_
 }
 
 /*
- * The checks and the write shared by MQTT updates and REST patches (the
- * request is parsed already): 0 with *out the updated entry, or an HTTP
- * status with msg.
+ * Admits a request whose parse ended with parse_st: finds the twin (404
+ * when there is none and create is false) and spends a token from its
+ * bucket (429), before the parse result counts, so that malformed requests
+ * are rate limited like good ones. 0 with *out, or a status with msg.
  */
-static int update(struct twin_service *ts, const char *id, bool create,
-		  const struct twin_request *req, bool device, int64_t now_ms,
-		  struct entry **out, char *msg, size_t cap)
+static int admit(struct twin_service *ts, const char *id, bool create, int parse_st,
+		 int64_t now_ms, struct entry **out, char *msg, size_t cap)
 {
 	int st = 0;
 	struct entry *e = lookup(ts, id, create, now_ms, &st);
-	struct twin_doc next;
-	cJSON *prev_delta = NULL, *delta = NULL;
-
 	if (!e) {
 		if (st == 404)
 			snprintf(msg, cap, "no twin for device '%s'", id);
@@ -431,11 +428,26 @@ static int update(struct twin_service *ts, const char *id, bool create,
 			snprintf(msg, cap, "twin storage failed");
 		return st;
 	}
-	st = 0;
 	if (!take_token(ts, e, now_ms)) {
-		snprintf(msg, cap, "more than %u updates per second", ts->lim.updates_per_s);
+		snprintf(msg, cap, "more than %u requests per second", ts->lim.updates_per_s);
 		return 429;
 	}
+	*out = e;
+	return parse_st; /* msg still holds the parse's sentence */
+}
+
+/*
+ * The checks and the write shared by MQTT updates and REST patches (the
+ * request is parsed and admitted): 0, or an HTTP status with msg.
+ */
+static int update(struct twin_service *ts, const char *id, struct entry *e,
+		  const struct twin_request *req, bool device, int64_t now_ms, char *msg,
+		  size_t cap)
+{
+	int st = 0;
+	struct twin_doc next;
+	cJSON *prev_delta = NULL, *delta = NULL;
+
 	if (device && req->desired) {
 		snprintf(msg, cap, "a device may write reported state only");
 		return 403;
@@ -466,7 +478,6 @@ static int update(struct twin_service *ts, const char *id, bool create,
 	announce(ts, id, req, &e->doc, &next, prev_delta, delta, now_ms, device);
 	twin_doc_free(&e->doc);
 	e->doc = next;
-	*out = e;
 out:
 	if (st)
 		twin_doc_free(&next);
@@ -484,17 +495,11 @@ static void mqtt_get(struct twin_service *ts, const char *id, bool exists,
 	struct entry *e = NULL;
 
 	ts->stats.gets++;
-	if (!st && !exists) {
+	if (!exists) {
 		snprintf(msg, sizeof msg, "no device '%s'", id);
 		st = 404;
-	}
-	if (!st && !(e = lookup(ts, id, true, now_ms, &st)))
-		snprintf(msg, sizeof msg, "twin storage failed");
-	else if (e)
-		st = 0;
-	if (!st && !take_token(ts, e, now_ms)) {
-		snprintf(msg, sizeof msg, "more than %u requests per second", ts->lim.updates_per_s);
-		st = 429;
+	} else {
+		st = admit(ts, id, true, st, now_ms, &e, msg, sizeof msg);
 	}
 	if (st) {
 		reject(ts, id, "get", st, msg, &req);
@@ -524,15 +529,17 @@ void twin_service_mqtt(struct twin_service *ts, const char *device_id, bool exis
 
 	struct twin_request req;
 	char msg[256];
-	struct entry *e;
+	struct entry *e = NULL;
 	int st = twin_request_parse(payload, len, TWIN_REQ_UPDATE, &ts->lim, &req, msg,
 				    sizeof msg);
-	if (!st && !exists) {
+	if (!exists) {
 		snprintf(msg, sizeof msg, "no device '%s'", device_id);
 		st = 404;
+	} else {
+		st = admit(ts, device_id, true, st, now_ms, &e, msg, sizeof msg);
 	}
 	if (!st)
-		st = update(ts, device_id, true, &req, src == TWIN_SOURCE_DEVICE, now_ms, &e, msg,
+		st = update(ts, device_id, e, &req, src == TWIN_SOURCE_DEVICE, now_ms, msg,
 			    sizeof msg);
 	if (st) {
 		ts->stats.updates_rejected++;
@@ -596,8 +603,9 @@ void twin_service_patch(struct twin_service *ts, const char *device_id, const ch
 	struct entry *e = NULL;
 	int st = twin_request_parse((const uint8_t *)body, len, TWIN_REQ_PATCH, &ts->lim, &req,
 				    msg, sizeof msg);
+	st = admit(ts, device_id, false, st, now_ms, &e, msg, sizeof msg);
 	if (!st)
-		st = update(ts, device_id, false, &req, false, now_ms, &e, msg, sizeof msg);
+		st = update(ts, device_id, e, &req, false, now_ms, msg, sizeof msg);
 	if (st) {
 		ts->stats.updates_rejected++;
 		mote_reply_error(r, st, "%s", msg);

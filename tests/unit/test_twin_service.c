@@ -595,6 +595,19 @@ static void test_rate_limit(void **state)
 	assert_int_equal(r.status, 429);
 	assert_non_null(strstr(r.body, "too_many_requests"));
 	mote_reply_clear(&r);
+	clear(f);
+
+	/* malformed requests spend the budget too: a flood of them is
+	 * answered with 429 before it is parsed into 400s */
+	mqtt(f, "d6", true, "update", true, "{", 200000);
+	mqtt(f, "d6", true, "update", true, "{", 200000);
+	mqtt(f, "d6", true, "update", true, "{", 200000);
+	assert_int_equal(f->n, 3);
+	for (int i = 0; i < 3; i++)
+		assert_non_null(strstr(f->msgs[i].payload, "\"code\":400"));
+	clear(f);
+	mqtt(f, "d6", true, "update", true, "{", 200000);
+	assert_int_equal(rejected(f, "d6", "update", NULL), 429);
 }
 
 static void test_storage_failure(void **state)
