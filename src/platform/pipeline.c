@@ -113,6 +113,29 @@ static void telemetry_event(struct platform *p, const char *id, const struct tel
 	free(json);
 }
 
+/*
+ * SenML names a sensor by base name + name, and devices often use their own
+ * id as the base name ("bn":"pump-7/"). The topic already says which device
+ * it is, so "pump-7/temp" is stored as metric "temp" of pump-7 (also with
+ * ':' or '.' after the id, as in "urn:dev:pump-7:temp"-style names that end
+ * with the id).
+ */
+static void strip_device_prefix(struct telemetry_batch *b, const char *id)
+{
+	size_t n = strlen(id);
+	for (size_t i = 0; i < b->n; i++) {
+		const char *m = b->pts[i].metric;
+		const char *at = strstr(m, id);
+		if (!at)
+			continue;
+		if (at != m && at[-1] != ':' && at[-1] != '/')
+			continue;
+		char sep = at[n];
+		if ((sep == '/' || sep == ':' || sep == '.') && at[n + 1])
+			b->pts[i].metric = at + n + 1;
+	}
+}
+
 static void on_telemetry(struct platform *p, struct item *it, int64_t now, uint64_t mono)
 {
 	if (!registry_exists(p->registry, it->id)) {
@@ -131,6 +154,7 @@ static void on_telemetry(struct platform *p, struct item *it, int64_t now, uint6
 		log_invalid(p, it->id, err, mono);
 		return;
 	}
+	strip_device_prefix(&p->batch, it->id);
 	atomic_fetch_add(&p->telemetry_messages, 1);
 	atomic_fetch_add(&p->telemetry_points, p->batch.n);
 	e = tstore_append(p->store, it->id, p->batch.pts, p->batch.n);
