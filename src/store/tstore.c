@@ -26,6 +26,9 @@
 #include "base/log.h"
 
 #define TS_MAINT_EVERY_MS 60000
+#ifndef TS_PAGE_SIZE
+#define TS_PAGE_SIZE "16384"
+#endif
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS ts_series(id INTEGER PRIMARY KEY, device TEXT NOT NULL,"
@@ -791,8 +794,9 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 	}
 	sqlite3_busy_timeout(s->wdb, 5000);
 	if (sqlite3_exec(s->wdb,
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-			 " PRAGMA cache_size=-16000;",
+			 "PRAGMA page_size=" TS_PAGE_SIZE "; PRAGMA journal_mode=WAL;"
+			 " PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16000;"
+			 " PRAGMA journal_size_limit=33554432;",
 			 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(s->wdb, schema, NULL, NULL, NULL) != SQLITE_OK)
 		goto sqlerr;

@@ -211,7 +211,7 @@ static enum mote_err read_blocks(sqlite3 *db, const struct tstore_query *q, cons
 			if (bts[i] < q->from_ms || bts[i] >= q->to_ms)
 				continue;
 			if (*n >= TS_SCAN_MAX) {
-				e = MOTE_ETOOBIG;
+				e = MOTE_EINVAL; /* the caller's range is too wide for raw points */
 				snprintf(err, errcap,
 					 "the range holds more than %u raw points; ask for an agg with an"
 					 " interval of at least 60 s",

@@ -464,7 +464,8 @@ static void corrupt_block(void **state)
 /* queries from several threads while one thread appends and the store flushes every 2 ms */
 struct race {
 	struct tstore *s;
-	atomic_long appended;
+	atomic_long appended; /* per metric, after tstore_append returned: a lower bound */
+	atomic_long started;  /* per metric, before it was called: an upper bound */
 	atomic_int done;
 	atomic_int errors;
 };
@@ -479,6 +480,7 @@ static void *appender(void *arg)
 			pts[i].ts_ms = T0 + (k * 50 + i) * 100LL;
 			pts[i].value = 1;
 		}
+		atomic_fetch_add(&rc->started, 25);
 		if (tstore_append(rc->s, "race", pts, 50) != MOTE_OK)
 			atomic_fetch_add(&rc->errors, 1);
 		atomic_fetch_add(&rc->appended, 25); /* per metric */
@@ -508,7 +510,7 @@ static void *querier(void *arg)
 		double raw = r1.n ? r1.rows[0].value : 0, roll = 0;
 		for (size_t i = 0; i < r2.n; i++)
 			roll += r2.rows[i].value;
-		long after = atomic_load(&rc->appended);
+		long after = atomic_load(&rc->started);
 		if (raw < (double)before || raw > (double)after || roll < (double)before ||
 		    roll > (double)after || raw < prev_raw || roll < prev_roll) {
 			fprintf(stderr, "race: raw %g roll %g before %ld after %ld\n", raw, roll,
