@@ -322,8 +322,9 @@ int twin_request_parse(const uint8_t *p, size_t len, enum twin_req kind,
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
 	if (ver) {
 		double v = cJSON_IsNumber(ver) ? ver->valuedouble : -1;
+		/* the range first: the cast is only defined within it */
 		if (!cJSON_IsNumber(ver) || !isfinite(v) || v < 0 || v > 9007199254740992.0 ||
-		    v != floor(v)) {
+		    v != (double)(int64_t)v) {
 			snprintf(msg, cap, "version must be a non-negative integer");
 			return 400;
 		}
