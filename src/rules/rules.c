@@ -578,7 +578,12 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	}
 }
 
-static void persist_devices(struct rules *r)
+/*
+ * Last-seen times survive a restart for no-data rules; written at most once
+ * a minute per device so that many chatty devices cost the pipeline little
+ * (after a restart a device may look silent up to a minute longer than it was).
+ */
+static void persist_devices(struct rules *r, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(r->db,
@@ -589,9 +594,10 @@ static void persist_devices(struct rules *r)
 	rules_exec(r, "SAVEPOINT rules_devices");
 	for (size_t i = 0; i < r->tabcap; i++)
 		for (struct rdev *d = r->tab[i]; d; d = d->hnext) {
-			if (!d->dirty)
+			if (!d->dirty || (d->persisted_ms && now_ms - d->persisted_ms < 60000))
 				continue;
 			d->dirty = false;
+			d->persisted_ms = now_ms;
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, d->model, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 3, d->last_ms);
@@ -639,7 +645,7 @@ void rules_tick(struct rules *r, int64_t now_ms)
 			}
 	}
 	if (r->n_nodata)
-		persist_devices(r);
+		persist_devices(r, now_ms);
 	if (now_ms - r->last_retention_ms >= 60000) {
 		r->last_retention_ms = now_ms;
 		alerts_retention(r, now_ms);
