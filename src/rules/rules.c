@@ -581,7 +581,7 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 /*
  * Last-seen times survive a restart for no-data rules; written at most once
  * a minute per device so that many chatty devices cost the pipeline little
- * (after a restart a device may look silent up to a minute longer than it was).
+ * (after a restart a no-data alert may open up to a minute early).
  */
 static void persist_devices(struct rules *r, int64_t now_ms)
 {
