@@ -530,7 +530,8 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	if (!d)
 		return;
 	if (model && model[0])
-		snprintf(d->model, sizeof d->model, "%s", model);
+		/* a model longer than any rule can name matches no per-model rule */
+		snprintf(d->model, sizeof d->model, "%s", strlen(model) <= RULE_ID_MAX ? model : "");
 	d->last_ms = now_ms;
 	d->seen = true;
 	d->dirty = true;
