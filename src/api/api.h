@@ -18,6 +18,7 @@
 #ifndef MOTE_API_H
 #define MOTE_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,7 @@ struct api_config {
 	uint32_t max_sse_clients;    /* default 64 */
 	uint32_t max_body_bytes;     /* request bodies (default 65536) */
 	uint32_t timeout_s;          /* idle connection timeout (default 30) */
+	bool metrics_public;         /* /metrics without a token (hub: --metrics-public) */
 	/* The broker's latest counters for /metrics (the hub copies them once
 	 * a second on its loop; any thread). NULL: none. */
 	void (*broker_stats)(void *ctx, struct broker_stats *out);

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "audit/audit.h"
 #include "base/err.h"
@@ -101,6 +102,27 @@ enum auth_kind {
 	AUTH_KIND_ANONYMOUS, /* allow_anonymous: the client id is all we know */
 };
 enum auth_kind auth_principal_kind(uint64_t principal);
+
+/*
+ * An API bearer token (`mote token create`): MOTE_OK with *scope_role the
+ * token's role (ACL_ROLE_ADMIN, ACL_ROLE_WRITE or ACL_ROLE_READ) and name
+ * its name (or "token:ID" when unnamed); MOTE_EDENIED for an unknown or
+ * revoked one. Picks up a token created or revoked while the hub runs (the
+ * user store is re-read when DATA/users changed, as for MQTT logins); the
+ * digest is compared with every entry in constant time. Any thread.
+ */
+enum mote_err auth_check_token(struct auth *a, const char *token, size_t len, int *scope_role,
+			       char *name, size_t namecap);
+/*
+ * The same for a client at address sa (an HTTP request): an address that
+ * failed too often (MQTT logins and bad tokens count together) is refused
+ * before the check with MOTE_EAGAIN and *retry_ms; a bad token counts
+ * against the address and is logged and audited like a failed login.
+ * sa NULL: no address limits.
+ */
+enum mote_err auth_check_token_from(struct auth *a, const struct sockaddr *sa, const char *token,
+				    size_t len, int *scope_role, char *name, size_t namecap,
+				    uint64_t *retry_ms);
 
 /* Fills h->ctx, accept, authenticate and authorize; the rest is untouched. */
 void auth_hooks(struct auth *a, struct broker_hooks *h);

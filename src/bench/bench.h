@@ -61,6 +61,12 @@ struct bench_cfg {
 	const char *username;   /* NULL: none */
 	const char *password;   /* NULL: none */
 	const char *id_prefix;
+	/* > 0: every publish is a SenML pack of this many points (5 metrics m0..m4,
+	 * one record per metric and second, 1 Hz device time from senml_base_s on,
+	 * values with two decimals) instead of `payload` bytes: the telemetry load
+	 * of issue 6. */
+	uint32_t senml;
+	int64_t senml_base_s;
 	bool quiet;
 	/* Set asynchronously (SIGINT) to end the run early; may be NULL. */
 	volatile sig_atomic_t *interrupted;
@@ -112,6 +118,10 @@ enum mote_err bench_topic_filter(const char *pattern, char *buf, size_t cap, siz
  * must be heap or static memory (it holds a histogram of about 18 KB).
  */
 enum mote_err bench_run(const struct bench_cfg *cfg, struct bench_report *report);
+
+#define BENCH_SENML_MAX 1000
+/* The SenML pack number seq of a publisher into out (at least npts * 48 + 64 bytes); its length. */
+size_t bench_senml(uint8_t *out, uint32_t npts, uint64_t seq, int64_t base_s);
 
 /* Final report: human text or one JSON object. */
 void bench_print(FILE *out, const struct bench_cfg *cfg, const struct bench_report *r, bool json);

@@ -187,8 +187,11 @@ void client_pump(struct bclient *c)
 		double el = now_ns > start ? (double)(now_ns - start) / 1e9 : 0.0;
 		allowed = (uint64_t)(cfg->rate * el) + 1;
 	}
-	uint64_t n = 0, q = 0;
+	uint64_t n = 0, q = 0, bytes = 0;
 	size_t need = (size_t)cfg->payload + c->topic_len + 16;
+	uint8_t senml[BENCH_SENML_MAX * 48 + 64];
+	if (cfg->senml)
+		need = (size_t)cfg->senml * 48 + 64 + c->topic_len + 16;
 	while (n < PUMP_BUDGET) {
 		if (cfg->count && c->sent >= cfg->count)
 			break;
@@ -202,9 +205,12 @@ void client_pump(struct bclient *c)
 			if (c->out_cap - c->out_len < need)
 				break;
 		}
+		size_t plen = cfg->payload;
+		if (cfg->senml)
+			plen = bench_senml(senml, cfg->senml, c->sent, cfg->senml_base_s);
 		struct mqtt_publish pub = { .qos = cfg->qos,
 					    .topic = { (const uint8_t *)c->topic, c->topic_len },
-					    .payload = { NULL, cfg->payload } };
+					    .payload = { NULL, plen } };
 		if (cfg->qos) {
 			if (++c->next_pid == 0)
 				c->next_pid = 1;
@@ -217,9 +223,14 @@ void client_pump(struct bclient *c)
 			goto out;
 		}
 		uint8_t *payload = c->out + c->out_len + hl;
-		put_be64(payload, mote_mono_ns());
-		put_be64(payload + 8, c->sent);
-		c->out_len += hl + cfg->payload;
+		if (cfg->senml) {
+			memcpy(payload, senml, plen);
+		} else {
+			put_be64(payload, mote_mono_ns());
+			put_be64(payload + 8, c->sent);
+		}
+		c->out_len += hl + plen;
+		bytes += plen;
 		c->sent++;
 		n++;
 		if (cfg->qos) {
@@ -231,7 +242,7 @@ void client_pump(struct bclient *c)
 out:
 	if (n) {
 		CNT_ADD(w, sent, n);
-		CNT_ADD(w, bytes_sent, n * cfg->payload);
+		CNT_ADD(w, bytes_sent, bytes);
 		CNT_ADD(w, expected, n * c->deliveries);
 		if (q)
 			CNT_ADD(w, inflight, q);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "bench/bench.h"
 #include "cli/cli.h"
 #include "mqtt/mqtt.h"
@@ -68,6 +69,9 @@ static void usage(FILE *out)
 		"                     with persistence then stores QoS 1/2 messages to\n"
 		"                     the subscribers (default 0: clean sessions)\n"
 		"  -s BYTES           payload size, at least 16 (default 16)\n"
+		"  --senml N          publish SenML packs of N points (1..1000) instead: 5\n"
+		"                     metrics, 1 Hz device time starting 6 days ago (use\n"
+		"                     -t dev/%%i/telemetry for a mote hub's telemetry)\n"
 		"  -t PATTERN         topic; %%i client index, %%t thread index (default bench/%%i)\n"
 		"  --threads N        event loops (default 1); clients spread round robin\n"
 		"  --source-ip A,B,.. bind new connections to these local addresses in turn\n"
@@ -134,7 +138,7 @@ static int parse_sources(struct bench_cfg *cfg, const char *list)
 enum {
 	O_RATE = 256, O_INFLIGHT, O_CONN_RATE, O_THREADS, O_SOURCE, O_ID_PREFIX, O_JSON, O_QUIET,
 	O_HELP, O_PUBS, O_SUBS, O_FAN_OUT, O_FAN_IN, O_SESSION_EXPIRY, O_CONN_PARALLEL, O_TLS,
-	O_CAFILE, O_CERT, O_KEY,
+	O_CAFILE, O_CERT, O_KEY, O_SENML,
 };
 
 static const struct option long_opts[] = {
@@ -157,6 +161,7 @@ static const struct option long_opts[] = {
 	{ "cafile", required_argument, NULL, O_CAFILE },
 	{ "cert", required_argument, NULL, O_CERT },
 	{ "key", required_argument, NULL, O_KEY },
+	{ "senml", required_argument, NULL, O_SENML },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -280,6 +285,13 @@ int cli_bench(int argc, char **argv)
 				return bad("--conn-rate '%s': give connections per second (0 = all at once)",
 					   optarg);
 			cfg.conn_rate = v;
+			break;
+		case O_SENML:
+			if (num(optarg, 1, BENCH_SENML_MAX, &v) || v != (double)(uint32_t)v)
+				return bad("--senml '%s': give 1 to %d points per pack", optarg,
+					   BENCH_SENML_MAX);
+			cfg.senml = (uint32_t)v;
+			cfg.senml_base_s = (int64_t)(mote_wall_ms() / 1000) - 6 * 86400;
 			break;
 		case O_SESSION_EXPIRY:
 			if (strcmp(optarg, "never") == 0)

@@ -11,6 +11,7 @@
 #ifndef MOTE_STORE_TELEMETRY_H
 #define MOTE_STORE_TELEMETRY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -50,5 +51,12 @@ enum mote_err telemetry_decode(const uint8_t *payload, size_t len, int64_t now_m
 			       const struct telemetry_limits *lim, struct telemetry_batch *out,
 			       char *err, size_t errcap);
 void telemetry_batch_clear(struct telemetry_batch *b);
+
+/*
+ * Parses an RFC 3339 time ("2024-12-05T06:30:00Z", "...00.250+01:00"; 't' or
+ * ' ' for 'T'; at most millisecond precision kept) into Unix ms. false if it
+ * is not one. For the API's from/to too.
+ */
+bool telemetry_parse_rfc3339(const char *s, int64_t *ms);
 
 #endif

@@ -30,6 +30,7 @@ struct tstore_config {
 	uint32_t hour_days;      /* 1-hour rollups kept this long (default 730) */
 	uint32_t flush_ms;       /* longest time a point waits in memory (default 1000) */
 	uint32_t max_query_points; /* cap on points a query returns (default 10000) */
+	bool manual_maintenance; /* tests: retention runs only in tstore_maintain */
 };
 
 void tstore_config_defaults(struct tstore_config *cfg);
@@ -40,7 +41,12 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 /* Flushes everything in memory to disk, stops the background work, frees. */
 void tstore_close(struct tstore *s);
 
-/* Appends a decoded batch for device_id. MOTE_ENOMEM / MOTE_EIO. */
+/*
+ * Appends a decoded batch for device_id: a hash lookup and an array push per
+ * point, no I/O. MOTE_ENOMEM; MOTE_EINVAL for an empty device id or a
+ * metric name that is empty or too long; MOTE_EFULL past 8 million series.
+ * Points before the failing one are kept.
+ */
 enum mote_err tstore_append(struct tstore *s, const char *device_id,
 			    const struct telemetry_point *pts, size_t n);
 
@@ -104,5 +110,15 @@ struct tstore_stats {
 	uint64_t flush_errors;
 };
 void tstore_get_stats(struct tstore *s, struct tstore_stats *out);
+
+/* Writes everything in memory now (tests, benchmarks, shutdown); any thread. */
+void tstore_flush(struct tstore *s);
+/*
+ * Flushes, then runs retention as if the time were now_ms: deletes raw
+ * blocks whose newest point is older than raw_days, minute rollups older
+ * than minute_days, hour rollups older than hour_days. The flush thread does
+ * this every minute with the wall clock; tests call it with their own time.
+ */
+void tstore_maintain(struct tstore *s, int64_t now_ms);
 
 #endif
