@@ -336,6 +336,29 @@ static void rfc3339(void **state)
 	assert_false(telemetry_parse_rfc3339("", &ms));
 }
 
+/* every prefix of a valid payload is refused with a sentence (none is valid JSON) */
+static void truncated_everywhere(void **state)
+{
+	(void)state;
+	static const char *const full[] = {
+		"[{\"bn\":\"d/\",\"bt\":1733380000,\"n\":\"t\",\"v\":21.5},{\"n\":\"h\",\"vb\":false}]",
+		"{\"temp\":21.5,\"pos\":{\"lat\":47.5},\"ts\":\"2024-12-05T06:26:40Z\"}",
+	};
+	for (size_t k = 0; k < 2; k++) {
+		size_t len = strlen(full[k]);
+		assert_int_equal(telemetry_decode((const uint8_t *)full[k], len, NOW, NULL, &b, err,
+						  sizeof err),
+				 MOTE_OK);
+		for (size_t cut = 0; cut < len; cut++) {
+			err[0] = 0;
+			enum mote_err e = telemetry_decode((const uint8_t *)full[k], cut, NOW, NULL, &b, err,
+							   sizeof err);
+			if (e == MOTE_OK || !err[0] || b.n)
+				fail_msg("prefix %zu of payload %zu: %d \"%s\"", cut, k, e, err);
+		}
+	}
+}
+
 /* the reused batch keeps working after errors and big payloads */
 static void batch_reuse(void **state)
 {
@@ -413,6 +436,7 @@ int main(void)
 		cmocka_unit_test_teardown(plain_hostile, teardown),
 		cmocka_unit_test_teardown(deep_nesting, teardown),
 		cmocka_unit_test(rfc3339),
+		cmocka_unit_test_teardown(truncated_everywhere, teardown),
 		cmocka_unit_test_teardown(batch_reuse, teardown),
 		cmocka_unit_test(block_codec),
 	};
