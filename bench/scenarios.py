@@ -423,11 +423,14 @@ def conn_scenario(broker, emit):
           "commands": [" ".join(["mote", "bench"] + a + ["-p", "PORT", "--json"]) for a, _ in procs]})
 
 
-def http_get(port, path, token, timeout=30):
+def http_get(port, path, token, timeout=30, method="GET", body=None):
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        c.request("GET", path, headers={"Authorization": "Bearer " + token} if token else {})
+        h = {"Authorization": "Bearer " + token} if token else {}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=body, headers=h)
         r = c.getresponse()
         return r.status, r.read()
     finally:
@@ -466,7 +469,7 @@ def telemetry_scenario(broker, emit):
             emit({"points_per_s": res["received"] * I_PACK / res["recv_s"]})
         return
     data = os.path.join(broker.tmp, "data")
-    tok = subprocess.run([MOTE, "token", "create", "--data", data, "--scope", "read"],
+    tok = subprocess.run([MOTE, "token", "create", "--data", data, "--scope", "admin"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
     token = tok.stdout.decode().strip().splitlines()[-1] if tok.returncode == 0 and tok.stdout else ""
 
@@ -474,6 +477,14 @@ def telemetry_scenario(broker, emit):
         st, body = http_get(broker.http_port, "/metrics", token)
         return prom(body) if st == 200 else {}
 
+    # the hub stores telemetry of registered devices only: devices "0".."I_PUBS-1"
+    # (the topic index of each publisher) are created over the API first
+    for i in range(I_PUBS):
+        st, body = http_get(broker.http_port, "/api/v1/devices", token, method="POST",
+                            body=json.dumps({"id": str(i)}))
+        if st not in (200, 201, 409):
+            emit({"error": "POST /api/v1/devices %d: %s" % (st, body[:200])})
+            return
     m0 = metrics()
     if "mote_store_points_flushed_total" not in m0:
         emit({"error": "no mote_store_points_flushed_total in /metrics (status or token problem)"})
