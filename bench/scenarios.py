@@ -65,7 +65,9 @@ G_BROKERS = os.environ.get("G_BROKERS", "mosquitto-tls,mote-tls").split(",")
 I_BROKERS = os.environ.get("I_BROKERS", "mosquitto,mote-telemetry").split(",")
 I_PUBS = int(os.environ.get("I_PUBS", "20"))
 I_PACK = int(os.environ.get("I_PACK", "50"))
-I_RATE = float(os.environ.get("I_RATE", "0"))  # msgs/s per publisher, 0 = max
+# variant "max": publishers as fast as they can (QoS 0; what the hub cannot take
+# is dropped and counted); variant "paced": I_TARGET points/s offered in total
+I_TARGET = int(os.environ.get("I_TARGET", "500000"))
 G_CONNS = int(os.environ.get("G_CONNS", "2000"))
 G_PARALLEL = int(os.environ.get("G_PARALLEL", "64"))
 # The CA, hub certificate and bench client certificate of scenario g (made once).
@@ -451,22 +453,28 @@ def prom(text):
     return out
 
 
-def telemetry_scenario(broker, emit):
+def telemetry_scenario(broker, emit, variant):
     """i: I_PUBS publishers send SenML packs of I_PACK points. mote: points
     durably stored per second (the store's flushed counter from /metrics),
     then one day of one metric at 1 Hz fetched over HTTP, and bytes per point
     on disk. mosquitto: the same messages routed to one subscriber (it stores
     nothing), as the peer ratio."""
     d = str(DURATION)
+    rate = I_TARGET / float(I_PACK * I_PUBS) if variant == "paced" else 0
     common = ["--pubs", str(I_PUBS), "--senml", str(I_PACK), "-t", "dev/%i/telemetry", "-q", "0",
-              "-d", d, "--threads", "2"] + (["--rate", str(I_RATE)] if I_RATE > 0 else [])
+              "-d", d, "--threads", "2"] + (["--rate", "%g" % rate] if rate > 0 else [])
+    emit({"offered_points_per_s": I_TARGET if rate else None})
+    if broker.name != "mote-telemetry" and variant == "paced":
+        emit({"skipped": "the paced variant is for mote only"})
+        return
     if broker.name != "mote-telemetry":
         args = ["pubsub", "--fan-in", "--subs", "1"] + common
         emit({"command": " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])})
         res = run_bench(broker.port, args, timeout=DURATION + 120)
         emit({"result": res, "broker_alive": broker.proc.poll() is None})
-        if "received" in res and res.get("recv_s"):
-            emit({"points_per_s": res["received"] * I_PACK / res["recv_s"]})
+        if res.get("received_per_s"):
+            emit({"points_per_s": res["received_per_s"] * I_PACK,
+                  "points_sent": res.get("sent", 0) * I_PACK})
         return
     data = os.path.join(broker.tmp, "data")
     tok = subprocess.run([MOTE, "token", "create", "--data", data, "--scope", "admin"],
@@ -547,7 +555,9 @@ def telemetry_scenario(broker, emit):
     broker.stop_process()
     db = os.path.join(data, "telemetry.db")
     bytes_closed = sum(os.path.getsize(f) for f in (db, db + "-wal") if os.path.exists(f))
+    dropped = m.get("mote_pipeline_dropped_total", 0) - m0.get("mote_pipeline_dropped_total", 0)
     emit({"result": res, "broker_alive": True, "samples": samples, "publish_s": t_pub_end,
+          "messages_dropped": dropped,
           "drain_done_s": t_done, "points_sent": sent_points, "points_decoded": decoded,
           "points_flushed": flushed,
           "points_per_s": flushed / t_done if t_done > 0 else 0,
@@ -592,7 +602,8 @@ def main():
                          I_BROKERS if sc == "i" else BROKERS)
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
                 runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else
-                                    [("senml", 0, None, 1)] if sc == "i" else [])
+                                    [("max", 0, None, 1), ("paced", 0, None, 1)] if sc == "i"
+                                    else [])
                 for var, qos, args, fan in runs:
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
@@ -625,8 +636,8 @@ def main():
                             if sc == "f":
                                 conn_scenario(broker, rec.update)
                             elif sc == "i":
-                                rec.update({"pubs": I_PUBS, "pack": I_PACK, "rate": I_RATE})
-                                telemetry_scenario(broker, rec.update)
+                                rec.update({"pubs": I_PUBS, "pack": I_PACK})
+                                telemetry_scenario(broker, rec.update, var)
                             else:
                                 rec["command"] = " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])
                                 if PKI:
@@ -659,14 +670,15 @@ def main():
                                   (rec["held"], rec["connect_rate"],
                                    "%.0f" % rec["bytes_per_conn"] if rec["bytes_per_conn"] else "?"),
                                   flush=True)
-                        elif sc == "i":
+                        elif sc == "i" and "skipped" not in rec:
                             print("        %.0f points/s%s%s" % (
                                 rec.get("points_per_s", 0),
                                 " stored, query %s ms for %s points, %.2f B/point" % (
                                     ",".join("%.1f" % x for x in rec.get("query_ms", [])),
                                     rec.get("query_points"), rec.get("bytes_per_point") or 0)
                                 if name == "mote-telemetry" else " routed",
-                                ""), flush=True)
+                                ", %d messages dropped" % rec.get("messages_dropped", 0)
+                                if name == "mote-telemetry" else ""), flush=True)
                         elif sc == "g" and var == "handshakes":
                             c = r.get("connections", {})
                             print("        %s/%s connected, %.0f handshakes/s" %

@@ -511,3 +511,45 @@ out:
 		out->n = 0;
 	return e;
 }
+
+size_t telemetry_format_value(double v, char *out)
+{
+	static const double p10[7] = { 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0 };
+	if (!isfinite(v)) {
+		memcpy(out, "null", 5);
+		return 0;
+	}
+	if (fabs(v) < 1e15) {
+		for (int k = 0; k <= 6; k++) {
+			double s = v * p10[k];
+			if (!(fabs(s) < 9007199254740992.0))
+				break;
+			long long i = llround(s);
+			double back = (double)i / p10[k];
+			/* bitwise equal (so -0.0 takes the slow path and keeps its sign) */
+			if (memcmp(&back, &v, sizeof v) != 0)
+				continue;
+			/* i / 10^k is the correctly rounded double of this decimal: it reads back exactly */
+			char tmp[24];
+			size_t n = 0, o = 0;
+			unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+			do {
+				tmp[n++] = (char)('0' + u % 10);
+				u /= 10;
+			} while (u);
+			while (n <= (size_t)k) /* at least one digit before the point */
+				tmp[n++] = '0';
+			if (i < 0)
+				out[o++] = '-';
+			for (size_t j = n; j > 0; j--) {
+				if (j == (size_t)k && k > 0)
+					out[o++] = '.';
+				out[o++] = tmp[j - 1];
+			}
+			out[o] = 0;
+			return o;
+		}
+	}
+	int n = snprintf(out, 32, "%.17g", v);
+	return n > 0 ? (size_t)n : 0;
+}
