@@ -418,7 +418,12 @@ void api_event(struct api *a, const char *type, const char *device_id, const cha
 		if (c->dropped || !api_events_filter_match(&c->f, bit, device_id))
 			continue;
 		if (!sse_append(c, frame, len)) {
+			/* Its memory goes now; the connection ends when its
+			 * thread next asks for data (or the idle timeout). */
 			c->dropped = true;
+			free(c->buf);
+			c->buf = NULL;
+			c->off = c->len = c->cap = 0;
 			atomic_fetch_add_explicit(&a->sse_dropped, 1, memory_order_relaxed);
 			MOTE_WARN("api", "event=sse_client_dropped why=\"reads too slowly (%u KiB waiting)\"",
 				  SSE_BUF_MAX / 1024);
@@ -721,7 +726,7 @@ enum mote_err api_start(const struct api_config *cfg, struct platform *p, struct
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)a->cfg.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)a->cfg.timeout_s,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(64 * 1024),
-		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
+		MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512 * 1024),
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, a, MHD_OPTION_NOTIFY_COMPLETED, on_done, a,
 		MHD_OPTION_END);
 	if (!a->d) {

@@ -91,6 +91,7 @@ struct broker_client {
 	 */
 	const char *cert_cn;
 	const char *cert_uri;
+	const char *cert_serial; /* hex */
 	/*
 	 * What the authenticate hook decided the client is, in the hook's own
 	 * encoding (src/auth: its role): the broker keeps it with the

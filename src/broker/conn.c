@@ -46,6 +46,7 @@ void conn_fill_client(const struct conn *c, struct broker_client *out)
 	if (pc) {
 		out->cert_cn = pc->cn;
 		out->cert_uri = pc->uri;
+		out->cert_serial = pc->serial;
 	}
 }
 
@@ -415,18 +416,18 @@ void conn_close(struct conn *c, int reason, const char *why)
 	conn_undirty(c);
 	loop_io_stop(b->loop, &c->io);
 	loop_timer_stop(b->loop, &c->timer);
+	/* The hook hears of the end before the stream goes: what it is told
+	 * (the certificate's names) lives in the TLS stream. */
+	if (c->session && was_active && b->hooks.on_disconnect) {
+		struct broker_client info;
+		conn_fill_client(c, &info);
+		b->hooks.on_disconnect(b->hooks.ctx, &info, reason >= 0 ? (uint8_t)reason : 0);
+	}
 	c->stream.ops->close(&c->stream);
 	if (c->session) {
 		struct session *s = c->session;
-		if (was_active) {
+		if (was_active)
 			STAT_SUB(b, clients_connected, 1);
-			if (b->hooks.on_disconnect) {
-				struct broker_client info;
-				conn_fill_client(c, &info);
-				b->hooks.on_disconnect(b->hooks.ctx, &info,
-						       reason >= 0 ? (uint8_t)reason : 0);
-			}
-		}
 		char id[96];
 		char peer[NET_PEER_TEXT];
 		MOTE_DEBUG("broker", "event=disconnect peer=%s client=%s will=%d", conn_peer(c, peer),

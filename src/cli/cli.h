@@ -16,5 +16,6 @@ int cli_pki(int argc, char **argv);
 int cli_user(int argc, char **argv);
 int cli_token(int argc, char **argv);
 int cli_audit(int argc, char **argv);
+int cli_device(int argc, char **argv);
 
 #endif

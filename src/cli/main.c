@@ -9,11 +9,12 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *what;
 } commands[] = {
-	{ "hub", cli_hub, "run the hub: MQTT broker (and later the platform)" },
+	{ "hub", cli_hub, "run the hub: MQTT broker, registry, twins, telemetry, rules, API" },
 	{ "pub", cli_pub, "publish a message (flags like mosquitto_pub)" },
 	{ "sub", cli_sub, "subscribe and print messages (flags like mosquitto_sub)" },
 	{ "bench", cli_bench, "load-test an MQTT broker: throughput, latency, connections" },
 	{ "pki", cli_pki, "the fleet CA: device certificates, revocation, CRL" },
+	{ "device", cli_device, "the device registry: add, list, show, rm" },
 	{ "user", cli_user, "users of the hub: add, del, list (argon2id passwords)" },
 	{ "token", cli_token, "API tokens: create, list, revoke" },
 	{ "audit", cli_audit, "check the hash chain of an audit log" },
@@ -26,7 +27,7 @@ static void usage(FILE *out)
 		     "commands:\n",
 		MOTE_VERSION);
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-		fprintf(out, "  %-6s %s\n", commands[i].name, commands[i].what);
+		fprintf(out, "  %-7s %s\n", commands[i].name, commands[i].what);
 }
 
 int main(int argc, char **argv)

@@ -15,7 +15,7 @@
 
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_WORD,
-	OPT_LISTEN_TLS, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_ORIGIN,
+	OPT_LISTEN_TLS, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_ORIGIN, OPT_SIZE,
 };
 
 struct opt {
@@ -43,6 +43,7 @@ _Static_assert(HUB_TLS_IDENTITY_CN == 0 && HUB_TLS_IDENTITY_URI == 1,
 
 #define BOFF(field) offsetof(struct hub_config, broker.field)
 #define HOFF(field) offsetof(struct hub_config, field)
+#define POFF(field) offsetof(struct hub_config, platform.field)
 
 static const struct opt opts[] = {
 	{ "mqtt", OPT_LISTEN, 0, 0, "HOST:PORT|off",
@@ -166,6 +167,29 @@ static const struct opt opts[] = {
 	  "connections one address may open at once before --conn-rate applies (default 100)", NULL },
 	{ "conn-rate-loopback", OPT_BOOL, HOFF(auth.conn_limit_loopback), 0, "on|off",
 	  "apply --conn-rate to 127.0.0.0/8 and ::1 too (default off)", NULL },
+	/* The platform: registry, twins, telemetry store, rules, API (docs/api.md). */
+	{ "http", OPT_STR, HOFF(http), 0, "HOST:PORT",
+	  "serve the HTTP API (REST, live events, /metrics, /healthz) on HOST:PORT, e.g. "
+	  "127.0.0.1:8080; requests need an API token from `mote token create` (default off)", NULL },
+	{ "platform", OPT_BOOL, HOFF(platform_on), 0, "on|off",
+	  "run the device registry, twins, telemetry store and rules in DATA/mote.db and "
+	  "DATA/telemetry.db (default on; off = a plain broker)", NULL },
+	{ "auto-register", OPT_BOOL, POFF(auto_register), 0, "on|off",
+	  "register a device on its first connect: a verified device certificate, or the client "
+	  "id on --allow-anonymous (default on; off = only `mote device add` and the API)", NULL },
+	{ "pipeline-queue-bytes", OPT_U32, POFF(queue_bytes), 0xFFFFFFFFul, "BYTES",
+	  "messages waiting for the platform (telemetry, twin requests); beyond it telemetry is "
+	  "dropped and counted in /metrics (default 67108864)", NULL },
+	{ "twin-max-bytes", OPT_SIZE, POFF(twin.max_state_bytes), 1u << 20, "BYTES",
+	  "largest twin state, desired + reported as JSON; bigger updates get 413 (default 8192)", NULL },
+	{ "twin-max-depth", OPT_U32, POFF(twin.max_depth), 64, "N",
+	  "deepest nesting of a twin's state objects (default 6)", NULL },
+	{ "retention-raw-days", OPT_U32, POFF(store.raw_days), 36500, "DAYS",
+	  "keep raw telemetry points this long (default 7)", NULL },
+	{ "retention-minute-days", OPT_U32, POFF(store.minute_days), 36500, "DAYS",
+	  "keep 1-minute telemetry rollups this long (default 90)", NULL },
+	{ "retention-hour-days", OPT_U32, POFF(store.hour_days), 36500, "DAYS",
+	  "keep 1-hour telemetry rollups this long (default 730)", NULL },
 };
 
 void hub_config_defaults(struct hub_config *cfg)
@@ -178,6 +202,9 @@ void hub_config_defaults(struct hub_config *cfg)
 	cfg->log_level = MOTE_LOG_INFO;
 	cfg->tls_crl_check_s = 1;
 	auth_config_defaults(&cfg->auth);
+	cfg->platform_on = true;
+	platform_config_defaults(&cfg->platform);
+	api_config_defaults(&cfg->api);
 }
 
 void hub_config_free(struct hub_config *cfg)
@@ -307,6 +334,7 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		return MOTE_OK;
 	case OPT_U32:
 	case OPT_U16:
+	case OPT_SIZE:
 	case OPT_MS: {
 		char *end;
 		errno = 0;
@@ -318,6 +346,8 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 		}
 		if (o->kind == OPT_U16)
 			*(uint16_t *)(base + o->offset) = (uint16_t)n;
+		else if (o->kind == OPT_SIZE)
+			*(size_t *)(base + o->offset) = (size_t)n;
 		else if (o->kind == OPT_MS)
 			*(uint32_t *)(base + o->offset) = (uint32_t)n * 1000u;
 		else

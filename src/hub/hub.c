@@ -26,6 +26,7 @@
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "hub/hub.h"
+#include "hub/outbox.h"
 #include "provision/provision.h"
 #include "tls/tls.h"
 
@@ -44,6 +45,16 @@ struct hub {
 	struct loop_timer crl_timer;
 	struct stat crl_st;   /* of the list in force (st_ino 0: unknown) */
 	bool crl_missing;     /* logged once until it is back */
+	/* The platform and its API (NULL when off). */
+	struct platform *platform;
+	struct api *api;
+	struct outbox outbox;       /* the platform's publishes -> broker_publish */
+	bool outbox_ready;
+	struct mote_sink sink;
+	/* The broker's counters as of the last second, for /metrics (API threads). */
+	pthread_mutex_t stats_mu;
+	struct broker_stats stats;
+	struct loop_timer stats_timer;
 };
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -128,12 +139,71 @@ static void on_signal(struct loop *loop, struct loop_io *io, uint32_t events)
 	}
 }
 
+/* A device is a client that proved it is one (its certificate) or, on an
+ * --allow-anonymous hub, any client: then its client id names it. */
+static bool is_device(const struct broker_client *c)
+{
+	enum auth_kind k = auth_principal_kind(c->principal);
+	return k == AUTH_KIND_DEVICE || k == AUTH_KIND_ANONYMOUS;
+}
+
 static void hook_tap(void *ctx, const struct broker_client *c, const struct broker_msg_view *m)
 {
 	struct hub *h = ctx;
 
 	if (h->prov)
 		provision_tap(h->prov, c, m);
+	if (h->platform)
+		platform_tap(h->platform, c, m, c && is_device(c));
+}
+
+static void hook_on_connect(void *ctx, const struct broker_client *c)
+{
+	struct hub *h = ctx;
+	if (h->platform)
+		platform_on_connect(h->platform, c, is_device(c), c->cert_serial);
+}
+
+static void hook_on_disconnect(void *ctx, const struct broker_client *c, uint8_t reason)
+{
+	struct hub *h = ctx;
+	if (h->platform)
+		platform_on_disconnect(h->platform, c, reason);
+}
+
+/* The platform's outputs: publishes via the loop, events to the API's SSE. */
+static void sink_publish(void *ctx, const char *topic, const void *payload, size_t len,
+			 uint8_t qos, bool retain)
+{
+	struct hub *h = ctx;
+	outbox_publish(&h->outbox, topic, payload, len, qos, retain);
+}
+
+static void sink_event(void *ctx, const char *type, const char *device_id, const char *json)
+{
+	struct hub *h = ctx;
+	struct api *a = __atomic_load_n(&h->api, __ATOMIC_ACQUIRE);
+	if (a)
+		api_event(a, type, device_id, json);
+}
+
+static void copy_stats(void *ctx, struct broker_stats *out)
+{
+	struct hub *h = ctx;
+	pthread_mutex_lock(&h->stats_mu);
+	*out = h->stats;
+	pthread_mutex_unlock(&h->stats_mu);
+}
+
+static void on_stats_timer(struct loop *loop, struct loop_timer *t)
+{
+	struct hub *h = t->data;
+	struct broker_stats st;
+	broker_get_stats(h->broker, &st);
+	pthread_mutex_lock(&h->stats_mu);
+	h->stats = st;
+	pthread_mutex_unlock(&h->stats_mu);
+	loop_timer_start(loop, t, 1000);
 }
 
 /* The hooks: src/auth decides who connects and what they may do. */
@@ -151,7 +221,49 @@ static uint8_t hook_authenticate(void *ctx, const struct broker_client *c,
 static bool hook_authorize(void *ctx, const struct broker_client *c, enum broker_access access,
 			   const uint8_t *topic, size_t len)
 {
-	return auth_authorize(((struct hub *)ctx)->auth, c, access, topic, len);
+	struct hub *h = ctx;
+	bool ok = auth_authorize(h->auth, c, access, topic, len);
+	if (ok && access == BROKER_ACCESS_SUBSCRIBE && h->platform && is_device(c))
+		platform_on_subscribe(h->platform, c, topic, len);
+	return ok;
+}
+
+/* The registry, twins, telemetry store and rules, before the broker taps them. */
+static enum mote_err start_platform(struct hub *h, const struct hub_config *cfg)
+{
+	char msg[512];
+	enum mote_err e = outbox_init(&h->outbox, 16u << 20);
+	if (e != MOTE_OK)
+		return e;
+	h->outbox_ready = true;
+	h->sink = (struct mote_sink){ .ctx = h, .publish = sink_publish, .event = sink_event };
+	struct platform_config pc = cfg->platform;
+	pc.data_dir = cfg->data_dir;
+	pc.pki_dir = cfg->pki_dir;
+	e = platform_open(&pc, &h->sink, &h->platform, msg, sizeof msg);
+	if (e != MOTE_OK)
+		MOTE_ERROR("hub", "event=start_failed why=\"platform: %s\" hint=\"--platform off runs "
+				  "a plain broker\"", msg);
+	return e;
+}
+
+static enum mote_err start_api(struct hub *h, const struct hub_config *cfg)
+{
+	char msg[512];
+	struct api_config ac = cfg->api;
+	ac.addr = cfg->http;
+	ac.broker_stats = copy_stats;
+	ac.stats_ctx = h;
+	struct api *a = NULL;
+	enum mote_err e = api_start(&ac, h->platform, h->auth, &a, msg, sizeof msg);
+	if (e != MOTE_OK) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--http %s: %s\"", cfg->http, msg);
+		return e;
+	}
+	__atomic_store_n(&h->api, a, __ATOMIC_RELEASE);
+	MOTE_INFO("hub", "event=listening proto=http addr=%s port=%u", cfg->http,
+		  (unsigned)api_port(a));
+	return MOTE_OK;
 }
 
 /* auth's CONNECT check of a claim certificate, answered by provisioning. */
@@ -250,6 +362,7 @@ static enum mote_err hub_security(struct hub *h, const struct hub_config *cfg)
 enum mote_err hub_run(const struct hub_config *cfg)
 {
 	struct hub h = { .sigfd = -1, .cfg = cfg };
+	pthread_mutex_init(&h.stats_mu, NULL);
 	enum mote_err err;
 	char msg[256];
 	sigset_t mask;
@@ -315,12 +428,22 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		goto out;
 	if (h.prov)
 		auth_set_claim_check(h.auth, hub_claim_check, &h);
+	if (cfg->platform_on && (err = start_platform(&h, cfg)) != MOTE_OK)
+		goto out;
+	if (cfg->http && !h.platform) {
+		MOTE_ERROR("hub", "event=start_failed why=\"--http needs the platform\" "
+				  "hint=\"drop --platform off\"");
+		err = MOTE_EINVAL;
+		goto out;
+	}
 	struct broker_hooks hooks = {
 		.ctx = &h,
 		.accept = hook_accept,
 		.authenticate = hook_authenticate,
 		.authorize = hook_authorize,
-		.tap = h.prov ? hook_tap : NULL,
+		.tap = h.prov || h.platform ? hook_tap : NULL,
+		.on_connect = h.platform ? hook_on_connect : NULL,
+		.on_disconnect = h.platform ? hook_on_disconnect : NULL,
 	};
 	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);
 	if (err != MOTE_OK) {
@@ -363,6 +486,13 @@ enum mote_err hub_run(const struct hub_config *cfg)
 			goto out;
 		}
 	}
+	if (h.platform && (err = outbox_start(&h.outbox, h.loop, h.broker)) != MOTE_OK)
+		goto out;
+	loop_timer_init(&h.stats_timer, on_stats_timer, &h);
+	broker_get_stats(h.broker, &h.stats);
+	if (cfg->http && ((err = loop_timer_start(h.loop, &h.stats_timer, 1000)) != MOTE_OK ||
+			  (err = start_api(&h, cfg)) != MOTE_OK))
+		goto out;
 	err = loop_io_start(h.loop, &h.sig_io, h.sigfd, LOOP_READ, on_signal, &h);
 	if (err != MOTE_OK)
 		goto out;
@@ -378,20 +508,32 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		MOTE_ERROR("hub", "event=start_failed why=\"%s\"", msg);
 		goto out;
 	}
-	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s", MOTE_VERSION,
-		  cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
-		  h.prov ? "on" : "off");
+	MOTE_INFO("hub", "event=ready version=%s data=%s anonymous=%s provisioning=%s platform=%s "
+			 "http=%s",
+		  MOTE_VERSION, cfg->data_dir, cfg->broker.allow_anonymous ? "allowed" : "refused",
+		  h.prov ? "on" : "off", h.platform ? "on" : "off", h.api ? cfg->http : "off");
 	err = loop_run(h.loop);
 	MOTE_INFO("hub", "event=stopped");
 out:
 	if (h.loop && h.sig_io.active)
 		loop_io_stop(h.loop, &h.sig_io);
-	if (h.loop)
+	if (h.loop) {
 		loop_timer_stop(h.loop, &h.crl_timer);
+		loop_timer_stop(h.loop, &h.stats_timer);
+	}
+	/* The API first: its requests run on the platform. */
+	api_stop(h.api);
+	h.api = NULL;
+	if (h.outbox_ready)
+		outbox_stop(&h.outbox);
 	/* The worker stops before the broker it publishes through; the
-	 * service is freed after the broker, whose loop threads tap into it. */
+	 * services are freed after the broker, whose loop threads tap into
+	 * them. The platform's last publishes stay in the outbox. */
 	provision_stop(h.prov);
 	broker_free(h.broker);
+	platform_close(h.platform);
+	if (h.outbox_ready)
+		outbox_destroy(&h.outbox);
 	provision_free(h.prov);
 	tls_server_free(h.tls); /* after every connection made with it */
 	tls_server_free(h.wss_tls);
@@ -403,5 +545,6 @@ out:
 	loop_free(h.loop);
 	if (h.sigfd >= 0)
 		close(h.sigfd);
+	pthread_mutex_destroy(&h.stats_mu);
 	return err;
 }

@@ -17,6 +17,8 @@
 #include "base/log.h"
 #include "auth/auth.h"
 #include "broker/broker.h"
+#include "api/api.h"
+#include "platform/platform.h"
 
 #define HUB_MAX_LISTENERS 8
 #define HUB_MAX_ORIGINS 16
@@ -47,6 +49,12 @@ struct hub_config {
 	 * allow_anonymous and audit are filled in by hub_run). */
 	struct auth_config auth;
 	const char *audit_log;          /* default DATA/audit.log */
+	/* The platform (registry, twins, telemetry, rules) and its HTTP API;
+	 * platform.data_dir and pki_dir are filled in by hub_run. */
+	bool platform_on;               /* --platform on|off (default on) */
+	struct platform_config platform;
+	const char *http;               /* --http HOST:PORT, NULL = no API */
+	struct api_config api;
 	/* Strings read from --config are owned here (freed by hub_config_free). */
 	char *file_text;
 	char *pki_files[4];             /* --pki defaults of --tls-ca/cert/key/crl, owned */

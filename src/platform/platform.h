@@ -69,6 +69,11 @@ void platform_tap(struct platform *p, const struct broker_client *c,
 void platform_on_connect(struct platform *p, const struct broker_client *c, bool is_device,
 			 const char *cert_serial);
 void platform_on_disconnect(struct platform *p, const struct broker_client *c, uint8_t reason);
+/* A SUBSCRIBE the broker allowed: a device that subscribes to its own
+ * $twin/{id}/update/delta (or a filter covering it) is sent its current
+ * delta, so a clean session does not miss it. */
+void platform_on_subscribe(struct platform *p, const struct broker_client *c,
+			   const uint8_t *filter, size_t len);
 
 /* What a platform_call function may use (the pipeline thread's view). */
 struct platform_services {

@@ -34,8 +34,13 @@ struct registry;
 enum mote_err registry_open(sqlite3 *db, struct registry **out, char *err, size_t errcap);
 void registry_close(struct registry *r);
 
-/* Reloads the index when another connection changed the table; true if it did. */
+/* Reloads the index when another connection changed the table; true if it
+ * did. Devices that vanished (`mote device rm` in another process) are
+ * reported to the removed callback, so the hub drops their twin, telemetry
+ * and rule state too. */
 bool registry_refresh(struct registry *r);
+typedef void (*registry_removed_fn)(void *ctx, const char *id);
+void registry_on_removed(struct registry *r, registry_removed_fn fn, void *ctx);
 
 bool registry_exists(struct registry *r, const char *id);
 /* The device's model ("" when none), or NULL for an unknown device. Valid

@@ -584,15 +584,17 @@ static void reply_doc(struct mote_reply *r, const struct twin_doc *d)
 void twin_service_get(struct twin_service *ts, const char *device_id, struct mote_reply *r)
 {
 	int st;
+	struct twin_doc empty;
 	struct entry *e = lookup(ts, device_id, false, 0, &st);
-	if (!e) {
-		if (st == 404)
-			mote_reply_error(r, 404, "no twin for device '%s'", device_id);
-		else
-			mote_reply_error(r, 500, "twin storage failed");
-		return;
+	if (e) {
+		reply_doc(r, &e->doc);
+	} else if (st == 404 && twin_doc_init(&empty, 0)) {
+		/* a read creates nothing: the empty twin is shown, not stored */
+		reply_doc(r, &empty);
+		twin_doc_free(&empty);
+	} else {
+		mote_reply_error(r, 500, "twin storage failed");
 	}
-	reply_doc(r, &e->doc);
 }
 
 void twin_service_patch(struct twin_service *ts, const char *device_id, const char *body,
@@ -603,7 +605,7 @@ void twin_service_patch(struct twin_service *ts, const char *device_id, const ch
 	struct entry *e = NULL;
 	int st = twin_request_parse((const uint8_t *)body, len, TWIN_REQ_PATCH, &ts->lim, &req,
 				    msg, sizeof msg);
-	st = admit(ts, device_id, false, st, now_ms, &e, msg, sizeof msg);
+	st = admit(ts, device_id, true, st, now_ms, &e, msg, sizeof msg);
 	if (!st)
 		st = update(ts, device_id, e, &req, false, now_ms, msg, sizeof msg);
 	if (st) {

@@ -75,13 +75,19 @@ void twin_service_mqtt(struct twin_service *ts, const char *device_id, bool exis
  * and reported differ. */
 void twin_service_on_connect(struct twin_service *ts, const char *device_id);
 
-/* REST: the whole document (200) or 404. */
+/*
+ * REST: the whole document (200). The caller has checked that the device
+ * is registered (404 is its answer); a registered device without a stored
+ * twin yet (registered before it had one) gets the empty twin, version 0,
+ * timestamp 0, which is not stored until something is written.
+ */
 void twin_service_get(struct twin_service *ts, const char *device_id, struct mote_reply *r);
 /*
  * REST: PATCH with body {"desired":{...},"version":N} (version optional;
- * mismatch: 409). The reply is the new document (200), or 400 / 409 / 413 /
- * 429 / 500 in the stable error shape. Publishes delta and documents as an
- * MQTT update does.
+ * mismatch: 409) of a registered device (checked by the caller, as for
+ * get; a missing twin is created). The reply is the new document (200), or
+ * 400 / 409 / 413 / 429 / 500 in the stable error shape. Publishes
+ * accepted, delta and documents as an MQTT update does.
  */
 void twin_service_patch(struct twin_service *ts, const char *device_id, const char *body,
 			size_t len, int64_t now_ms, struct mote_reply *r);

@@ -1,0 +1,37 @@
+/* pipeline.h - the platform's private state and its thread (src/platform only). */
+#ifndef MOTE_PLATFORM_PIPELINE_H
+#define MOTE_PLATFORM_PIPELINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "platform/platform.h"
+#include "platform/queue.h"
+
+struct platform {
+	struct platform_config cfg;
+	const struct mote_sink *sink;   /* borrowed */
+	struct queue q;
+	bool q_ready;
+	pthread_t thread;
+	bool thread_started;
+	sqlite3 *db;                    /* DATA/mote.db, owned; pipeline thread only */
+	struct registry *registry;
+	struct twin_service *twins;
+	struct rules *rules;
+	struct tstore *store;
+	struct telemetry_batch batch;   /* reused per message */
+	/* Read by platform_get_stats from any thread. */
+	_Atomic uint64_t inflight_since_ms; /* oldest message being handled, 0 = none */
+	_Atomic uint64_t telemetry_messages, telemetry_points, telemetry_invalid;
+	_Atomic uint64_t devices, devices_online, alloc_failed;
+	/* Invalid payload log lines: at most a few per second. */
+	uint64_t invalid_log_window_ms;
+	unsigned invalid_logged, invalid_held;
+};
+
+void *pipeline_main(void *arg);
+/* registry_removed_fn of the hub's registry. */
+void pipeline_device_removed(void *ctx, const char *id);
+
+#endif
