@@ -530,7 +530,8 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	if (!d)
 		return;
 	if (model && model[0])
-		snprintf(d->model, sizeof d->model, "%s", model);
+		/* a model longer than any rule can name matches no per-model rule */
+		snprintf(d->model, sizeof d->model, "%s", strlen(model) <= RULE_ID_MAX ? model : "");
 	d->last_ms = now_ms;
 	d->seen = true;
 	d->dirty = true;
@@ -578,7 +579,12 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	}
 }
 
-static void persist_devices(struct rules *r)
+/*
+ * Last-seen times survive a restart for no-data rules; written at most once
+ * a minute per device so that many chatty devices cost the pipeline little
+ * (after a restart a no-data alert may open up to a minute early).
+ */
+static void persist_devices(struct rules *r, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(r->db,
@@ -589,9 +595,10 @@ static void persist_devices(struct rules *r)
 	rules_exec(r, "SAVEPOINT rules_devices");
 	for (size_t i = 0; i < r->tabcap; i++)
 		for (struct rdev *d = r->tab[i]; d; d = d->hnext) {
-			if (!d->dirty)
+			if (!d->dirty || (d->persisted_ms && now_ms - d->persisted_ms < 60000))
 				continue;
 			d->dirty = false;
+			d->persisted_ms = now_ms;
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, d->model, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 3, d->last_ms);
@@ -639,7 +646,7 @@ void rules_tick(struct rules *r, int64_t now_ms)
 			}
 	}
 	if (r->n_nodata)
-		persist_devices(r);
+		persist_devices(r, now_ms);
 	if (now_ms - r->last_retention_ms >= 60000) {
 		r->last_retention_ms = now_ms;
 		alerts_retention(r, now_ms);

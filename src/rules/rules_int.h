@@ -82,6 +82,7 @@ struct rdev {
 	bool seen;           /* telemetry since the rules knew it */
 	int64_t last_ms;     /* latest telemetry (arrival time) */
 	bool dirty;          /* last_ms not yet written to rules_devices */
+	int64_t persisted_ms; /* when it last was (written at most once a minute) */
 	struct rstate *st;
 	size_t nst, capst;
 	struct latest *lat;  /* latest values of the metrics expressions read */
