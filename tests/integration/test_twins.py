@@ -83,7 +83,9 @@ def hub_has_platform():
 class TwinCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.b = harness.Broker(http=True)
+        # limits below the defaults, so the hub options are checked too
+        cls.b = harness.Broker(http=True, extra_args=["--twin-max-bytes", "4096",
+                                                      "--twin-max-depth", "5"])
         cls.b.start()
         cls.token = cls.b.token("write")
 
@@ -100,7 +102,8 @@ class TwinCase(unittest.TestCase):
 
     def api(self, method, dev_id, body=None, token=None):
         return self.b.api(method, "/api/v1/devices/%s/twin" % dev_id, body,
-                          token=token or self.token)
+                          token=token or self.token,
+                          headers={"Content-Type": "application/json"})
 
     def patch(self, dev_id, body, status=200):
         st, _, doc = self.api("PATCH", dev_id, body)
@@ -244,9 +247,11 @@ class TwinCase(unittest.TestCase):
             (b'{"state":{"reported":{}},"version":"1"}', 400),
             (('{"state":{"reported":{}},"clientToken":"%s"}' % ("k" * 65)).encode(), 400),
             (('{"state":{"reported":{"%s":1}}}' % ("k" * 300)).encode(), 400),  # huge key
-            (b'{"state":{"reported":{"a":{"b":{"c":{"d":{"e":{"f":{"g":1}}}}}}}}}', 400),
+            # depth: the reported object is level 1, a's object 2, ... f's 6 > 5
+            (b'{"state":{"reported":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}}', 400),
+            (b'{"state":{"reported":{"a":{"b":{"c":[[[1]]]}}}}}', 400),       # arrays count
             (b'{"state":{"reported":' + b'{"k":' * 5000 + b'1' + b'}' * 5000 + b'}}', 413),
-            (json.dumps({"state": {"reported": {"blob": "x" * 8200}}}).encode(), 413),
+            (json.dumps({"state": {"reported": {"blob": "x" * 4100}}}).encode(), 413),
         ]
         for body, code in cases:
             rej = d.request("update", body, "rejected")
@@ -261,6 +266,69 @@ class TwinCase(unittest.TestCase):
         # none of it changed the twin; the hub still serves the device
         doc = d.request("get", "", "accepted")
         self.assertEqual((doc["version"], doc["state"]["reported"]), (0, {}))
+        # right at the limits: accepted
+        d.request("update", b'{"state":{"reported":{"a":{"b":{"c":{"d":{"e":1}}}}}}}', "accepted")
+        d.request("update", b'{"state":{"reported":{"l":{"m":{"n":[[1]]}}}}}', "accepted")
+        big = {"state": {"reported": {"a": None, "l": None, "blob": "x" * 3000}}}
+        acc = d.request("update", big, "accepted")
+        self.assertEqual(acc["version"], 3)
+        # a second blob would take the state over 4096 bytes
+        rej = d.request("update", {"state": {"reported": {"blob2": "y" * 1500}}}, "rejected")
+        self.assertEqual(rej["code"], 413)
+        self.assertIn("4096", rej["message"])
+
+    def test_operator_over_mqtt(self):
+        # a client writing another device's twin is an operator: desired is allowed
+        d = self.device("tw-opdev")
+        ops = self.device("tw-ops")
+        ops.peer.subscribe("$twin/tw-opdev/update/+", 1)
+        ops.peer.publish("$twin/tw-opdev/update",
+                         json.dumps({"state": {"desired": {"valve": "open"}},
+                                     "clientToken": "op1"}).encode(), 1)
+        delta = d.reply("update/delta")
+        self.assertEqual(delta["state"], {"valve": "open"})
+        acc = d.reply("update/accepted")
+        self.assertEqual(acc["clientToken"], "op1")
+
+    def test_restart_keeps_twins(self):
+        d = self.device("tw-keep", clean=False)
+        d.request("update", {"state": {"reported": {"kept": [1, 2]}}}, "accepted")
+        self.patch("tw-keep", {"desired": {"kept": [3]}})
+        d.peer.close()
+        self.b.restart()
+        st, _, doc = self.api("GET", "tw-keep")
+        self.assertEqual(st, 200)
+        self.assertEqual(doc["version"], 2)
+        self.assertEqual(doc["state"], {"desired": {"kept": [3]}, "reported": {"kept": [1, 2]},
+                                        "delta": {"kept": [3]}})
+        # the device that comes back (its session kept in the journal) is
+        # told what it missed
+        d2 = self.device("tw-keep", clean=False)
+        self.assertEqual(d2.reply("update/delta")["state"], {"kept": [3]})
+
+    def test_twin_events(self):
+        # every accepted change is a "twin" event on the API's live stream
+        import http.client
+        self.device("tw-ev")
+        self.wait_registered("tw-ev")
+        conn = http.client.HTTPConnection(self.b.host, self.b.http_port, timeout=5)
+        self.addCleanup(conn.close)
+        conn.request("GET", "/api/v1/events?device=tw-ev&types=twin",
+                     headers={"Authorization": "Bearer " + self.token})
+        resp = conn.getresponse()
+        self.assertEqual(resp.status, 200)
+        resp.fp.readline()  # whatever the stream opens with may come first
+        self.patch("tw-ev", {"desired": {"x": 1}})
+        deadline = time.monotonic() + 5
+        event = None
+        while event is None and time.monotonic() < deadline:
+            line = resp.fp.readline().decode()
+            if line.startswith("data:") and '"version"' in line:
+                event = json.loads(line[5:])
+        self.assertIsNotNone(event)
+        self.assertEqual((event["device"], event["version"], event["source"]),
+                         ("tw-ev", 1, "operator"))
+        self.assertEqual(event["state"], {"desired": {"x": 1}})
 
     def test_unknown_device(self):
         # a client may ask about a device that was never registered: 404
