@@ -35,6 +35,7 @@ TITLES = {
     "f": "f) idle connections: connect rate and broker memory per connection",
     "g": "g) mutual TLS: full handshakes per second, and QoS 0 throughput over TLS",
     "h": "h) persistent QoS 1: 128 publishers -> 128 persistent-session subscribers, 1:1, 100 B, max rate",
+    "i": "i) telemetry ingest (issue 6): SenML packs over MQTT to durable storage, then a one-day query",
 }
 H_BROKERS = ["mosquitto-persist", "mote-always", "mote-batch", "mote-none"]
 H_SETTING = {
@@ -447,6 +448,72 @@ SECTION_RE = re.compile(r"(?m)^## ([a-z])\) ")
 VERDICT_RE = re.compile(r"^\* ([a-z])[ :]")
 
 
+def telemetry_section(recs, md, plots_dir, verdicts):
+    rs = [r for r in recs if r["scenario"] == "i" and "skipped" not in r]
+    md.append("## %s\n" % TITLES["i"])
+    if not rs:
+        return
+    r0 = rs[0]
+    md.append("%d publishers (one registered device each) send SenML packs of %d points (5 metrics, "
+              "1 Hz device time, two-decimal values) to `dev/{i}/telemetry`, QoS 0. Variant **max**: "
+              "as fast as they can; variant **paced**: %s points/s offered in total. "
+              "**mote-telemetry**: the hub as shipped (default limits) with `--data` on a disk and "
+              "`--http`; *stored* is the store's `mote_store_points_flushed_total` from `/metrics`, "
+              "counted until every decoded point is on disk, and the rate is stored points divided "
+              "by the time from the start to that moment; what the pipeline could not take is "
+              "dropped and counted (`mote_pipeline_dropped_total`, messages). **mosquitto** stores "
+              "nothing: it routes the same messages to one wildcard subscriber (`dev/+/telemetry`); "
+              "its rate is points received by that subscriber per second, the peer ratio only. "
+              "The query is one day of metric m0 of device 0 at 1 Hz over HTTP (`GET "
+              "/api/v1/devices/0/telemetry?metric=m0&from=..&to=..&limit=100000`, JSON), 5 times, "
+              "the first cold; bytes/point is telemetry.db after the hub stopped (checkpointed) "
+              "divided by the points stored.\n" % (
+                  r0.get("pubs", 0), r0.get("pack", 0),
+                  num(r0.get("offered_points_per_s")) if r0.get("offered_points_per_s") else
+                  "I_TARGET"))
+    for c in sorted({r["command"] for r in rs if "command" in r}):
+        md.append("`%s`\n" % c)
+    for c in sorted({r["broker_command"] for r in rs if "broker_command" in r}):
+        md.append("hub: `%s`\n" % c)
+    md.append("| variant | broker | points/s | points offered | decoded | stored | messages dropped | "
+              "1-day query ms | points returned | bytes/point on disk |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|")
+    per = {}
+    for var in ("max", "paced"):
+        for b in sorted({r["broker"] for r in rs}):
+            br = [r for r in rs if r["broker"] == b and r["variant"] == var]
+            ok = [r for r in br if r.get("points_per_s")]
+            if ok:
+                per[(var, b)] = stats([r["points_per_s"] for r in ok])
+            for r in br:
+                if not r.get("points_per_s"):
+                    md.append("| %s | %s | error: %s | | | | | | | |" % (
+                        var, b, str(r.get("error") or r.get("result", {}).get("error"))[:150]))
+                elif b == "mote-telemetry":
+                    md.append("| %s | %s (round %d) | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                        var, b, r["round"], num(r["points_per_s"]), num(r.get("points_sent")),
+                        num(r.get("points_decoded")), num(r.get("points_flushed")),
+                        num(r.get("messages_dropped")),
+                        ", ".join("%.1f" % x for x in r.get("query_ms", [])) or "n/a",
+                        r.get("query_points", "n/a"),
+                        "%.2f" % r["bytes_per_point"] if r.get("bytes_per_point") else "n/a"))
+                else:
+                    md.append("| %s | %s (round %d) | %s routed | %s | — | stores nothing | — | — | — "
+                              "| — |" % (var, b, r["round"], num(r["points_per_s"]),
+                                         num(r.get("points_sent"))))
+    md.append("")
+    m, q = per.get(("max", "mote-telemetry")), per.get(("max", "mosquitto"))
+    if m:
+        qs = [x for r in rs if r["broker"] == "mote-telemetry" for x in r.get("query_ms", [])[1:]]
+        verdicts.append("i telemetry: mote stores %s points/s durably at max offered load (target "
+                        "500,000: %s)%s%s" % (
+                            num(m[0]), "met" if m[0] >= 500000 else "NOT met",
+                            "; one-day query %.1f ms median warm (target 50 ms)" % statistics.median(qs)
+                            if qs else "",
+                            "; %.3g× the points/s mosquitto merely routes" % (m[0] / q[0])
+                            if q and q[0] else ""))
+
+
 def splice(old, new_secs, letters, new_verdicts, notes):
     """old RESULTS.md with the sections of `letters` replaced by new_secs
     (letter -> text), their Reading lines by new_verdicts, and the method
@@ -533,6 +600,8 @@ def main():
             tls_section(recs, sec, plots_dir, verdicts)
         elif sc == "h":
             persist_section(recs, sec, plots_dir, verdicts)
+        elif sc == "i":
+            telemetry_section(recs, sec, plots_dir, verdicts)
         else:
             continue
         secs[sc] = sec
@@ -563,6 +632,7 @@ def main():
         md.extend(secs.get(sc, []))
     md.extend(secs.get("g", []))
     md.extend(secs.get("h", []))
+    md.extend(secs.get("i", []))
     md.append("## Reading (computed from the medians above)\n")
     md.extend("* %s" % v for v in verdicts)
     md.append("")

@@ -59,6 +59,15 @@ H_PUBS = int(os.environ.get("H_PUBS", "128"))
 PERSIST_DIR = os.environ.get("PERSIST_DIR", "/var/tmp")
 FSYNC_BATCH_MS = int(os.environ.get("FSYNC_BATCH_MS", "10"))
 G_BROKERS = os.environ.get("G_BROKERS", "mosquitto-tls,mote-tls").split(",")
+# i (telemetry ingest, issue 6): I_PUBS devices publish SenML packs of I_PACK
+# points to dev/{i}/telemetry for DURATION seconds; mote-telemetry stores them
+# (data under PERSIST_DIR, on a disk), mosquitto routes them to one subscriber.
+I_BROKERS = os.environ.get("I_BROKERS", "mosquitto,mote-telemetry").split(",")
+I_PUBS = int(os.environ.get("I_PUBS", "20"))
+I_PACK = int(os.environ.get("I_PACK", "50"))
+# variant "max": publishers as fast as they can (QoS 0; what the hub cannot take
+# is dropped and counted); variant "paced": I_TARGET points/s offered in total
+I_TARGET = int(os.environ.get("I_TARGET", "500000"))
 G_CONNS = int(os.environ.get("G_CONNS", "2000"))
 G_PARALLEL = int(os.environ.get("G_PARALLEL", "64"))
 # The CA, hub certificate and bench client certificate of scenario g (made once).
@@ -169,7 +178,8 @@ class Broker:
 
     def __init__(self, name):
         self.name = name
-        if name in PERSISTENT:
+        self.http_port = None
+        if name in PERSISTENT or name == "mote-telemetry":
             base, self.fs = persist_base()
         else:
             base = "/dev/shm" if os.path.isdir("/dev/shm") else None
@@ -228,6 +238,11 @@ class Broker:
         hub = [MOTE, "hub"] + listen + ["--allow-anonymous",
                "--data", os.path.join(self.tmp, "data"), "--sys-interval", "0",
                "--log-level", "warn"]
+        if self.name == "mote-telemetry":
+            # the hub as shipped (default limits, one loop per CPU) with its API
+            if self.http_port is None:
+                self.http_port = free_port()
+            return hub + ["--http", "127.0.0.1:%d" % self.http_port]
         if self.name == "mote-1t":
             # mote with one event loop instead of one per CPU, to show what
             # threading does on this machine.
@@ -275,6 +290,16 @@ class Broker:
             return len(os.listdir("/proc/%d/fd" % self.proc.pid))
         except OSError:
             return 0
+
+    def stop_process(self):
+        """Ends the broker (SIGTERM: a clean shutdown) but keeps its folder."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -400,6 +425,147 @@ def conn_scenario(broker, emit):
           "commands": [" ".join(["mote", "bench"] + a + ["-p", "PORT", "--json"]) for a, _ in procs]})
 
 
+def http_get(port, path, token, timeout=30, method="GET", body=None):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        h = {"Authorization": "Bearer " + token} if token else {}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def prom(text):
+    """Prometheus text -> {name: value} (unlabelled samples only)."""
+    out = {}
+    for line in text.decode(errors="replace").splitlines():
+        if line and not line.startswith("#"):
+            parts = line.split()
+            if len(parts) >= 2 and "{" not in parts[0]:
+                try:
+                    out[parts[0]] = float(parts[1])
+                except ValueError:
+                    pass
+    return out
+
+
+def telemetry_scenario(broker, emit, variant):
+    """i: I_PUBS publishers send SenML packs of I_PACK points. mote: points
+    durably stored per second (the store's flushed counter from /metrics),
+    then one day of one metric at 1 Hz fetched over HTTP, and bytes per point
+    on disk. mosquitto: the same messages routed to one subscriber (it stores
+    nothing), as the peer ratio."""
+    d = str(DURATION)
+    rate = I_TARGET / float(I_PACK * I_PUBS) if variant == "paced" else 0
+    common = ["--pubs", str(I_PUBS), "--senml", str(I_PACK), "-t", "dev/%i/telemetry", "-q", "0",
+              "-d", d, "--threads", "2"] + (["--rate", "%g" % rate] if rate > 0 else [])
+    emit({"offered_points_per_s": I_TARGET if rate else None})
+    if broker.name != "mote-telemetry" and variant == "paced":
+        emit({"skipped": "the paced variant is for mote only"})
+        return
+    if broker.name != "mote-telemetry":
+        args = ["pubsub", "--fan-in", "--subs", "1"] + common
+        emit({"command": " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])})
+        res = run_bench(broker.port, args, timeout=DURATION + 120)
+        emit({"result": res, "broker_alive": broker.proc.poll() is None})
+        if res.get("received_per_s"):
+            emit({"points_per_s": res["received_per_s"] * I_PACK,
+                  "points_sent": res.get("sent", 0) * I_PACK})
+        return
+    data = os.path.join(broker.tmp, "data")
+    tok = subprocess.run([MOTE, "token", "create", "--data", data, "--scope", "admin"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    token = tok.stdout.decode().strip().splitlines()[-1] if tok.returncode == 0 and tok.stdout else ""
+
+    def metrics():
+        st, body = http_get(broker.http_port, "/metrics", token)
+        return prom(body) if st == 200 else {}
+
+    # the hub stores telemetry of registered devices only: devices "0".."I_PUBS-1"
+    # (the topic index of each publisher) are created over the API first
+    for i in range(I_PUBS):
+        st, body = http_get(broker.http_port, "/api/v1/devices", token, method="POST",
+                            body=json.dumps({"id": str(i)}))
+        if st not in (200, 201, 409):
+            emit({"error": "POST /api/v1/devices %d: %s" % (st, body[:200])})
+            return
+    m0 = metrics()
+    if "mote_store_points_flushed_total" not in m0:
+        emit({"error": "no mote_store_points_flushed_total in /metrics (status or token problem)"})
+        return
+    args = ["pub"] + common
+    emit({"command": " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"]),
+          "broker_command": " ".join(os.path.basename(a) if a == MOTE else a
+                                     for a in broker.command()).replace(broker.tmp, "TMP")
+          .replace(":%d" % broker.port, ":PORT").replace(":%d" % broker.http_port, ":HTTP")})
+    p = subprocess.Popen(bench_cmd(broker.port, args), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, preexec_fn=raise_fd_limit)
+    t0 = time.time()
+    samples = []
+    while p.poll() is None:
+        m = metrics()
+        samples.append((time.time() - t0, m.get("mote_store_points_flushed_total", 0),
+                        m.get("mote_telemetry_points_total", 0)))
+        time.sleep(0.5)
+    t_pub_end = time.time() - t0
+    out = p.stdout.read().decode(errors="replace").strip().splitlines()
+    try:
+        res = json.loads(out[-1])
+    except (ValueError, IndexError):
+        res = {"error": "no bench report: %s" % p.stderr.read().decode(errors="replace")[-300:]}
+    # drain: until every decoded point is durable and nothing is pending
+    deadline = time.time() + 120
+    m = metrics()
+    while time.time() < deadline:
+        m = metrics()
+        samples.append((time.time() - t0, m.get("mote_store_points_flushed_total", 0),
+                        m.get("mote_telemetry_points_total", 0)))
+        if (m.get("mote_store_points_pending", 1) == 0 and
+                m.get("mote_store_points_flushed_total", 0) >= m.get("mote_telemetry_points_total", 0)):
+            break
+        time.sleep(0.2)
+    t_done = time.time() - t0
+    flushed = m.get("mote_store_points_flushed_total", 0) - m0.get("mote_store_points_flushed_total", 0)
+    decoded = m.get("mote_telemetry_points_total", 0) - m0.get("mote_telemetry_points_total", 0)
+    sent_points = res.get("sent", 0) * I_PACK
+    # one day of m0 of device 0 (1 Hz device time): the last 24 h it has
+    st, body = http_get(broker.http_port, "/api/v1/devices/0/telemetry/latest", token)
+    latest = None
+    try:
+        for item in json.loads(body).get("metrics", json.loads(body).get("latest", [])):
+            if item.get("metric") == "m0":
+                latest = int(item.get("ts") or item.get("time") or item.get("ts_ms"))
+    except (ValueError, AttributeError, TypeError):
+        pass
+    qtimes, qpoints, qstatus = [], None, st
+    if latest:
+        path = ("/api/v1/devices/0/telemetry?metric=m0&from=%d&to=%d&limit=100000" %
+                (latest - 86400000 + 1, latest + 1))
+        for _ in range(5):
+            a = time.time()
+            qstatus, qbody = http_get(broker.http_port, path, token)
+            qtimes.append((time.time() - a) * 1000.0)
+            if qstatus == 200:
+                qpoints = len(json.loads(qbody).get("points", []))
+    bytes_live = m.get("mote_store_bytes", 0)
+    broker.stop_process()
+    db = os.path.join(data, "telemetry.db")
+    bytes_closed = sum(os.path.getsize(f) for f in (db, db + "-wal") if os.path.exists(f))
+    dropped = m.get("mote_pipeline_dropped_total", 0) - m0.get("mote_pipeline_dropped_total", 0)
+    emit({"result": res, "broker_alive": True, "samples": samples, "publish_s": t_pub_end,
+          "messages_dropped": dropped,
+          "drain_done_s": t_done, "points_sent": sent_points, "points_decoded": decoded,
+          "points_flushed": flushed,
+          "points_per_s": flushed / t_done if t_done > 0 else 0,
+          "query_ms": qtimes, "query_points": qpoints, "query_status": qstatus,
+          "bytes_live": bytes_live, "bytes_closed": bytes_closed,
+          "bytes_per_point": bytes_closed / flushed if flushed else None})
+
+
 def mote_has_persistence():
     """Whether this mote binary takes --fsync (the persistence options)."""
     try:
@@ -432,9 +598,12 @@ def main():
     with open(out_path, "a") as out:
         for rnd in range(REPEAT):
             for sc in SCENARIOS:
-                names = H_BROKERS if sc == "h" else G_BROKERS if sc == "g" else BROKERS
+                names = (H_BROKERS if sc == "h" else G_BROKERS if sc == "g" else
+                         I_BROKERS if sc == "i" else BROKERS)
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
-                runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else [])
+                runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else
+                                    [("max", 0, None, 1), ("paced", 0, None, 1)] if sc == "i"
+                                    else [])
                 for var, qos, args, fan in runs:
                     for name in order:
                         rec = {"scenario": sc, "variant": var or "idle", "broker": name,
@@ -466,6 +635,9 @@ def main():
                             broker.start()
                             if sc == "f":
                                 conn_scenario(broker, rec.update)
+                            elif sc == "i":
+                                rec.update({"pubs": I_PUBS, "pack": I_PACK})
+                                telemetry_scenario(broker, rec.update, var)
                             else:
                                 rec["command"] = " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])
                                 if PKI:
@@ -498,6 +670,15 @@ def main():
                                   (rec["held"], rec["connect_rate"],
                                    "%.0f" % rec["bytes_per_conn"] if rec["bytes_per_conn"] else "?"),
                                   flush=True)
+                        elif sc == "i" and "skipped" not in rec:
+                            print("        %.0f points/s%s%s" % (
+                                rec.get("points_per_s", 0),
+                                " stored, query %s ms for %s points, %.2f B/point" % (
+                                    ",".join("%.1f" % x for x in rec.get("query_ms", [])),
+                                    rec.get("query_points"), rec.get("bytes_per_point") or 0)
+                                if name == "mote-telemetry" else " routed",
+                                ", %d messages dropped" % rec.get("messages_dropped", 0)
+                                if name == "mote-telemetry" else ""), flush=True)
                         elif sc == "g" and var == "handshakes":
                             c = r.get("connections", {})
                             print("        %s/%s connected, %.0f handshakes/s" %

@@ -49,6 +49,9 @@ enum mote_err api_start(const struct api_config *cfg, struct platform *p, struct
 			struct api **out, char *err, size_t errcap);
 /* The port bound (useful with port 0). */
 uint16_t api_port(const struct api *a);
+/* Whether any event stream is open (a hint: the caller may skip building an
+ * event's JSON when none is). Any thread; NULL: false. */
+bool api_listening(const struct api *a);
 /* A live event for SSE clients (the platform sink's event function lands here). */
 void api_event(struct api *a, const char *type, const char *device_id, const char *json);
 /* Closes every connection (SSE streams end) and frees. NULL accepted. */

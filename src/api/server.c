@@ -391,6 +391,11 @@ static enum MHD_Result sse_start(struct api *a, struct MHD_Connection *conn, str
 	return ret;
 }
 
+bool api_listening(const struct api *a)
+{
+	return a && atomic_load_explicit(&a->nclients, memory_order_relaxed) > 0;
+}
+
 void api_event(struct api *a, const char *type, const char *device_id, const char *json)
 {
 	if (!a || !type || !json || atomic_load_explicit(&a->nclients, memory_order_relaxed) == 0)

@@ -181,6 +181,7 @@ static bool rule_matches(const struct rule *ru, const struct rdev *d)
 /* The metrics enabled expressions read, and the counts that let a batch skip work. */
 void rules_recompute(struct rules *r)
 {
+	atomic_store(&r->st_rules, r->nrules);
 	r->n_nodata = r->n_expr = 0;
 	r->nwatched = 0;
 	size_t cap = 0;
@@ -291,6 +292,7 @@ enum mote_err rules_open(sqlite3 *db, const struct rules_config *cfg, const stru
 		rules_close(r);
 		return MOTE_EIO;
 	}
+	alerts_recount(r);
 	enum mote_err e = webhook_start(r);
 	if (e != MOTE_OK) {
 		snprintf(err, errcap, "rules: cannot start the webhook thread");
@@ -530,7 +532,8 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	if (!d)
 		return;
 	if (model && model[0])
-		snprintf(d->model, sizeof d->model, "%s", model);
+		/* a model longer than any rule can name matches no per-model rule */
+		snprintf(d->model, sizeof d->model, "%s", strlen(model) <= RULE_ID_MAX ? model : "");
 	d->last_ms = now_ms;
 	d->seen = true;
 	d->dirty = true;
@@ -578,7 +581,12 @@ void rules_on_points(struct rules *r, const char *device_id, const char *model,
 	}
 }
 
-static void persist_devices(struct rules *r)
+/*
+ * Last-seen times survive a restart for no-data rules; written at most once
+ * a minute per device so that many chatty devices cost the pipeline little
+ * (after a restart a no-data alert may open up to a minute early).
+ */
+static void persist_devices(struct rules *r, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(r->db,
@@ -589,9 +597,10 @@ static void persist_devices(struct rules *r)
 	rules_exec(r, "SAVEPOINT rules_devices");
 	for (size_t i = 0; i < r->tabcap; i++)
 		for (struct rdev *d = r->tab[i]; d; d = d->hnext) {
-			if (!d->dirty)
+			if (!d->dirty || (d->persisted_ms && now_ms - d->persisted_ms < 60000))
 				continue;
 			d->dirty = false;
+			d->persisted_ms = now_ms;
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, d->model, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 3, d->last_ms);
@@ -639,7 +648,7 @@ void rules_tick(struct rules *r, int64_t now_ms)
 			}
 	}
 	if (r->n_nodata)
-		persist_devices(r);
+		persist_devices(r, now_ms);
 	if (now_ms - r->last_retention_ms >= 60000) {
 		r->last_retention_ms = now_ms;
 		alerts_retention(r, now_ms);
@@ -672,6 +681,7 @@ db:;
 		sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
+	alerts_recount(r);
 }
 
 void rules_forget_rule(struct rules *r, int64_t rule_id, bool keep_active)
@@ -914,9 +924,9 @@ void rules_delete(struct rules *r, const char *rule_id, struct mote_reply *out)
 void rules_get_stats(struct rules *r, struct rules_stats *out)
 {
 	memset(out, 0, sizeof *out);
-	out->rules = r->nrules;
-	out->alerts_active = alerts_count_active(r);
-	out->alerts_raised = r->raised;
+	out->rules = atomic_load(&r->st_rules);
+	out->alerts_active = atomic_load(&r->st_active);
+	out->alerts_raised = atomic_load(&r->st_raised);
 	pthread_mutex_lock(&r->q.mu);
 	out->webhook_delivered = r->q.delivered;
 	out->webhook_failed = r->q.failed;

@@ -169,8 +169,9 @@ static void *run(void *arg)
 	while (!atomic_load(&q->stop)) {
 		struct whjob **best = NULL;
 		for (struct whjob **pp = &q->jobs; *pp; pp = &(*pp)->next)
-			if (!best || (*pp)->due_mono < (*best)->due_mono)
-				best = pp;
+			if (!best || (*pp)->due_mono < (*best)->due_mono ||
+			    ((*pp)->due_mono == (*best)->due_mono && (*pp)->delivery < (*best)->delivery))
+				best = pp; /* the earliest due, oldest first */
 		uint64_t now = mote_mono_ms();
 		if (!best || (*best)->due_mono > now) {
 			if (!best) {

@@ -95,22 +95,33 @@ static const char *shown(const char *s, size_t len, char *buf, size_t cap)
 	return buf;
 }
 
-/* Checks a name (a, b concatenated) and appends a point. */
+/* where, or (NULL: a plain field) the field named b; only on error paths */
+static const char *where_of(const char *where, const char *b, size_t blen, char *buf, size_t cap)
+{
+	char q[200];
+	if (where)
+		return where;
+	snprintf(buf, cap, "field \"%s\"", shown(b, blen, q, sizeof q));
+	return buf;
+}
+
+/* Checks a name (a, b concatenated) and appends a point. where NULL: a plain field b. */
 static enum mote_err push(struct dec *d, const char *where, const char *a, size_t alen,
 			  const char *b, size_t blen, int64_t ts_ms, double value)
 {
 	struct telemetry_batch *o = d->out;
 	size_t len = alen + blen;
-	char q[200];
+	char q[200], wb[TELEMETRY_METRIC_MAX + 100];
+#define W where_of(where, b, blen, wb, sizeof wb)
 	if (len == 0)
-		return fail(d, MOTE_EINVAL, "%s: the name is empty", where);
+		return fail(d, MOTE_EINVAL, "%s: the name is empty", W);
 	if (len > TELEMETRY_METRIC_MAX) {
 		char full[2 * TELEMETRY_METRIC_MAX + 1];
 		size_t ca = alen < TELEMETRY_METRIC_MAX ? alen : TELEMETRY_METRIC_MAX;
 		size_t cb = blen < TELEMETRY_METRIC_MAX ? blen : TELEMETRY_METRIC_MAX;
 		memcpy(full, a, ca);
 		memcpy(full + ca, b, cb);
-		return fail(d, MOTE_ETOOBIG, "%s: the name \"%s\" is longer than %d bytes", where,
+		return fail(d, MOTE_ETOOBIG, "%s: the name \"%s\" is longer than %d bytes", W,
 			    shown(full, ca + cb, q, sizeof q), TELEMETRY_METRIC_MAX);
 	}
 	char name[TELEMETRY_METRIC_MAX + 1];
@@ -122,16 +133,16 @@ static enum mote_err push(struct dec *d, const char *where, const char *a, size_
 			return fail(d, MOTE_EINVAL,
 				    "%s: the name \"%s\" must start with a letter or digit and hold only "
 				    "letters, digits and - : . / _",
-				    where, shown(name, len, q, sizeof q));
+				    W, shown(name, len, q, sizeof q));
 	}
 	if (!isfinite(value))
-		return fail(d, MOTE_EINVAL, "%s: the value of \"%s\" is not a finite number", where,
+		return fail(d, MOTE_EINVAL, "%s: the value of \"%s\" is not a finite number", W,
 			    name);
 	if (ts_ms < 0)
-		return fail(d, MOTE_EINVAL, "%s: the time of \"%s\" is before 1970", where, name);
+		return fail(d, MOTE_EINVAL, "%s: the time of \"%s\" is before 1970", W, name);
 	if (ts_ms > d->now_ms + d->lim->max_future_ms)
 		return fail(d, MOTE_EINVAL,
-			    "%s: the time of \"%s\" is more than %lld s in the future", where, name,
+			    "%s: the time of \"%s\" is more than %lld s in the future", W, name,
 			    (long long)(d->lim->max_future_ms / 1000));
 	if (o->n >= d->lim->max_points)
 		return fail(d, MOTE_ETOOBIG, "more than %zu points in one payload",
@@ -154,6 +165,7 @@ static enum mote_err push(struct dec *d, const char *where, const char *a, size_
 		o->arena = p;
 		o->arena_cap = nc;
 	}
+#undef W
 	memcpy(o->arena + o->arena_len, name, len + 1);
 	/* an offset until the arena stops moving (fixed in telemetry_decode) */
 	o->pts[o->n].metric = (const char *)(uintptr_t)o->arena_len;
@@ -188,6 +200,21 @@ static const char *type_name(const cJSON *j)
 	return "an object";
 }
 
+/* "record N" without printf: it runs for every record */
+static void record_name(char *buf, size_t i)
+{
+	char tmp[24];
+	size_t n = 0;
+	memcpy(buf, "record ", 7);
+	do {
+		tmp[n++] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	for (size_t k = 0; k < n; k++)
+		buf[7 + k] = tmp[n - 1 - k];
+	buf[7 + n] = 0;
+}
+
 static enum mote_err senml(struct dec *d, const cJSON *root)
 {
 	char bn[TELEMETRY_METRIC_MAX + 1] = "";
@@ -202,7 +229,7 @@ static enum mote_err senml(struct dec *d, const cJSON *root)
 	size_t i = 0;
 	for (const cJSON *r = root->child; r; r = r->next, i++) {
 		char where[32];
-		snprintf(where, sizeof where, "record %zu", i);
+		record_name(where, i);
 		if (!cJSON_IsObject(r))
 			return fail(d, MOTE_EMALFORMED, "%s is %s, not an object", where, type_name(r));
 		const char *n = "";
@@ -396,9 +423,7 @@ static enum mote_err flatten(struct dec *d, const cJSON *obj, char *prefix, size
 			v = cJSON_IsTrue(f) ? 1 : 0;
 		else
 			continue; /* strings, nulls and arrays carry no number */
-		char where[TELEMETRY_METRIC_MAX + 100];
-		snprintf(where, sizeof where, "field \"%s\"", shown(k, kl, q, sizeof q));
-		enum mote_err e = push(d, where, prefix, plen, k, kl, ts_ms, v);
+		enum mote_err e = push(d, NULL, prefix, plen, k, kl, ts_ms, v);
 		if (e)
 			return e;
 	}
@@ -485,4 +510,46 @@ out:
 	if (e)
 		out->n = 0;
 	return e;
+}
+
+size_t telemetry_format_value(double v, char *out)
+{
+	static const double p10[7] = { 1.0, 10.0, 100.0, 1000.0, 10000.0, 100000.0, 1000000.0 };
+	if (!isfinite(v)) {
+		memcpy(out, "null", 5);
+		return 0;
+	}
+	if (fabs(v) < 1e15) {
+		for (int k = 0; k <= 6; k++) {
+			double s = v * p10[k];
+			if (!(fabs(s) < 9007199254740992.0))
+				break;
+			long long i = llround(s);
+			double back = (double)i / p10[k];
+			/* bitwise equal (so -0.0 takes the slow path and keeps its sign) */
+			if (memcmp(&back, &v, sizeof v) != 0)
+				continue;
+			/* i / 10^k is the correctly rounded double of this decimal: it reads back exactly */
+			char tmp[24];
+			size_t n = 0, o = 0;
+			unsigned long long u = i < 0 ? 0ULL - (unsigned long long)i : (unsigned long long)i;
+			do {
+				tmp[n++] = (char)('0' + u % 10);
+				u /= 10;
+			} while (u);
+			while (n <= (size_t)k) /* at least one digit before the point */
+				tmp[n++] = '0';
+			if (i < 0)
+				out[o++] = '-';
+			for (size_t j = n; j > 0; j--) {
+				if (j == (size_t)k && k > 0)
+					out[o++] = '.';
+				out[o++] = tmp[j - 1];
+			}
+			out[o] = 0;
+			return o;
+		}
+	}
+	int n = snprintf(out, 32, "%.17g", v);
+	return n > 0 ? (size_t)n : 0;
 }

@@ -60,7 +60,7 @@ void tstore_config_defaults(struct tstore_config *cfg)
 	cfg->minute_days = 90;
 	cfg->hour_days = 730;
 	cfg->flush_ms = 1000;
-	cfg->max_query_points = 10000;
+	cfg->max_query_points = 100000;
 }
 
 bool tstore_agg_parse(const char *word, enum tstore_agg *out)

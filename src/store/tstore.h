@@ -29,7 +29,7 @@ struct tstore_config {
 	uint32_t minute_days;    /* 1-minute rollups kept this long (default 90) */
 	uint32_t hour_days;      /* 1-hour rollups kept this long (default 730) */
 	uint32_t flush_ms;       /* longest time a point waits in memory (default 1000) */
-	uint32_t max_query_points; /* cap on points a query returns (default 10000) */
+	uint32_t max_query_points; /* cap on points a query returns (default 100000: a day at 1 Hz) */
 	bool manual_maintenance; /* tests: retention runs only in tstore_maintain */
 };
 

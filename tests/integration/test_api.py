@@ -162,7 +162,7 @@ class ApiCase(unittest.TestCase):
         self.assertError(self.api("POST", "/api/v1/devices", "{}", token=A,
                                   headers={"Content-Type": "text/plain"}), 415,
                          "unsupported_media_type")
-        self.assertError(self.api("POST", "/api/v1/devices", "{}", token=A), 415)
+        self.assertError(self.api("POST", "/api/v1/devices", b"{}", token=A), 415)
         self.assertError(self.api("POST", "/api/v1/devices", b"", token=A,
                                   headers={"Content-Type": "application/json"}), 400,
                          contains="JSON body")

@@ -201,11 +201,13 @@ static void test_limit_heartbeat_stop(void **state)
 {
 	struct fixture *f = *state;
 	char buf[4096];
+	assert_false(api_listening(f->api));
 	int a = dial(f, 0), b = dial(f, 0);
 	send_get(f, a, "/api/v1/events", true);
 	send_get(f, b, "/api/v1/events?types=alert", true);
 	assert_true(read_until(a, ": connected", buf, sizeof buf));
 	assert_true(read_until(b, ": connected", buf, sizeof buf));
+	assert_true(api_listening(f->api));
 	/* a third is refused while two are open */
 	get(f, "/api/v1/events", true, buf, sizeof buf);
 	assert_non_null(strstr(buf, " 503 "));

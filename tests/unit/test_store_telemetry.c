@@ -336,6 +336,29 @@ static void rfc3339(void **state)
 	assert_false(telemetry_parse_rfc3339("", &ms));
 }
 
+/* every prefix of a valid payload is refused with a sentence (none is valid JSON) */
+static void truncated_everywhere(void **state)
+{
+	(void)state;
+	static const char *const full[] = {
+		"[{\"bn\":\"d/\",\"bt\":1733380000,\"n\":\"t\",\"v\":21.5},{\"n\":\"h\",\"vb\":false}]",
+		"{\"temp\":21.5,\"pos\":{\"lat\":47.5},\"ts\":\"2024-12-05T06:26:40Z\"}",
+	};
+	for (size_t k = 0; k < 2; k++) {
+		size_t len = strlen(full[k]);
+		assert_int_equal(telemetry_decode((const uint8_t *)full[k], len, NOW, NULL, &b, err,
+						  sizeof err),
+				 MOTE_OK);
+		for (size_t cut = 0; cut < len; cut++) {
+			err[0] = 0;
+			enum mote_err e = telemetry_decode((const uint8_t *)full[k], cut, NOW, NULL, &b, err,
+							   sizeof err);
+			if (e == MOTE_OK || !err[0] || b.n)
+				fail_msg("prefix %zu of payload %zu: %d \"%s\"", cut, k, e, err);
+		}
+	}
+}
+
 /* the reused batch keeps working after errors and big payloads */
 static void batch_reuse(void **state)
 {
@@ -346,6 +369,48 @@ static void batch_reuse(void **state)
 				 MOTE_OK);
 		assert_string_equal(b.pts[1].metric, "a-very-long-base-name-for-the-arena/y");
 		assert_int_equal(dec("[{\"n\":\"a\",\"v\":true}]"), MOTE_EINVAL);
+	}
+}
+
+/* numbers out: shortest for few decimals, exact always */
+static void format_values(void **state)
+{
+	(void)state;
+	static const struct {
+		double v;
+		const char *s;
+	} cases[] = { { 21.53, "21.53" }, { 20, "20" }, { -0.5, "-0.5" }, { 0, "0" },
+		      { 0.001, "0.001" }, { -12.000001, "-12.000001" }, { 1e14, "100000000000000" },
+		      { 123456.5, "123456.5" }, { 0.1 + 0.2, "0.30000000000000004" },
+		      { 1e300, "1.0000000000000001e+300" }, { -0.0, "-0" } };
+	char buf[32];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t n = telemetry_format_value(cases[i].v, buf);
+		assert_string_equal(buf, cases[i].s);
+		assert_int_equal(n, strlen(cases[i].s));
+	}
+	assert_int_equal(telemetry_format_value(NAN, buf), 0);
+	assert_string_equal(buf, "null");
+	assert_int_equal(telemetry_format_value(-INFINITY, buf), 0);
+	/* every value reads back bit for bit */
+	uint64_t x = 88172645463325252u;
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double v;
+		if (i % 3 == 0)
+			v = (double)(int64_t)(x % 2000001) / 100.0 - 10000; /* two decimals */
+		else if (i % 3 == 1)
+			v = (double)(int64_t)(x % 20000001) / 1000000.0;
+		else
+			memcpy(&v, &x, sizeof v);
+		if (!isfinite(v))
+			continue;
+		telemetry_format_value(v, buf);
+		double back = strtod(buf, NULL);
+		if (memcmp(&back, &v, sizeof v) != 0)
+			fail_msg("%.17g printed as %s", v, buf);
 	}
 }
 
@@ -413,7 +478,9 @@ int main(void)
 		cmocka_unit_test_teardown(plain_hostile, teardown),
 		cmocka_unit_test_teardown(deep_nesting, teardown),
 		cmocka_unit_test(rfc3339),
+		cmocka_unit_test_teardown(truncated_everywhere, teardown),
 		cmocka_unit_test_teardown(batch_reuse, teardown),
+		cmocka_unit_test(format_values),
 		cmocka_unit_test(block_codec),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
