@@ -47,7 +47,8 @@ struct hub {
 	bool crl_missing;     /* logged once until it is back */
 	/* The platform and its API (NULL when off). */
 	struct platform *platform;
-	struct api *api;
+	struct api *api;            /* under api_mu: the pipeline's events read it */
+	pthread_mutex_t api_mu;
 	struct outbox outbox;       /* the platform's publishes -> broker_publish */
 	bool outbox_ready;
 	struct mote_sink sink;
@@ -179,12 +180,14 @@ static void sink_publish(void *ctx, const char *topic, const void *payload, size
 	outbox_publish(&h->outbox, topic, payload, len, qos, retain);
 }
 
+/* Under api_mu: the pipeline's events must not reach an API being stopped. */
 static void sink_event(void *ctx, const char *type, const char *device_id, const char *json)
 {
 	struct hub *h = ctx;
-	struct api *a = __atomic_load_n(&h->api, __ATOMIC_ACQUIRE);
-	if (a)
-		api_event(a, type, device_id, json);
+	pthread_mutex_lock(&h->api_mu);
+	if (h->api)
+		api_event(h->api, type, device_id, json);
+	pthread_mutex_unlock(&h->api_mu);
 }
 
 static void copy_stats(void *ctx, struct broker_stats *out)
@@ -260,7 +263,9 @@ static enum mote_err start_api(struct hub *h, const struct hub_config *cfg)
 		MOTE_ERROR("hub", "event=start_failed why=\"--http %s: %s\"", cfg->http, msg);
 		return e;
 	}
-	__atomic_store_n(&h->api, a, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&h->api_mu);
+	h->api = a;
+	pthread_mutex_unlock(&h->api_mu);
 	MOTE_INFO("hub", "event=listening proto=http addr=%s port=%u", cfg->http,
 		  (unsigned)api_port(a));
 	return MOTE_OK;
@@ -363,6 +368,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 {
 	struct hub h = { .sigfd = -1, .cfg = cfg };
 	pthread_mutex_init(&h.stats_mu, NULL);
+	pthread_mutex_init(&h.api_mu, NULL);
 	enum mote_err err;
 	char msg[256];
 	sigset_t mask;
@@ -522,8 +528,11 @@ out:
 		loop_timer_stop(h.loop, &h.stats_timer);
 	}
 	/* The API first: its requests run on the platform. */
-	api_stop(h.api);
+	pthread_mutex_lock(&h.api_mu);
+	struct api *api = h.api;
 	h.api = NULL;
+	pthread_mutex_unlock(&h.api_mu);
+	api_stop(api);
 	if (h.outbox_ready)
 		outbox_stop(&h.outbox);
 	/* The worker stops before the broker it publishes through; the
@@ -546,5 +555,6 @@ out:
 	if (h.sigfd >= 0)
 		close(h.sigfd);
 	pthread_mutex_destroy(&h.stats_mu);
+	pthread_mutex_destroy(&h.api_mu);
 	return err;
 }
