@@ -66,8 +66,9 @@ I_BROKERS = os.environ.get("I_BROKERS", "mosquitto,mote-telemetry").split(",")
 I_PUBS = int(os.environ.get("I_PUBS", "20"))
 I_PACK = int(os.environ.get("I_PACK", "50"))
 # variant "max": publishers as fast as they can (QoS 0; what the hub cannot take
-# is dropped and counted); variant "paced": I_TARGET points/s offered in total
-I_TARGET = int(os.environ.get("I_TARGET", "500000"))
+# is dropped and counted); variants "paced-N": N points/s offered in total, for
+# each N of I_TARGETS
+I_TARGETS = [int(x) for x in os.environ.get("I_TARGETS", "500000,1000000").split(",")]
 # long enough that device 0 has a full day of 1 Hz points for the query when paced
 I_DURATION = int(os.environ.get("I_DURATION", "20"))
 G_CONNS = int(os.environ.get("G_CONNS", "2000"))
@@ -462,11 +463,12 @@ def telemetry_scenario(broker, emit, variant):
     on disk. mosquitto: the same messages routed to one subscriber (it stores
     nothing), as the peer ratio."""
     d = str(I_DURATION)
-    rate = I_TARGET / float(I_PACK * I_PUBS) if variant == "paced" else 0
+    target = int(variant.split("-")[1]) if variant.startswith("paced-") else 0
+    rate = target / float(I_PACK * I_PUBS)
     common = ["--pubs", str(I_PUBS), "--senml", str(I_PACK), "-t", "dev/%i/telemetry", "-q", "0",
               "-d", d, "--threads", "2"] + (["--rate", "%g" % rate] if rate > 0 else [])
-    emit({"offered_points_per_s": I_TARGET if rate else None})
-    if broker.name != "mote-telemetry" and variant == "paced":
+    emit({"offered_points_per_s": target or None})
+    if broker.name != "mote-telemetry" and target:
         emit({"skipped": "the paced variant is for mote only"})
         return
     if broker.name != "mote-telemetry":
@@ -610,7 +612,8 @@ def main():
                          I_BROKERS if sc == "i" else BROKERS)
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
                 runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else
-                                    [("max", 0, None, 1), ("paced", 0, None, 1)] if sc == "i"
+                                    [("max", 0, None, 1)] + [("paced-%d" % t, 0, None, 1)
+                                                             for t in I_TARGETS] if sc == "i"
                                     else [])
                 for var, qos, args, fan in runs:
                     for name in order:
