@@ -508,19 +508,22 @@ def telemetry_section(recs, md, plots_dir, verdicts):
     paced = [r for r in rs if r["broker"] == "mote-telemetry" and r["variant"].startswith("paced")
              and r.get("sustained_points_per_s")]
     for r in paced:
-        ok = r.get("messages_dropped", 1) == 0 and \
-            r["sustained_points_per_s"] >= 0.97 * (r.get("offered_points_per_s") or 0)
+        # every offered point stored, the last one durable within 3 s (flush_ms is 1 s)
+        ok = r.get("messages_dropped", 1) == 0 and r.get("points_flushed") == r.get("points_sent") \
+            and r.get("durable_lag_s", 99) < 3.0
         verdicts.append("i telemetry paced at %s points/s: mote %s (sustained %s points/s durable, "
                         "%s messages dropped, last point durable %.1f s after the publishers stopped)" % (
                             num(r.get("offered_points_per_s")), "keeps up" if ok else "does NOT keep up",
                             num(r["sustained_points_per_s"]), num(r.get("messages_dropped")),
                             r.get("durable_lag_s", 0)))
     if m:
-        qs = [x for r in rs if r["broker"] == "mote-telemetry" for x in r.get("query_ms", [])[1:]]
+        qs = [x for r in rs if r["broker"] == "mote-telemetry" and (r.get("query_points") or 0) >= 86400
+              for x in r.get("query_ms", [])[1:]]
         verdicts.append("i telemetry at max offered load: mote stores %s points/s durably "
                         "(overall)%s%s" % (
                             num(m[0]),
-                            "; one-day query %.1f ms median warm (target 50 ms)" % statistics.median(qs)
+                            "; one-day query (86,400 points, JSON over HTTP) %.1f ms median warm (target 50 ms)" %
+                            statistics.median(qs)
                             if qs else "",
                             "; %.3g× the points/s mosquitto merely routes" % (m[0] / q[0])
                             if q and q[0] else ""))
