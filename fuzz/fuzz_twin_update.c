@@ -86,7 +86,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		int ast = twin_doc_apply(&next, &req, (int64_t)size, &lim, msg, sizeof msg);
 		if (ast == 0) {
 			if (next.version != doc.version + 1 ||
-			    twin_doc_state_bytes(&next) > lim.max_state_bytes)
+			    twin_doc_state_bytes(&next) != next.bytes ||
+			    next.bytes > lim.max_state_bytes)
 				__builtin_trap();
 			check_mirror(next.desired, next.meta_desired, 1);
 			check_mirror(next.reported, next.meta_reported, 1);

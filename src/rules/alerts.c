@@ -274,7 +274,8 @@ int64_t alert_raise(struct rules *r, const char *device, const char *type, enum 
 		return 0;
 	}
 	id = sqlite3_last_insert_rowid(r->db);
-	r->raised++;
+	atomic_fetch_add(&r->st_raised, 1);
+	alerts_recount(r);
 	add_event(r, id, "raised", NULL, severity_name(sev), value, now_ms);
 	notify(r, "raised", id, now_ms);
 	return id;
@@ -295,6 +296,7 @@ static bool clear_id(struct rules *r, int64_t id, const char *who, int64_t now_m
 	if (!ok)
 		return false;
 	add_event(r, id, "cleared", who, NULL, NULL, now_ms);
+	alerts_recount(r);
 	notify(r, "cleared", id, now_ms);
 	return true;
 }
@@ -327,17 +329,15 @@ void alerts_clear_rule(struct rules *r, int64_t rule_id, int64_t now_ms)
 		alerts_clear_rule(r, rule_id, now_ms); /* more than one batch */
 }
 
-uint64_t alerts_count_active(struct rules *r)
+void alerts_recount(struct rules *r)
 {
 	sqlite3_stmt *st;
-	uint64_t n = 0;
 	if (sqlite3_prepare_v2(r->db, "SELECT count(*) FROM alerts WHERE state='active'", -1, &st,
 			       NULL) != SQLITE_OK)
-		return 0;
+		return;
 	if (sqlite3_step(st) == SQLITE_ROW)
-		n = (uint64_t)sqlite3_column_int64(st, 0);
+		atomic_store(&r->st_active, (uint_fast64_t)sqlite3_column_int64(st, 0));
 	sqlite3_finalize(st);
-	return n;
 }
 
 void alerts_retention(struct rules *r, int64_t now_ms)

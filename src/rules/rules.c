@@ -181,6 +181,7 @@ static bool rule_matches(const struct rule *ru, const struct rdev *d)
 /* The metrics enabled expressions read, and the counts that let a batch skip work. */
 void rules_recompute(struct rules *r)
 {
+	atomic_store(&r->st_rules, r->nrules);
 	r->n_nodata = r->n_expr = 0;
 	r->nwatched = 0;
 	size_t cap = 0;
@@ -291,6 +292,7 @@ enum mote_err rules_open(sqlite3 *db, const struct rules_config *cfg, const stru
 		rules_close(r);
 		return MOTE_EIO;
 	}
+	alerts_recount(r);
 	enum mote_err e = webhook_start(r);
 	if (e != MOTE_OK) {
 		snprintf(err, errcap, "rules: cannot start the webhook thread");
@@ -679,6 +681,7 @@ db:;
 		sqlite3_step(st);
 		sqlite3_finalize(st);
 	}
+	alerts_recount(r);
 }
 
 void rules_forget_rule(struct rules *r, int64_t rule_id, bool keep_active)
@@ -921,9 +924,9 @@ void rules_delete(struct rules *r, const char *rule_id, struct mote_reply *out)
 void rules_get_stats(struct rules *r, struct rules_stats *out)
 {
 	memset(out, 0, sizeof *out);
-	out->rules = r->nrules;
-	out->alerts_active = alerts_count_active(r);
-	out->alerts_raised = r->raised;
+	out->rules = atomic_load(&r->st_rules);
+	out->alerts_active = atomic_load(&r->st_active);
+	out->alerts_raised = atomic_load(&r->st_raised);
 	pthread_mutex_lock(&r->q.mu);
 	out->webhook_delivered = r->q.delivered;
 	out->webhook_failed = r->q.failed;

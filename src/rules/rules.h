@@ -102,6 +102,7 @@ struct rules_stats {
 	uint64_t webhook_failed;      /* gave up after every attempt */
 	uint64_t webhook_queued;      /* waiting now */
 };
+/* Any thread (counters kept for it; /metrics may read them directly). */
 void rules_get_stats(struct rules *r, struct rules_stats *out);
 
 #endif

@@ -132,7 +132,8 @@ struct rules {
 	size_t nwatched;
 	struct rdev **tab;
 	size_t tabcap, ndev;
-	uint64_t raised;
+	/* rules_get_stats reads these from any thread */
+	atomic_uint_fast64_t st_rules, st_active, st_raised;
 	int64_t last_retention_ms;
 	uint64_t dropped;
 	uint64_t last_drop_log_ms;
@@ -171,7 +172,8 @@ bool alert_open_by_rule(struct rules *r, const char *device, const char *type, i
 /* Clears every open alert rule_id opened (the rule is being deleted). */
 void alerts_clear_rule(struct rules *r, int64_t rule_id, int64_t now_ms);
 void alerts_retention(struct rules *r, int64_t now_ms);
-uint64_t alerts_count_active(struct rules *r);
+/* Counts the active alerts again into st_active. */
+void alerts_recount(struct rules *r);
 
 /* webhook.c */
 bool webhook_schema(struct rules *r);

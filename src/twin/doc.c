@@ -322,8 +322,9 @@ int twin_request_parse(const uint8_t *p, size_t len, enum twin_req kind,
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "version");
 	if (ver) {
 		double v = cJSON_IsNumber(ver) ? ver->valuedouble : -1;
+		/* the range first: the cast is only defined within it */
 		if (!cJSON_IsNumber(ver) || !isfinite(v) || v < 0 || v > 9007199254740992.0 ||
-		    v != floor(v)) {
+		    v != (double)(int64_t)v) {
 			snprintf(msg, cap, "version must be a non-negative integer");
 			return 400;
 		}
@@ -382,6 +383,7 @@ bool twin_doc_init(struct twin_doc *d, int64_t now_ms)
 	d->meta_reported = cJSON_CreateObject();
 	d->version = 0;
 	d->timestamp = now_ms;
+	d->bytes = 4; /* {}{} */
 	if (d->desired && d->reported && d->meta_desired && d->meta_reported)
 		return true;
 	twin_doc_free(d);
@@ -396,6 +398,7 @@ bool twin_doc_copy(struct twin_doc *dst, const struct twin_doc *src)
 	dst->meta_reported = cJSON_Duplicate(src->meta_reported, 1);
 	dst->version = src->version;
 	dst->timestamp = src->timestamp;
+	dst->bytes = src->bytes;
 	if (dst->desired && dst->reported && dst->meta_desired && dst->meta_reported)
 		return true;
 	twin_doc_free(dst);
@@ -509,7 +512,7 @@ static bool apply_section(cJSON **sec, cJSON **meta, const cJSON *p, int64_t now
 int twin_doc_apply(struct twin_doc *d, const struct twin_request *req, int64_t now_ms,
 		   const struct twin_limits *lim, char *msg, size_t cap)
 {
-	size_t before = twin_doc_state_bytes(d);
+	size_t before = d->bytes;
 	if (!apply_section(&d->desired, &d->meta_desired, req->desired, now_ms) ||
 	    !apply_section(&d->reported, &d->meta_reported, req->reported, now_ms)) {
 		snprintf(msg, cap, "out of memory");
@@ -528,6 +531,7 @@ int twin_doc_apply(struct twin_doc *d, const struct twin_request *req, int64_t n
 	}
 	d->version++;
 	d->timestamp = now_ms;
+	d->bytes = after;
 	return 0;
 }
 
@@ -692,7 +696,8 @@ bool twin_doc_load(struct twin_doc *d, const char *text, int64_t version)
 	d->version = version;
 	d->timestamp = cJSON_IsNumber(ts) ? (int64_t)ts->valuedouble : 0;
 	cJSON_Delete(j);
-	if (d->desired && d->reported && d->meta_desired && d->meta_reported)
+	if (d->desired && d->reported && d->meta_desired && d->meta_reported &&
+	    (d->bytes = twin_doc_state_bytes(d)) != SIZE_MAX)
 		return true;
 	twin_doc_free(d);
 	return false;

@@ -27,6 +27,7 @@ struct twin_doc {
 	cJSON *meta_desired, *meta_reported; /* mirror the sections; leaf: {"timestamp":ms} */
 	int64_t version;
 	int64_t timestamp;                   /* last accepted change (creation for 0) */
+	size_t bytes;                        /* twin_doc_state_bytes, kept up to date */
 };
 
 enum twin_req {

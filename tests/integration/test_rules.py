@@ -11,8 +11,8 @@ Checked: the alert life cycle with dedup (raise, a repeat updates the same
 alert, acknowledge, recovery inside the hysteresis band keeps it, recovery
 past it clears it, a new breach opens a second alert, a person clears it),
 the $alerts/{id} messages, webhook retries and signatures and the delivery
-log, an expression rule over two metrics, a no-data rule, and validation
-errors with the API's error shape.
+log, an expression rule over two metrics, a no-data rule, rules and open
+alerts across a restart, and validation errors with the API's error shape.
 """
 import hashlib
 import hmac
@@ -294,6 +294,25 @@ class RulesCase(unittest.TestCase):
         dev.send(temp=20)
         self.wait_alerts("rl-2", lambda l: all(x["state"] == "cleared" for x in l
                                                if x["type"] == "silent"), "no-data cleared")
+
+    def test_restart_keeps_rules_and_open_alerts(self):
+        _, rule = self.api("POST", "/api/v1/rules",
+                           {"name": "cold", "device": "rl-3", "kind": "threshold",
+                            "metric": "temp", "op": "<", "value": 0}, expect=201)
+        dev = Device(self.b, "rl-3")
+        dev.send(temp=-5)
+        self.wait_alerts("rl-3", lambda l: len(l) == 1 and l[0]["state"] == "active", "cold")
+        dev.close()
+        self.b.restart()
+        harness.wait_for(lambda: self._http_up(), timeout=WAIT, what="the HTTP API again")
+        _, got = self.api("GET", "/api/v1/rules/%d" % rule["id"], expect=200)
+        self.assertEqual((got["name"], got["op"], got["value"]), ("cold", "<", 0))
+        # the rule still owns its open alert: recovery after the restart clears it
+        dev = self.device("rl-3")
+        dev.send(temp=3)
+        a = self.wait_alerts("rl-3", lambda l: l[0]["state"] == "cleared", "clear after restart")
+        self.assertEqual(len(a), 1)
+        self.assertEqual(a[0]["cleared_by"], "rule:%d" % rule["id"])
 
     def test_validation_errors(self):
         cases = [

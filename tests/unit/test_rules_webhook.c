@@ -321,6 +321,34 @@ static void test_queue_full_and_close(void **state)
 	sqlite3_step(s);
 	assert_int_equal(sqlite3_column_int(s, 0), 1);
 	sqlite3_finalize(s);
+
+	/* the next start sends what was left pending (the receiver now answers) */
+	struct receiver *rc = receiver_start(0);
+	char sql[128];
+	snprintf(sql, sizeof sql, "UPDATE webhooks SET url='http://127.0.0.1:%d/late'", rc->port);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	struct rules_config cfg;
+	rules_config_defaults(&cfg);
+	char err[200];
+	assert_int_equal(rules_open(db, &cfg, NULL, &r, err, sizeof err), MOTE_OK);
+	j = NULL;
+	for (int i = 0; i < 500 && !j; i++) {
+		j = deliveries(r, hook);
+		cJSON *d = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "deliveries"), 1);
+		if (strcmp(cJSON_GetObjectItem(d, "status")->valuestring, "delivered") != 0) {
+			cJSON_Delete(j);
+			j = NULL;
+			usleep(10000);
+		}
+	}
+	assert_non_null(j);
+	cJSON *late = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "deliveries"), 1);
+	assert_int_equal((int)cJSON_GetObjectItem(late, "attempts")->valuedouble, 2);
+	cJSON_Delete(j);
+	assert_int_equal(received(rc), 1); /* the dropped one is not sent */
+	assert_non_null(strstr(rc->reqs[0].headers, "POST /late"));
+	rules_close(r);
+	receiver_stop(rc);
 	sqlite3_close(db);
 }
 

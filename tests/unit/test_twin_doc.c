@@ -432,6 +432,7 @@ static void test_size_limits(void **state)
 	snprintf(body, sizeof body, "{\"state\":{\"reported\":{\"a\":\"%s\"}}}", val);
 	assert_int_equal(apply(&d, body, 10, &l), 0);
 	assert_int_equal(twin_doc_state_bytes(&d), 100);
+	assert_int_equal(d.bytes, 100);
 	assert_int_equal(apply(&d, "{\"state\":{\"desired\":{\"b\":1}}}", 20, &l), 413);
 
 	/* a document over a lowered limit may shrink, not grow */
