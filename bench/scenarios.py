@@ -66,8 +66,11 @@ I_BROKERS = os.environ.get("I_BROKERS", "mosquitto,mote-telemetry").split(",")
 I_PUBS = int(os.environ.get("I_PUBS", "20"))
 I_PACK = int(os.environ.get("I_PACK", "50"))
 # variant "max": publishers as fast as they can (QoS 0; what the hub cannot take
-# is dropped and counted); variant "paced": I_TARGET points/s offered in total
-I_TARGET = int(os.environ.get("I_TARGET", "500000"))
+# is dropped and counted); variants "paced-N": N points/s offered in total, for
+# each N of I_TARGETS
+I_TARGETS = [int(x) for x in os.environ.get("I_TARGETS", "500000,1000000").split(",")]
+# long enough that device 0 has a full day of 1 Hz points for the query when paced
+I_DURATION = int(os.environ.get("I_DURATION", "20"))
 G_CONNS = int(os.environ.get("G_CONNS", "2000"))
 G_PARALLEL = int(os.environ.get("G_PARALLEL", "64"))
 # The CA, hub certificate and bench client certificate of scenario g (made once).
@@ -459,18 +462,19 @@ def telemetry_scenario(broker, emit, variant):
     then one day of one metric at 1 Hz fetched over HTTP, and bytes per point
     on disk. mosquitto: the same messages routed to one subscriber (it stores
     nothing), as the peer ratio."""
-    d = str(DURATION)
-    rate = I_TARGET / float(I_PACK * I_PUBS) if variant == "paced" else 0
+    d = str(I_DURATION)
+    target = int(variant.split("-")[1]) if variant.startswith("paced-") else 0
+    rate = target / float(I_PACK * I_PUBS)
     common = ["--pubs", str(I_PUBS), "--senml", str(I_PACK), "-t", "dev/%i/telemetry", "-q", "0",
               "-d", d, "--threads", "2"] + (["--rate", "%g" % rate] if rate > 0 else [])
-    emit({"offered_points_per_s": I_TARGET if rate else None})
-    if broker.name != "mote-telemetry" and variant == "paced":
+    emit({"offered_points_per_s": target or None})
+    if broker.name != "mote-telemetry" and target:
         emit({"skipped": "the paced variant is for mote only"})
         return
     if broker.name != "mote-telemetry":
         args = ["pubsub", "--fan-in", "--subs", "1"] + common
         emit({"command": " ".join(["mote", "bench"] + args + ["-p", "PORT", "--json"])})
-        res = run_bench(broker.port, args, timeout=DURATION + 120)
+        res = run_bench(broker.port, args, timeout=I_DURATION + 120)
         emit({"result": res, "broker_alive": broker.proc.poll() is None})
         if res.get("received_per_s"):
             emit({"points_per_s": res["received_per_s"] * I_PACK,
@@ -556,11 +560,17 @@ def telemetry_scenario(broker, emit, variant):
     db = os.path.join(data, "telemetry.db")
     bytes_closed = sum(os.path.getsize(f) for f in (db, db + "-wal") if os.path.exists(f))
     dropped = m.get("mote_pipeline_dropped_total", 0) - m0.get("mote_pipeline_dropped_total", 0)
+    # sustained: the slope of the durable counter while publishing, leaving out
+    # the first 2 s (connecting, the first flush) and the last 0.5 s
+    win = [(t, f) for t, f, _ in samples if 2.0 <= t <= t_pub_end - 0.5]
+    slope = (win[-1][1] - win[0][1]) / (win[-1][0] - win[0][0]) if len(win) >= 2 and \
+        win[-1][0] > win[0][0] else None
     emit({"result": res, "broker_alive": True, "samples": samples, "publish_s": t_pub_end,
           "messages_dropped": dropped,
           "drain_done_s": t_done, "points_sent": sent_points, "points_decoded": decoded,
           "points_flushed": flushed,
           "points_per_s": flushed / t_done if t_done > 0 else 0,
+          "sustained_points_per_s": slope, "durable_lag_s": t_done - t_pub_end,
           "query_ms": qtimes, "query_points": qpoints, "query_status": qstatus,
           "bytes_live": bytes_live, "bytes_closed": bytes_closed,
           "bytes_per_point": bytes_closed / flushed if flushed else None})
@@ -602,7 +612,8 @@ def main():
                          I_BROKERS if sc == "i" else BROKERS)
                 order = names[rnd % len(names):] + names[:rnd % len(names)]
                 runs = variants.get(sc, [(None, None, None, None)] if sc == "f" else
-                                    [("max", 0, None, 1), ("paced", 0, None, 1)] if sc == "i"
+                                    [("max", 0, None, 1)] + [("paced-%d" % t, 0, None, 1)
+                                                             for t in I_TARGETS] if sc == "i"
                                     else [])
                 for var, qos, args, fan in runs:
                     for name in order:
@@ -671,8 +682,10 @@ def main():
                                    "%.0f" % rec["bytes_per_conn"] if rec["bytes_per_conn"] else "?"),
                                   flush=True)
                         elif sc == "i" and "skipped" not in rec:
-                            print("        %.0f points/s%s%s" % (
+                            print("        %.0f points/s (sustained %s)%s%s" % (
                                 rec.get("points_per_s", 0),
+                                "%.0f" % rec["sustained_points_per_s"]
+                                if rec.get("sustained_points_per_s") else "-",
                                 " stored, query %s ms for %s points, %.2f B/point" % (
                                     ",".join("%.1f" % x for x in rec.get("query_ms", [])),
                                     rec.get("query_points"), rec.get("bytes_per_point") or 0)
