@@ -158,65 +158,169 @@ static int check_value(const cJSON *v, unsigned level, const char *section,
 }
 
 /*
- * What cJSON lets through and JSON does not: it hands numbers to strtod,
- * which takes 01, 1. and the like, and it keeps raw control characters in
- * strings. Outside strings, every number token must match
- * -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?; inside, no byte < 0x20.
+ * A JSON syntax check (RFC 8259) that builds nothing, run before cJSON so
+ * that a cJSON failure afterwards can only mean out of memory (500), and so
+ * that what cJSON lets through and JSON does not is refused: numbers that
+ * strtod takes (01, 1., .5), raw control characters in strings. Stricter
+ * than the RFC where cJSON would fail anyway: lone UTF-16 surrogates in
+ * \u escapes, numbers over 63 characters, nesting over cJSON's limit.
+ * Iterative, with one bit per open container.
  */
-static bool lexically_strict(const char *s)
+enum { JSON_OK, JSON_BAD, JSON_DEEP };
+
+static const char *ws(const char *s)
 {
-	bool in_str = false;
-	while (*s) {
-		char c = *s;
-		if (in_str) {
-			if ((unsigned char)c < 0x20)
-				return false;
-			if (c == '\\' && s[1])
-				s++;
-			else if (c == '"')
-				in_str = false;
-			s++;
-			continue;
-		}
-		if (c == '"') {
-			in_str = true;
-			s++;
-			continue;
-		}
-		if (c != '-' && (c < '0' || c > '9')) {
-			s++;
-			continue;
-		}
-		if (*s == '-')
-			s++;
-		if (*s == '0')
-			s++;
-		else if (*s >= '1' && *s <= '9')
-			while (*s >= '0' && *s <= '9')
-				s++;
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	return s;
+}
+
+static int hex4(const char *s)
+{
+	int v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
 		else
-			return false;
-		if (*s == '.') {
-			s++;
-			if (*s < '0' || *s > '9')
-				return false;
-			while (*s >= '0' && *s <= '9')
-				s++;
-		}
-		if (*s == 'e' || *s == 'E') {
-			s++;
-			if (*s == '+' || *s == '-')
-				s++;
-			if (*s < '0' || *s > '9')
-				return false;
-			while (*s >= '0' && *s <= '9')
-				s++;
-		}
-		if ((*s >= '0' && *s <= '9') || *s == '.' || *s == 'e' || *s == 'E' || *s == '+' ||
-		    *s == '-')
-			return false;
+			return -1;
 	}
-	return true;
+	return v;
+}
+
+/* s at the opening quote: the byte after the closing one, or NULL. */
+static const char *json_string(const char *s)
+{
+	for (s++;; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"')
+			return s + 1;
+		if (c < 0x20) /* the end of the text too */
+			return NULL;
+		if (c != '\\')
+			continue;
+		c = (unsigned char)*++s;
+		if (c == 'u') {
+			int u = hex4(s + 1);
+			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
+				return NULL;
+			s += 4;
+			if (u >= 0xd800 && u <= 0xdbff) {
+				int lo = s[1] == '\\' && s[2] == 'u' ? hex4(s + 3) : -1;
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return NULL;
+				s += 6;
+			}
+		} else if (!c || !strchr("\"\\/bfnrt", c)) {
+			return NULL;
+		}
+	}
+}
+
+static const char *json_number(const char *s)
+{
+	const char *start = s;
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (*s >= '0' && *s <= '9')
+			s++;
+	else
+		return NULL;
+	if (*s == '.') {
+		s++;
+		if (*s < '0' || *s > '9')
+			return NULL;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (*s < '0' || *s > '9')
+			return NULL;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return s - start > 63 ? NULL : s; /* cJSON reads at most 63 */
+}
+
+static int json_check(const char *s)
+{
+	uint8_t is_obj[CJSON_NESTING_LIMIT / 8 + 1];
+	unsigned depth = 0;
+
+	s = ws(s);
+value:
+	switch (*s) {
+	case '{':
+	case '[':
+		if (depth >= CJSON_NESTING_LIMIT)
+			return JSON_DEEP;
+		if (*s == '{')
+			is_obj[depth / 8] |= (uint8_t)(1u << (depth % 8));
+		else
+			is_obj[depth / 8] &= (uint8_t)~(1u << (depth % 8));
+		depth++;
+		s = ws(s + 1);
+		if (*s == (is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8)) ? '}' : ']')) {
+			depth--;
+			s++;
+			goto after;
+		}
+		if (is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8)))
+			goto key;
+		goto value;
+	case '"':
+		s = json_string(s);
+		break;
+	case 't':
+		s = strncmp(s, "true", 4) == 0 ? s + 4 : NULL;
+		break;
+	case 'f':
+		s = strncmp(s, "false", 5) == 0 ? s + 5 : NULL;
+		break;
+	case 'n':
+		s = strncmp(s, "null", 4) == 0 ? s + 4 : NULL;
+		break;
+	default:
+		s = json_number(s);
+		break;
+	}
+	if (!s)
+		return JSON_BAD;
+after:
+	s = ws(s);
+	if (depth == 0)
+		return *s ? JSON_BAD : JSON_OK;
+	bool obj = is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
+	if (*s == ',') {
+		s = ws(s + 1);
+		if (obj)
+			goto key;
+		goto value;
+	}
+	if (*s != (obj ? '}' : ']'))
+		return JSON_BAD;
+	depth--;
+	s++;
+	goto after;
+key:
+	if (*s != '"' || !(s = json_string(s)))
+		return JSON_BAD;
+	s = ws(s);
+	if (*s != ':')
+		return JSON_BAD;
+	s = ws(s + 1);
+	goto value;
 }
 
 static bool all_space(const uint8_t *p, size_t len)
@@ -278,18 +382,20 @@ int twin_request_parse(const uint8_t *p, size_t len, enum twin_req kind,
 	}
 	memcpy(buf, p, len);
 	buf[len] = '\0';
-	if (!lexically_strict(buf)) {
+	int syn = json_check(buf);
+	if (syn != JSON_OK) {
 		free(buf);
-		snprintf(msg, cap, "malformed JSON: a bad number or a control character in a string");
+		snprintf(msg, cap, syn == JSON_DEEP ? "JSON nests deeper than %d levels"
+						    : "malformed JSON",
+			 CJSON_NESTING_LIMIT);
 		return 400;
 	}
-	const char *end = NULL;
-	req->root = cJSON_ParseWithOpts(buf, &end, 1);
-	size_t at = end ? (size_t)(end - buf) : 0;
+	req->root = cJSON_ParseWithOpts(buf, NULL, 1);
 	free(buf);
 	if (!req->root) {
-		snprintf(msg, cap, "malformed JSON near byte %zu", at);
-		return 400;
+		/* the syntax is fine: cJSON ran out of memory */
+		snprintf(msg, cap, "out of memory");
+		return 500;
 	}
 	const cJSON *root = req->root;
 	if (!cJSON_IsObject(root)) {
@@ -424,17 +530,34 @@ static cJSON *leaf_meta(int64_t now_ms)
 	return m;
 }
 
-/* Sets obj[key] = item (replacing); takes item, also on failure. */
+/*
+ * Sets obj[key] = item, in place of the old member (keeping the order of
+ * keys); takes item, also on failure. Not cJSON_ReplaceItemInObject: when
+ * copying the key runs out of memory, it still replaces, with a NULL key.
+ */
 static bool set_item(cJSON *obj, const char *key, cJSON *item)
 {
 	if (!item)
 		return false;
-	bool ok = cJSON_GetObjectItemCaseSensitive(obj, key)
-			  ? cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)
-			  : cJSON_AddItemToObject(obj, key, item);
-	if (!ok)
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(obj, key);
+	if (!old) {
+		if (cJSON_AddItemToObject(obj, key, item))
+			return true;
 		cJSON_Delete(item);
-	return ok;
+		return false;
+	}
+	size_t n = strlen(key) + 1;
+	char *k = cJSON_malloc(n); /* freed by cJSON_Delete with the item */
+	if (!k) {
+		cJSON_Delete(item);
+		return false;
+	}
+	memcpy(k, key, n);
+	if (item->string && !(item->type & cJSON_StringIsConst))
+		cJSON_free(item->string);
+	item->string = k;
+	item->type &= ~cJSON_StringIsConst;
+	return cJSON_ReplaceItemViaPointer(obj, old, item);
 }
 
 /* Deep merge of patch p into target t with its metadata m. */

@@ -303,56 +303,71 @@ static void publish_json(struct twin_service *ts, const char *id, const char *su
 	cJSON_free(payload);
 }
 
-static cJSON *error_json(int code, const char *message, const struct twin_request *req)
+/* obj[key] = item, taking item (deleted on failure); false: it failed. */
+static bool put(cJSON *obj, const char *key, cJSON *item)
 {
-	cJSON *j = cJSON_CreateObject();
-	if (j) {
-		cJSON_AddNumberToObject(j, "code", code);
-		cJSON_AddStringToObject(j, "message", message);
-		if (req && req->has_token)
-			cJSON_AddStringToObject(j, "clientToken", req->token);
-	}
-	return j;
+	if (obj && item && cJSON_AddItemToObject(obj, key, item))
+		return true;
+	cJSON_Delete(item);
+	return false;
+}
+
+static bool put_num(cJSON *obj, const char *key, int64_t v)
+{
+	return put(obj, key, cJSON_CreateNumber((double)v));
+}
+
+static bool put_token(cJSON *obj, const struct twin_request *req)
+{
+	return !req || !req->has_token || put(obj, "clientToken", cJSON_CreateString(req->token));
+}
+
+/*
+ * Messages are built whole or not at all: a part that cannot be allocated
+ * drops the message (the state change, if any, is already stored), never
+ * a message without its version or token.
+ */
+static void publish_built(struct twin_service *ts, const char *id, const char *suffix, cJSON *j,
+			  bool ok)
+{
+	if (ok)
+		publish_json(ts, id, suffix, j);
+	cJSON_Delete(j);
 }
 
 static void reject(struct twin_service *ts, const char *id, const char *op, int code,
 		   const char *message, const struct twin_request *req)
 {
 	char suffix[32];
-	cJSON *j = error_json(code, message, req);
+	cJSON *j = cJSON_CreateObject();
+	bool ok = put_num(j, "code", code) && put(j, "message", cJSON_CreateString(message)) &&
+		  put_token(j, req);
 	snprintf(suffix, sizeof suffix, "%s/rejected", op);
-	publish_json(ts, id, suffix, j);
-	cJSON_Delete(j);
-}
-
-static void add_token(cJSON *j, const struct twin_request *req)
-{
-	if (req->has_token)
-		cJSON_AddStringToObject(j, "clientToken", req->token);
+	publish_built(ts, id, suffix, j, ok);
 }
 
 /* The request's sections as given (nulls included), and their metadata. */
-static bool add_request_parts(cJSON *state, cJSON *meta, const struct twin_request *req,
+static bool put_request_parts(cJSON *state, cJSON *meta, const struct twin_request *req,
 			      int64_t now_ms)
 {
 	const cJSON *secs[2] = { req->desired, req->reported };
 	static const char *const names[2] = { "desired", "reported" };
 	for (int i = 0; i < 2; i++) {
-		if (!secs[i])
-			continue;
-		cJSON *s = cJSON_Duplicate(secs[i], 1);
-		cJSON *m = twin_request_meta(secs[i], now_ms);
-		if (!cJSON_AddItemToObject(state, names[i], s)) {
-			cJSON_Delete(s);
-			cJSON_Delete(m);
+		if (secs[i] && (!put(state, names[i], cJSON_Duplicate(secs[i], 1)) ||
+				!put(meta, names[i], twin_request_meta(secs[i], now_ms))))
 			return false;
-		}
-		if (!cJSON_AddItemToObject(meta, names[i], m)) {
-			cJSON_Delete(m);
-			return false;
-		}
 	}
 	return true;
+}
+
+static void publish_delta(struct twin_service *ts, const char *id, const struct twin_doc *d,
+			  const cJSON *delta, int64_t ts_ms)
+{
+	cJSON *j = cJSON_CreateObject();
+	bool ok = put(j, "state", cJSON_Duplicate(delta, 1)) &&
+		  put(j, "metadata", twin_doc_delta_meta(d, delta)) &&
+		  put_num(j, "version", d->version) && put_num(j, "timestamp", ts_ms);
+	publish_built(ts, id, "update/delta", j, ok);
 }
 
 /* After an accepted update: accepted, delta (when it changed), documents
@@ -362,52 +377,37 @@ static void announce(struct twin_service *ts, const char *id, const struct twin_
 		     const cJSON *prev_delta, const cJSON *delta, int64_t now_ms, bool device)
 {
 	cJSON *acc = cJSON_CreateObject();
-	cJSON *st = cJSON_AddObjectToObject(acc, "state");
-	cJSON *md = cJSON_AddObjectToObject(acc, "metadata");
-	if (st && md && add_request_parts(st, md, req, now_ms)) {
-		cJSON_AddNumberToObject(acc, "version", (double)cur->version);
-		cJSON_AddNumberToObject(acc, "timestamp", (double)now_ms);
-		add_token(acc, req);
-		publish_json(ts, id, "update/accepted", acc);
+	cJSON *st = cJSON_CreateObject(), *md = cJSON_CreateObject();
+	bool ok = put_request_parts(st, md, req, now_ms);
+	cJSON *ev_state = ok ? cJSON_Duplicate(st, 1) : NULL;
+	/* & rather than &&: st, md and ev_state exist already and each put
+	 * must take (or free) its item */
+	ok = put(acc, "state", st) & put(acc, "metadata", md) & ok;
+	ok = ok && put_num(acc, "version", cur->version) && put_num(acc, "timestamp", now_ms) &&
+	     put_token(acc, req);
+	publish_built(ts, id, "update/accepted", acc, ok);
 
-		/* the event: who changed what, and the new version */
-		cJSON *ev = cJSON_CreateObject();
-		if (ev) {
-			cJSON_AddStringToObject(ev, "device", id);
-			cJSON_AddNumberToObject(ev, "version", (double)cur->version);
-			cJSON_AddItemToObject(ev, "state", cJSON_Duplicate(st, 1));
-			cJSON_AddStringToObject(ev, "source", device ? "device" : "operator");
-			cJSON_AddNumberToObject(ev, "timestamp", (double)now_ms);
-			char *s = cJSON_PrintUnformatted(ev);
-			if (s)
-				mote_sink_event(ts->sink, "twin", id, s);
-			cJSON_free(s);
-			cJSON_Delete(ev);
-		}
-	}
-	cJSON_Delete(acc);
+	/* the event: who changed what, and the new version */
+	cJSON *ev = cJSON_CreateObject();
+	ok = put(ev, "state", ev_state);
+	ok = ok && put(ev, "device", cJSON_CreateString(id)) &&
+	     put_num(ev, "version", cur->version) &&
+	     put(ev, "source", cJSON_CreateString(device ? "device" : "operator")) &&
+	     put_num(ev, "timestamp", now_ms);
+	char *text = ok ? cJSON_PrintUnformatted(ev) : NULL;
+	if (text)
+		mote_sink_event(ts->sink, "twin", id, text);
+	cJSON_free(text);
+	cJSON_Delete(ev);
 
-	if (delta && delta->child && !(prev_delta && cJSON_Compare(prev_delta, delta, 1))) {
-		cJSON *dj = cJSON_CreateObject();
-		if (dj) {
-			cJSON_AddItemToObject(dj, "state", cJSON_Duplicate(delta, 1));
-			cJSON_AddItemToObject(dj, "metadata", twin_doc_delta_meta(cur, delta));
-			cJSON_AddNumberToObject(dj, "version", (double)cur->version);
-			cJSON_AddNumberToObject(dj, "timestamp", (double)now_ms);
-			publish_json(ts, id, "update/delta", dj);
-			cJSON_Delete(dj);
-		}
-	}
+	if (delta->child && !cJSON_Compare(prev_delta, delta, 1))
+		publish_delta(ts, id, cur, delta, now_ms);
 
 	cJSON *docs = cJSON_CreateObject();
-	if (docs) {
-		cJSON_AddItemToObject(docs, "previous", twin_doc_history_json(prev));
-		cJSON_AddItemToObject(docs, "current", twin_doc_history_json(cur));
-		cJSON_AddNumberToObject(docs, "timestamp", (double)now_ms);
-		add_token(docs, req);
-		publish_json(ts, id, "update/documents", docs);
-		cJSON_Delete(docs);
-	}
+	ok = put(docs, "previous", twin_doc_history_json(prev)) &&
+	     put(docs, "current", twin_doc_history_json(cur)) &&
+	     put_num(docs, "timestamp", now_ms) && put_token(docs, req);
+	publish_built(ts, id, "update/documents", docs, ok);
 }
 
 /*
@@ -505,13 +505,11 @@ static void mqtt_get(struct twin_service *ts, const char *id, bool exists,
 		reject(ts, id, "get", st, msg, &req);
 	} else {
 		cJSON *doc = twin_doc_json(&e->doc, NULL);
-		if (doc) {
-			add_token(doc, &req);
+		if (doc && put_token(doc, &req))
 			publish_json(ts, id, "get/accepted", doc);
-			cJSON_Delete(doc);
-		} else {
+		else
 			reject(ts, id, "get", 500, "out of memory", &req);
-		}
+		cJSON_Delete(doc);
 	}
 	twin_request_free(&req);
 }
@@ -557,17 +555,8 @@ void twin_service_on_connect(struct twin_service *ts, const char *device_id)
 	if (!e)
 		return;
 	cJSON *delta = twin_doc_delta(&e->doc);
-	if (delta && delta->child) {
-		cJSON *dj = cJSON_CreateObject();
-		if (dj) {
-			cJSON_AddItemToObject(dj, "state", cJSON_Duplicate(delta, 1));
-			cJSON_AddItemToObject(dj, "metadata", twin_doc_delta_meta(&e->doc, delta));
-			cJSON_AddNumberToObject(dj, "version", (double)e->doc.version);
-			cJSON_AddNumberToObject(dj, "timestamp", (double)e->doc.timestamp);
-			publish_json(ts, device_id, "update/delta", dj);
-			cJSON_Delete(dj);
-		}
-	}
+	if (delta && delta->child)
+		publish_delta(ts, device_id, &e->doc, delta, e->doc.timestamp);
 	cJSON_Delete(delta);
 }
 
