@@ -61,6 +61,7 @@ void tstore_config_defaults(struct tstore_config *cfg)
 	cfg->hour_days = 730;
 	cfg->flush_ms = 1000;
 	cfg->max_query_points = 100000;
+	cfg->max_pending = 20000000;
 }
 
 bool tstore_agg_parse(const char *word, enum tstore_agg *out)
@@ -242,6 +243,11 @@ enum mote_err tstore_append(struct tstore *s, const char *device_id,
 	if (!device_id || !*device_id)
 		return MOTE_EINVAL;
 	pthread_mutex_lock(&s->mu);
+	if (s->pending + n > s->cfg.max_pending) {
+		s->refused += n;
+		pthread_mutex_unlock(&s->mu);
+		return MOTE_EFULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct telemetry_point *p = &pts[i];
 		if (!p->metric || !*p->metric || strlen(p->metric) > TELEMETRY_METRIC_MAX) {
@@ -768,6 +774,8 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 		s->cfg.flush_ms = def.flush_ms;
 	if (!s->cfg.max_query_points)
 		s->cfg.max_query_points = def.max_query_points;
+	if (!s->cfg.max_pending)
+		s->cfg.max_pending = def.max_pending;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
 	pthread_mutex_init(&s->pool_mu, NULL);
@@ -979,6 +987,7 @@ void tstore_get_stats(struct tstore *s, struct tstore_stats *out)
 	out->series = s->nseries;
 	out->flush_errors = s->flush_errors;
 	out->blocks = s->blocks_pub;
+	out->points_refused = s->refused;
 	pthread_mutex_unlock(&s->mu);
 	out->bytes_on_disk = file_size(s->path, "") + file_size(s->path, "-wal");
 }

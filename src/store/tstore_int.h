@@ -85,7 +85,7 @@ struct tstore {
 	int64_t next_id;
 	uint64_t mem_gen; /* the ts_meta 'gen' that memory's written/rolled counts match */
 	int64_t raw_cutoff, minute_cutoff, hour_cutoff; /* of the last retention run */
-	uint64_t appended, flushed, pending, flush_errors; /* mu */
+	uint64_t appended, flushed, pending, flush_errors, refused; /* mu */
 	uint64_t blocks;     /* flush_lock */
 	uint64_t blocks_pub; /* mu: blocks as of the last flush, for stats */
 	uint64_t maint_due_mono;

@@ -331,6 +331,32 @@ static void durability_and_latest(void **state)
 	free(l);
 }
 
+/* a disk that cannot keep up: memory is bounded, appends are refused whole, then accepted again */
+static void pending_bound(void **state)
+{
+	struct fx *f = *state;
+	tstore_close(f->s);
+	struct tstore_config cfg;
+	char err[256];
+	tstore_config_defaults(&cfg);
+	cfg.path = f->path;
+	cfg.flush_ms = 60000;
+	cfg.max_pending = 100;
+	assert_int_equal(tstore_open(&cfg, &f->s, err, sizeof err), MOTE_OK);
+	struct telemetry_point pts[60];
+	for (int i = 0; i < 60; i++)
+		pts[i] = (struct telemetry_point){ "m", T0 + i, i };
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_OK);
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_EFULL);
+	assert_int_equal(tstore_append(f->s, "p", pts, 40), MOTE_OK);
+	struct tstore_stats st;
+	tstore_get_stats(f->s, &st);
+	assert_int_equal(st.points_pending, 100);
+	assert_int_equal(st.points_refused, 60);
+	tstore_flush(f->s);
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_OK);
+}
+
 /* the flush thread makes points durable by itself within flush_ms */
 static void background_flush(void **state)
 {
@@ -560,6 +586,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(aggregations, setup, teardown),
 		cmocka_unit_test_setup_teardown(edges_caps_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(durability_and_latest, setup, teardown),
+		cmocka_unit_test_setup_teardown(pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(background_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(rollups_and_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_device, setup, teardown),
