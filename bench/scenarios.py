@@ -527,15 +527,16 @@ def telemetry_scenario(broker, emit, variant):
         res = json.loads(out[-1])
     except (ValueError, IndexError):
         res = {"error": "no bench report: %s" % p.stderr.read().decode(errors="replace")[-300:]}
-    # drain: until every decoded point is durable and nothing is pending
+    # drain: until the pipeline queue is empty, every decoded point is durable
+    # and nothing is pending
     deadline = time.time() + 120
     m = metrics()
     while time.time() < deadline:
         m = metrics()
         samples.append((time.time() - t0, m.get("mote_store_points_flushed_total", 0),
                         m.get("mote_telemetry_points_total", 0)))
-        if (m.get("mote_store_points_pending", 1) == 0 and
-                m.get("mote_store_points_flushed_total", 0) >= m.get("mote_telemetry_points_total", 0)):
+        if (m.get("mote_pipeline_queue_items", 1) == 0 and m.get("mote_store_points_pending", 1) == 0
+                and m.get("mote_store_points_flushed_total", 0) >= m.get("mote_telemetry_points_total", 0)):
             break
         time.sleep(0.2)
     t_done = time.time() - t0

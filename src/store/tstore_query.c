@@ -156,7 +156,7 @@ static int sorted_pts(const struct pt *p, size_t n)
 	return 1;
 }
 
-/* Reads the series' raw blocks into pts (appending). */
+/* Reads the series' raw blocks and parts into pts (appending). */
 static enum mote_err read_blocks(sqlite3 *db, const struct tstore_query *q, const struct snap *sn,
 				 struct pt **pts, size_t *n, size_t *cap, char *err, size_t errcap)
 {
@@ -165,68 +165,84 @@ static enum mote_err read_blocks(sqlite3 *db, const struct tstore_query *q, cons
 	int64_t *bts = NULL;
 	double *bv = NULL;
 	size_t bcap = 0;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT id, data FROM ts_blocks WHERE id >= ?1 AND id < ?2"
-			       " AND +t_last >= ?3 AND +t_first < ?4",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto sqlerr;
-	sqlite3_bind_int64(st, 1, sn->id << TS_SERIES_SHIFT);
-	sqlite3_bind_int64(st, 2, (sn->id + 1) << TS_SERIES_SHIFT);
-	sqlite3_bind_int64(st, 3, q->from_ms);
-	sqlite3_bind_int64(st, 4, q->to_ms);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		int64_t seq = (id >> TS_SEQ_SHIFT) & (TS_SEQ_MAX - 1);
-		bool in_mem = false;
-		for (size_t i = 0; i < sn->nseqs && !in_mem; i++)
-			in_mem = sn->seqs[i] == seq;
-		if (in_mem)
-			continue;
-		const uint8_t *data = sqlite3_column_blob(st, 1);
-		size_t len = (size_t)sqlite3_column_bytes(st, 1), cnt;
-		if (!data || block_count(data, len, &cnt)) {
-			e = MOTE_EIO;
-			snprintf(err, errcap, "a damaged block (row %lld) in the telemetry database",
-				 (long long)id);
-			goto out;
+	for (int table = 0; table < 2; table++) {
+		sqlite3_finalize(st);
+		st = NULL;
+		if (table == 0) {
+			/* the index (series, t_last, t_first, seq) answers the filter; rows only for data */
+			if (sqlite3_prepare_v2(db,
+					       "SELECT seq, data, rowid FROM ts_blocks WHERE series = ?1"
+					       " AND t_last >= ?2 AND t_first < ?3",
+					       -1, &st, NULL) != SQLITE_OK)
+				goto sqlerr;
+			sqlite3_bind_int64(st, 1, sn->id);
+			sqlite3_bind_int64(st, 2, q->from_ms);
+			sqlite3_bind_int64(st, 3, q->to_ms);
+		} else {
+			if (sqlite3_prepare_v2(db,
+					       "SELECT (id >> 10) & 1073741823, data, id FROM ts_parts"
+					       " WHERE id >= ?1 AND id < ?2 AND +t_last >= ?3 AND +t_first < ?4",
+					       -1, &st, NULL) != SQLITE_OK)
+				goto sqlerr;
+			sqlite3_bind_int64(st, 1, sn->id << TS_SERIES_SHIFT);
+			sqlite3_bind_int64(st, 2, (sn->id + 1) << TS_SERIES_SHIFT);
+			sqlite3_bind_int64(st, 3, q->from_ms);
+			sqlite3_bind_int64(st, 4, q->to_ms);
 		}
-		if (cnt > bcap) {
-			free(bts);
-			free(bv);
-			bts = malloc(cnt * sizeof *bts);
-			bv = malloc(cnt * sizeof *bv);
-			bcap = cnt;
-			if (!bts || !bv) {
-				e = MOTE_ENOMEM;
-				goto out;
-			}
-		}
-		if (block_decode(data, len, bts, bv, bcap, &cnt)) {
-			e = MOTE_EIO;
-			snprintf(err, errcap, "a damaged block (row %lld) in the telemetry database",
-				 (long long)id);
-			goto out;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			if (bts[i] < q->from_ms || bts[i] >= q->to_ms)
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t seq = sqlite3_column_int64(st, 0);
+			int64_t id = sqlite3_column_int64(st, 2);
+			bool in_mem = false;
+			for (size_t i = 0; i < sn->nseqs && !in_mem; i++)
+				in_mem = sn->seqs[i] == seq;
+			if (in_mem)
 				continue;
-			if (*n >= TS_SCAN_MAX) {
-				e = MOTE_EINVAL; /* the caller's range is too wide for raw points */
-				snprintf(err, errcap,
-					 "the range holds more than %u raw points; ask for an agg with an"
-					 " interval of at least 60 s",
-					 TS_SCAN_MAX);
+			const uint8_t *data = sqlite3_column_blob(st, 1);
+			size_t len = (size_t)sqlite3_column_bytes(st, 1), cnt;
+			if (!data || block_count(data, len, &cnt)) {
+				e = MOTE_EIO;
+				snprintf(err, errcap, "a damaged block (%s row %lld) in the telemetry database",
+					 table ? "ts_parts" : "ts_blocks", (long long)id);
 				goto out;
 			}
-			if (push_pt(pts, n, cap, bts[i], bv[i])) {
-				e = MOTE_ENOMEM;
+			if (cnt > bcap) {
+				free(bts);
+				free(bv);
+				bts = malloc(cnt * sizeof *bts);
+				bv = malloc(cnt * sizeof *bv);
+				bcap = cnt;
+				if (!bts || !bv) {
+					e = MOTE_ENOMEM;
+					goto out;
+				}
+			}
+			if (block_decode(data, len, bts, bv, bcap, &cnt)) {
+				e = MOTE_EIO;
+				snprintf(err, errcap, "a damaged block (%s row %lld) in the telemetry database",
+					 table ? "ts_parts" : "ts_blocks", (long long)id);
 				goto out;
+			}
+			for (size_t i = 0; i < cnt; i++) {
+				if (bts[i] < q->from_ms || bts[i] >= q->to_ms)
+					continue;
+				if (*n >= TS_SCAN_MAX) {
+					e = MOTE_EINVAL; /* the caller's range is too wide for raw points */
+					snprintf(err, errcap,
+						 "the range holds more than %u raw points; ask for an agg with an"
+						 " interval of at least 60 s",
+						 TS_SCAN_MAX);
+					goto out;
+				}
+				if (push_pt(pts, n, cap, bts[i], bv[i])) {
+					e = MOTE_ENOMEM;
+					goto out;
+				}
 			}
 		}
+		if (rc != SQLITE_DONE)
+			goto sqlerr;
 	}
-	if (rc != SQLITE_DONE)
-		goto sqlerr;
 	goto out;
 sqlerr:
 	e = MOTE_EIO;

@@ -489,7 +489,7 @@ static void corrupt_block(void **state)
 	tstore_close(f->s);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE ts_blocks SET data = x'0100ff'", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE ts_parts SET data = x'0100ff'", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_store(f, 60000);
@@ -498,6 +498,44 @@ static void corrupt_block(void **state)
 	char err[256];
 	assert_int_equal(tstore_query(f->s, &q, &r, err, sizeof err), MOTE_EIO);
 	assert_non_null(strstr(err, "damaged"));
+	/* a full block too */
+	for (int i = 0; i < 1100; i++)
+		add(f->s, "c2", "m", T0 + i, i);
+	tstore_close(f->s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE ts_blocks SET data = x'01000301'", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	f->s = open_store(f, 60000);
+	q.device_id = "c2";
+	assert_int_equal(tstore_query(f->s, &q, &r, err, sizeof err), MOTE_EIO);
+	assert_non_null(strstr(err, "ts_blocks"));
+}
+
+/* a telemetry.db of the earlier layout is refused with a sentence, not misread */
+static void old_layout_refused(void **state)
+{
+	struct fx *f = *state;
+	tstore_close(f->s);
+	f->s = NULL;
+	unlink(f->path);
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", f->path);
+	unlink(wal);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE ts_blocks(id INTEGER PRIMARY KEY, t_first, t_last,"
+					  " count, data)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	struct tstore_config cfg;
+	char err[300];
+	tstore_config_defaults(&cfg);
+	cfg.path = f->path;
+	assert_int_equal(tstore_open(&cfg, &f->s, err, sizeof err), MOTE_EIO);
+	assert_non_null(strstr(err, "earlier development build"));
+	f->s = NULL;
 }
 
 /* queries from several threads while one thread appends and the store flushes every 2 ms */
@@ -613,6 +651,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(rollups_and_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(old_layout_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_queries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
