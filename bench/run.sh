@@ -6,7 +6,8 @@
 # mote is built in Release into build-release/ so its numbers are not those of
 # a debug build. Raw JSON lines stay in bench/out/ (gitignored). Knobs (env):
 # REPEAT, DURATION, LAT_DURATION, CONN_TOTAL, CONN_HOLD, CONN_RATE, BROKERS,
-# SCENARIOS, and for h (persistent QoS 1) H_BROKERS, H_PUBS, PERSIST_DIR,
+# SCENARIOS, for i (telemetry ingest) I_BROKERS, I_PUBS, I_PACK, I_TARGETS,
+# I_DURATION, and for h (persistent QoS 1) H_BROKERS, H_PUBS, PERSIST_DIR,
 # FSYNC_BATCH_MS; see bench/scenarios.py. Defaults take ~25 minutes on 2 cores.
 # One scenario alone (e.g. `make bench SCENARIOS=h DURATION=3 REPEAT=1`)
 # updates only its sections of RESULTS.md.

@@ -13,8 +13,14 @@ LAT_DURATION (latency runs, default 5), CONN_TOTAL (idle connections, default
 19000), CONN_HOLD (seconds they are held, default 5),
 CONN_RATE (connects/s per bench process, default 1000), BROKERS (comma list,
 default mosquitto,nats,mote,mote-1t; mote-default is also known), SCENARIOS
-(comma list of a..h, default all). `mote` is the hub as shipped (one event
+(comma list of a..i, default all). `mote` is the hub as shipped (one event
 loop per CPU); `mote-1t` the same with --threads 1.
+
+Scenario i (telemetry ingest, issue 6) has its own brokers: I_BROKERS (default
+mosquitto,mote-telemetry), I_PUBS devices (default 20) publishing SenML packs
+of I_PACK points (default 50) for I_DURATION seconds (default 20): variant max
+(unpaced) and one paced variant per rate in I_TARGETS (points/s, default
+500000,1000000). mote-telemetry keeps its data under PERSIST_DIR (a disk).
 
 Scenario h (persistent QoS 1) has its own brokers: H_BROKERS (comma list,
 default mosquitto-persist,mote-always,mote-batch,mote-none), with their data
@@ -52,7 +58,7 @@ CONN_HOLD = int(os.environ.get("CONN_HOLD", "5"))
 # retransmits then dominate the "rate" and NATS timed every client out.
 CONN_RATE = int(os.environ.get("CONN_RATE", "1000"))
 BROKERS = os.environ.get("BROKERS", "mosquitto,nats,mote,mote-1t").split(",")
-SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f,g,h").split(",")
+SCENARIOS = os.environ.get("SCENARIOS", "a,b,c,d,e,f,g,h,i").split(",")
 H_BROKERS = os.environ.get("H_BROKERS",
                            "mosquitto-persist,mote-always,mote-batch,mote-none").split(",")
 H_PUBS = int(os.environ.get("H_PUBS", "128"))
@@ -521,15 +527,16 @@ def telemetry_scenario(broker, emit, variant):
         res = json.loads(out[-1])
     except (ValueError, IndexError):
         res = {"error": "no bench report: %s" % p.stderr.read().decode(errors="replace")[-300:]}
-    # drain: until every decoded point is durable and nothing is pending
+    # drain: until the pipeline queue is empty, every decoded point is durable
+    # and nothing is pending
     deadline = time.time() + 120
     m = metrics()
     while time.time() < deadline:
         m = metrics()
         samples.append((time.time() - t0, m.get("mote_store_points_flushed_total", 0),
                         m.get("mote_telemetry_points_total", 0)))
-        if (m.get("mote_store_points_pending", 1) == 0 and
-                m.get("mote_store_points_flushed_total", 0) >= m.get("mote_telemetry_points_total", 0)):
+        if (m.get("mote_pipeline_queue_items", 1) == 0 and m.get("mote_store_points_pending", 1) == 0
+                and m.get("mote_store_points_flushed_total", 0) >= m.get("mote_telemetry_points_total", 0)):
             break
         time.sleep(0.2)
     t_done = time.time() - t0

@@ -52,7 +52,7 @@ static void on_publish(void *ctx, const char *topic, const void *payload, size_t
 	cJSON_Delete(j);
 }
 
-static const struct mote_sink sink = { NULL, on_publish, NULL };
+static const struct mote_sink sink = { .publish = on_publish };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

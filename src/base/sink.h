@@ -25,7 +25,15 @@ struct mote_sink {
 	 * (the SSE data line). Copied.
 	 */
 	void (*event)(void *ctx, const char *type, const char *device_id, const char *json);
+	/* Optional: false when nobody would see an event now, so a producer of
+	 * many (telemetry) can skip building them. NULL: always true. */
+	bool (*listening)(void *ctx);
 };
+
+static inline bool mote_sink_listening(const struct mote_sink *s)
+{
+	return s && s->event && (!s->listening || s->listening(s->ctx));
+}
 
 /* Calls that tolerate a NULL sink or NULL functions. */
 static inline void mote_sink_publish(const struct mote_sink *s, const char *topic,

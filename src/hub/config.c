@@ -190,6 +190,16 @@ static const struct opt opts[] = {
 	  "keep 1-minute telemetry rollups this long (default 90)", NULL },
 	{ "retention-hour-days", OPT_U32, POFF(store.hour_days), 36500, "DAYS",
 	  "keep 1-hour telemetry rollups this long (default 730)", NULL },
+	{ "alert-history-days", OPT_U32, POFF(rules.history_days), 36500, "DAYS",
+	  "keep cleared alerts and their events this long (default 90)", NULL },
+	{ "webhook-attempts", OPT_U32, POFF(rules.webhook_attempts), 100, "N",
+	  "tries per webhook delivery before it is marked failed (default 5)", NULL },
+	{ "webhook-backoff-ms", OPT_U32, POFF(rules.webhook_backoff_ms), 3600000, "MS",
+	  "wait before the first retry of a webhook delivery, doubling each time (default 1000)", NULL },
+	{ "webhook-timeout-ms", OPT_U32, POFF(rules.webhook_timeout_ms), 600000, "MS",
+	  "time one webhook POST may take (default 5000)", NULL },
+	{ "webhook-queue", OPT_U32, POFF(rules.webhook_queue), 1000000, "N",
+	  "webhook deliveries waiting at most; beyond it they are dropped and logged (default 1000)", NULL },
 };
 
 void hub_config_defaults(struct hub_config *cfg)

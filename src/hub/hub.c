@@ -190,6 +190,15 @@ static void sink_event(void *ctx, const char *type, const char *device_id, const
 	pthread_mutex_unlock(&h->api_mu);
 }
 
+static bool sink_listening(void *ctx)
+{
+	struct hub *h = ctx;
+	pthread_mutex_lock(&h->api_mu);
+	bool yes = api_has_listeners(h->api);
+	pthread_mutex_unlock(&h->api_mu);
+	return yes;
+}
+
 static void copy_stats(void *ctx, struct broker_stats *out)
 {
 	struct hub *h = ctx;
@@ -239,7 +248,8 @@ static enum mote_err start_platform(struct hub *h, const struct hub_config *cfg)
 	if (e != MOTE_OK)
 		return e;
 	h->outbox_ready = true;
-	h->sink = (struct mote_sink){ .ctx = h, .publish = sink_publish, .event = sink_event };
+	h->sink = (struct mote_sink){ .ctx = h, .publish = sink_publish, .event = sink_event,
+				      .listening = sink_listening };
 	struct platform_config pc = cfg->platform;
 	pc.data_dir = cfg->data_dir;
 	pc.pki_dir = cfg->pki_dir;

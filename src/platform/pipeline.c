@@ -163,7 +163,8 @@ static void on_telemetry(struct platform *p, struct item *it, int64_t now, uint6
 			  mote_strerror(e));
 	rules_on_points(p->rules, it->id, registry_model(p->registry, it->id), p->batch.pts,
 			p->batch.n, now);
-	telemetry_event(p, it->id, &p->batch);
+	if (mote_sink_listening(p->sink))
+		telemetry_event(p, it->id, &p->batch);
 }
 
 /* Does an MQTT filter (with + and #) cover topic? */

@@ -128,6 +128,11 @@ struct tstore *platform_store(struct platform *p)
 	return p->store;
 }
 
+struct rules *platform_rules(struct platform *p)
+{
+	return p->rules;
+}
+
 enum mote_err platform_call(struct platform *p, platform_fn fn, void *arg)
 {
 	return queue_call(&p->q, fn, arg);

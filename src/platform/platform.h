@@ -104,6 +104,8 @@ void platform_delete_device(struct platform_services *s, const char *device_id,
 
 /* The telemetry store, for queries from any thread. */
 struct tstore *platform_store(struct platform *p);
+/* The rules, for rules_get_stats from any thread (nothing else of it). */
+struct rules *platform_rules(struct platform *p);
 
 struct platform_stats {
 	uint64_t queue_items;        /* waiting now */

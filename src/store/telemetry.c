@@ -550,6 +550,9 @@ size_t telemetry_format_value(double v, char *out)
 			return o;
 		}
 	}
-	int n = snprintf(out, 32, "%.17g", v);
+	/* the shortest of 15 or 17 significant digits that reads back exactly */
+	int n = snprintf(out, 32, "%.15g", v);
+	if (strtod(out, NULL) != v)
+		n = snprintf(out, 32, "%.17g", v);
 	return n > 0 ? (size_t)n : 0;
 }

@@ -62,7 +62,8 @@ bool telemetry_parse_rfc3339(const char *s, int64_t *ms);
 /*
  * Writes a finite value as the shortest JSON number that reads back as the
  * same double, fast for the common case of few decimals ("21.53" without
- * printf: integer arithmetic; anything else "%.17g"). out needs 32 bytes;
+ * printf: integer arithmetic; anything else "%.15g", or "%.17g" when 15
+ * digits do not read back exactly). out needs 32 bytes;
  * returns the length (0 and "null" for NaN or infinity). For the API's JSON
  * and CSV of query results, where printf dominated the time of a one-day query.
  */

@@ -33,9 +33,13 @@
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS ts_series(id INTEGER PRIMARY KEY, device TEXT NOT NULL,"
 	" metric TEXT NOT NULL, last_ts INTEGER, last_v REAL, UNIQUE(device, metric));"
-	"CREATE TABLE IF NOT EXISTS ts_blocks(id INTEGER PRIMARY KEY, t_first INTEGER NOT NULL,"
-	" t_last INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS ts_blocks(id INTEGER PRIMARY KEY, series INTEGER NOT NULL,"
+	" seq INTEGER NOT NULL, t_first INTEGER NOT NULL, t_last INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, data BLOB NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS ts_blocks_series ON ts_blocks(series, t_last, t_first, seq);"
 	"CREATE INDEX IF NOT EXISTS ts_blocks_t_last ON ts_blocks(t_last);"
+	"CREATE TABLE IF NOT EXISTS ts_parts(id INTEGER PRIMARY KEY, t_first INTEGER NOT NULL,"
+	" t_last INTEGER NOT NULL, count INTEGER NOT NULL, data BLOB NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS ts_roll_m(series INTEGER NOT NULL, bucket INTEGER NOT NULL,"
 	" cnt INTEGER NOT NULL, sum REAL NOT NULL, mn REAL NOT NULL, mx REAL NOT NULL,"
 	" last REAL NOT NULL, last_ts INTEGER NOT NULL, PRIMARY KEY(series, bucket)) WITHOUT ROWID;"
@@ -61,6 +65,7 @@ void tstore_config_defaults(struct tstore_config *cfg)
 	cfg->hour_days = 730;
 	cfg->flush_ms = 1000;
 	cfg->max_query_points = 100000;
+	cfg->max_pending = 20000000;
 }
 
 bool tstore_agg_parse(const char *word, enum tstore_agg *out)
@@ -242,6 +247,11 @@ enum mote_err tstore_append(struct tstore *s, const char *device_id,
 	if (!device_id || !*device_id)
 		return MOTE_EINVAL;
 	pthread_mutex_lock(&s->mu);
+	if (s->pending + n > s->cfg.max_pending) {
+		s->refused += n;
+		pthread_mutex_unlock(&s->mu);
+		return MOTE_EFULL;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct telemetry_point *p = &pts[i];
 		if (!p->metric || !*p->metric || strlen(p->metric) > TELEMETRY_METRIC_MAX) {
@@ -371,8 +381,9 @@ static int roll_points(struct tstore *s, int64_t series, const int64_t *ts, cons
 	return open ? roll_emit(st, series, &a) : 0;
 }
 
+/* a full block (sealed: appended to ts_blocks) or a part of a head (ts_parts) */
 static int write_block(struct tstore *s, int64_t series, int64_t seq, uint32_t start,
-		       const int64_t *ts, const double *v, uint32_t n, uint8_t *buf)
+		       const int64_t *ts, const double *v, uint32_t n, uint8_t *buf, bool sealed)
 {
 	size_t len = block_encode(ts, v, n, buf);
 	int64_t tf = ts[0], tl = ts[0];
@@ -382,12 +393,18 @@ static int write_block(struct tstore *s, int64_t series, int64_t seq, uint32_t s
 		if (ts[i] > tl)
 			tl = ts[i];
 	}
-	sqlite3_stmt *st = s->st_ins_block;
-	sqlite3_bind_int64(st, 1, series << TS_SERIES_SHIFT | seq << TS_SEQ_SHIFT | start);
-	sqlite3_bind_int64(st, 2, tf);
-	sqlite3_bind_int64(st, 3, tl);
-	sqlite3_bind_int64(st, 4, n);
-	sqlite3_bind_blob(st, 5, buf, (int)len, SQLITE_STATIC);
+	sqlite3_stmt *st = sealed ? s->st_ins_block : s->st_ins_part;
+	if (sealed) {
+		sqlite3_bind_int64(st, 1, series);
+		sqlite3_bind_int64(st, 2, seq);
+	} else {
+		sqlite3_bind_int64(st, 1, series << TS_SERIES_SHIFT | seq << TS_SEQ_SHIFT | start);
+		sqlite3_bind_null(st, 2);
+	}
+	sqlite3_bind_int64(st, 3, tf);
+	sqlite3_bind_int64(st, 4, tl);
+	sqlite3_bind_int64(st, 5, n);
+	sqlite3_bind_blob(st, 6, buf, (int)len, SQLITE_STATIC);
 	int rc = step(st);
 	sqlite3_clear_bindings(st);
 	if (!rc)
@@ -509,10 +526,10 @@ static void flush_locked(struct tstore *s)
 					goto rollback;
 				s->blocks -= (uint64_t)sqlite3_changes(s->wdb);
 			}
-			if (j->n && write_block(s, id, j->h->seq, 0, j->ts, j->v, j->n, buf))
+			if (j->n && write_block(s, id, j->h->seq, 0, j->ts, j->v, j->n, buf, true))
 				goto rollback;
 		} else if (write_block(s, id, j->h->seq, j->written, j->ts + j->written,
-				       j->v + j->written, j->n - j->written, buf)) {
+				       j->v + j->written, j->n - j->written, buf, false)) {
 			goto rollback;
 		}
 		if (j->n > j->rolled &&
@@ -581,6 +598,9 @@ static void maintain_locked(struct tstore *s, int64_t now_ms)
 	snprintf(sql, sizeof sql, "DELETE FROM ts_blocks WHERE t_last < %lld", (long long)raw);
 	int rc = sqlite3_exec(s->wdb, sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
+		s->blocks -= (uint64_t)sqlite3_changes(s->wdb);
+	snprintf(sql, sizeof sql, "DELETE FROM ts_parts WHERE t_last < %lld", (long long)raw);
+	if (rc == SQLITE_OK && (rc = sqlite3_exec(s->wdb, sql, NULL, NULL, NULL)) == SQLITE_OK)
 		s->blocks -= (uint64_t)sqlite3_changes(s->wdb);
 	snprintf(sql, sizeof sql, "DELETE FROM ts_roll_m WHERE bucket < %lld", (long long)minute);
 	if (rc == SQLITE_OK)
@@ -681,15 +701,15 @@ void tstore_reader_put(struct tstore *s, sqlite3 *db)
 
 static enum mote_err load(struct tstore *s, char *err, size_t errcap)
 {
-	sqlite3_stmt *st = NULL, *mx = NULL;
+	sqlite3_stmt *st = NULL, *mx = NULL, *mp = NULL;
 	enum mote_err e = MOTE_OK;
 	if (sqlite3_prepare_v2(s->wdb,
 			       "SELECT id, device, metric, last_ts, last_v FROM ts_series", -1, &st,
 			       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->wdb,
-			       "SELECT id FROM ts_blocks WHERE id >= ?1 AND id < ?2 ORDER BY id DESC"
-			       " LIMIT 1",
-			       -1, &mx, NULL) != SQLITE_OK)
+	    sqlite3_prepare_v2(s->wdb, "SELECT max(seq) FROM ts_blocks WHERE series = ?1", -1, &mx,
+			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, "SELECT max(id) FROM ts_parts WHERE id >= ?1 AND id < ?2", -1,
+			       &mp, NULL) != SQLITE_OK)
 		goto sqlerr;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -698,12 +718,22 @@ static enum mote_err load(struct tstore *s, char *err, size_t errcap)
 		const char *met = (const char *)sqlite3_column_text(st, 2);
 		if (!dev || !met || id < 0 || id >= TS_SERIES_MAX)
 			continue;
-		sqlite3_bind_int64(mx, 1, id << TS_SERIES_SHIFT);
-		sqlite3_bind_int64(mx, 2, (id + 1) << TS_SERIES_SHIFT);
+		/* new heads continue after every seq on disk, full or part */
 		int64_t next_seq = 0;
-		if (sqlite3_step(mx) == SQLITE_ROW)
-			next_seq = ((sqlite3_column_int64(mx, 0) >> TS_SEQ_SHIFT) & (TS_SEQ_MAX - 1)) + 1;
+		sqlite3_bind_int64(mx, 1, id);
+		if (sqlite3_step(mx) == SQLITE_ROW && sqlite3_column_type(mx, 0) != SQLITE_NULL)
+			next_seq = sqlite3_column_int64(mx, 0) + 1;
 		sqlite3_reset(mx);
+		sqlite3_bind_int64(mp, 1, id << TS_SERIES_SHIFT);
+		sqlite3_bind_int64(mp, 2, (id + 1) << TS_SERIES_SHIFT);
+		if (sqlite3_step(mp) == SQLITE_ROW && sqlite3_column_type(mp, 0) != SQLITE_NULL) {
+			int64_t ps = ((sqlite3_column_int64(mp, 0) >> TS_SEQ_SHIFT) & (TS_SEQ_MAX - 1)) + 1;
+			if (ps > next_seq)
+				next_seq = ps;
+		}
+		sqlite3_reset(mp);
+		if (next_seq >= TS_SEQ_MAX)
+			next_seq = TS_SEQ_MAX; /* appends to it get MOTE_EFULL */
 		struct series *x = series_add(s, tstore_hash(dev, met), id, dev, met, next_seq);
 		if (!x) {
 			e = MOTE_ENOMEM;
@@ -722,8 +752,8 @@ static enum mote_err load(struct tstore *s, char *err, size_t errcap)
 		goto sqlerr;
 	sqlite3_finalize(st);
 	st = NULL;
-	if (sqlite3_prepare_v2(s->wdb, "SELECT count(*), (SELECT v FROM ts_meta WHERE k = 'gen')"
-				       " FROM ts_blocks",
+	if (sqlite3_prepare_v2(s->wdb, "SELECT (SELECT count(*) FROM ts_blocks) +"
+				       " (SELECT count(*) FROM ts_parts), (SELECT v FROM ts_meta WHERE k = 'gen')",
 			       -1, &st, NULL) != SQLITE_OK ||
 	    sqlite3_step(st) != SQLITE_ROW)
 		goto sqlerr;
@@ -737,7 +767,28 @@ sqlerr:
 out:
 	sqlite3_finalize(st);
 	sqlite3_finalize(mx);
+	sqlite3_finalize(mp);
 	return e;
+}
+
+/* A telemetry.db from a development build before blocks had a series column: refused, not mixed. */
+static int old_layout(struct tstore *s, char *err, size_t errcap)
+{
+	sqlite3_stmt *st = NULL;
+	int old = 0;
+	if (sqlite3_prepare_v2(s->wdb,
+			       "SELECT (SELECT count(*) FROM sqlite_schema WHERE name = 'ts_blocks'),"
+			       " (SELECT count(*) FROM pragma_table_info('ts_blocks') WHERE name = 'series')",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		old = sqlite3_column_int(st, 0) == 1 && sqlite3_column_int(st, 1) == 0;
+	sqlite3_finalize(st);
+	if (old)
+		snprintf(err, errcap,
+			 "%s has the block layout of an earlier development build of mote; move it "
+			 "away (its points cannot be read by this version)",
+			 s->path);
+	return old;
 }
 
 enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, char *err,
@@ -768,6 +819,8 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 		s->cfg.flush_ms = def.flush_ms;
 	if (!s->cfg.max_query_points)
 		s->cfg.max_query_points = def.max_query_points;
+	if (!s->cfg.max_pending)
+		s->cfg.max_pending = def.max_pending;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
 	pthread_mutex_init(&s->pool_mu, NULL);
@@ -798,8 +851,9 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 			 " PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16000;"
 			 " PRAGMA journal_size_limit=33554432;",
 			 NULL, NULL, NULL) != SQLITE_OK ||
+	    old_layout(s, err, errcap) ||
 	    sqlite3_exec(s->wdb, schema, NULL, NULL, NULL) != SQLITE_OK)
-		goto sqlerr;
+		goto sqlerr_or_layout;
 	struct {
 		sqlite3_stmt **st;
 		const char *sql;
@@ -807,9 +861,13 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 		{ &s->st_ins_series,
 		  "INSERT OR IGNORE INTO ts_series(id, device, metric) VALUES(?1, ?2, ?3)" },
 		{ &s->st_upd_series, "UPDATE ts_series SET last_ts = ?1, last_v = ?2 WHERE id = ?3" },
-		{ &s->st_ins_block, "INSERT OR REPLACE INTO ts_blocks(id, t_first, t_last, count, data)"
-				    " VALUES(?1, ?2, ?3, ?4, ?5)" },
-		{ &s->st_del_seq, "DELETE FROM ts_blocks WHERE id >= ?1 AND id < ?2" },
+		/* full blocks get the next rowid: appended at the end of the table, so its pages
+		 * fill up instead of splitting half-empty in the middle of each series' range */
+		{ &s->st_ins_block, "INSERT INTO ts_blocks(series, seq, t_first, t_last, count, data)"
+				    " VALUES(?1, ?2, ?3, ?4, ?5, ?6)" },
+		{ &s->st_ins_part, "INSERT OR REPLACE INTO ts_parts(id, t_first, t_last, count, data)"
+				   " VALUES(?1, ?3, ?4, ?5, ?6)" },
+		{ &s->st_del_seq, "DELETE FROM ts_parts WHERE id >= ?1 AND id < ?2" },
 		{ &s->st_roll_m, ROLL_UPSERT("ts_roll_m") },
 		{ &s->st_roll_h, ROLL_UPSERT("ts_roll_h") },
 		{ &s->st_gen, "UPDATE ts_meta SET v = ?1 WHERE k = 'gen'" },
@@ -836,6 +894,11 @@ enum mote_err tstore_open(const struct tstore_config *cfg, struct tstore **out, 
 	s->thr_started = true;
 	*out = s;
 	return MOTE_OK;
+sqlerr_or_layout:
+	if (err[0]) {
+		e = MOTE_EIO;
+		goto fail;
+	}
 sqlerr:
 	e = MOTE_EIO;
 	snprintf(err, errcap, "%s: %s", s->path, sqlite3_errmsg(s->wdb));
@@ -857,8 +920,9 @@ void tstore_close(struct tstore *s)
 		tstore_flush(s);
 		tstore_flush(s); /* frees what the last cycle retired */
 	}
-	sqlite3_stmt *sts[] = { s->st_ins_series, s->st_upd_series, s->st_ins_block, s->st_del_seq,
-				s->st_roll_m,     s->st_roll_h,     s->st_gen };
+	sqlite3_stmt *sts[] = { s->st_ins_series, s->st_upd_series, s->st_ins_block,
+				s->st_ins_part,   s->st_del_seq,    s->st_roll_m,
+				s->st_roll_h,     s->st_gen };
 	for (size_t i = 0; i < sizeof sts / sizeof sts[0]; i++)
 		sqlite3_finalize(sts[i]);
 	for (int i = 0; i < s->npool; i++)
@@ -917,10 +981,12 @@ enum mote_err tstore_delete_device(struct tstore *s, const char *device_id)
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
-	sqlite3_stmt *st[3] = { NULL, NULL, NULL };
+	sqlite3_stmt *st[4] = { NULL, NULL, NULL, NULL };
 	if (sqlite3_exec(s->wdb, "BEGIN", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(s->wdb, "DELETE FROM ts_blocks WHERE id >= ?1 AND id < ?2", -1, &st[0],
+	    sqlite3_prepare_v2(s->wdb, "DELETE FROM ts_parts WHERE id >= ?1 AND id < ?2", -1, &st[0],
 			       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(s->wdb, "DELETE FROM ts_blocks WHERE series = ?1", -1, &st[3], NULL) !=
+		    SQLITE_OK ||
 	    sqlite3_prepare_v2(s->wdb, "DELETE FROM ts_roll_m WHERE series = ?1", -1, &st[1], NULL) !=
 		    SQLITE_OK ||
 	    sqlite3_prepare_v2(s->wdb, "DELETE FROM ts_roll_h WHERE series = ?1", -1, &st[2], NULL) !=
@@ -930,6 +996,10 @@ enum mote_err tstore_delete_device(struct tstore *s, const char *device_id)
 		sqlite3_bind_int64(st[0], 1, ids[i] << TS_SERIES_SHIFT);
 		sqlite3_bind_int64(st[0], 2, (ids[i] + 1) << TS_SERIES_SHIFT);
 		if (step(st[0]))
+			goto sqlerr;
+		s->blocks -= (uint64_t)sqlite3_changes(s->wdb);
+		sqlite3_bind_int64(st[3], 1, ids[i]);
+		if (step(st[3]))
 			goto sqlerr;
 		s->blocks -= (uint64_t)sqlite3_changes(s->wdb);
 		for (int k = 1; k < 3; k++) {
@@ -951,7 +1021,7 @@ sqlerr:
 	sqlite3_exec(s->wdb, "ROLLBACK", NULL, NULL, NULL);
 	e = MOTE_EIO;
 out:
-	for (int k = 0; k < 3; k++)
+	for (int k = 0; k < 4; k++)
 		sqlite3_finalize(st[k]);
 	pthread_mutex_lock(&s->mu);
 	s->blocks_pub = s->blocks;
@@ -979,6 +1049,7 @@ void tstore_get_stats(struct tstore *s, struct tstore_stats *out)
 	out->series = s->nseries;
 	out->flush_errors = s->flush_errors;
 	out->blocks = s->blocks_pub;
+	out->points_refused = s->refused;
 	pthread_mutex_unlock(&s->mu);
 	out->bytes_on_disk = file_size(s->path, "") + file_size(s->path, "-wal");
 }

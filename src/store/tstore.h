@@ -31,6 +31,8 @@ struct tstore_config {
 	uint32_t flush_ms;       /* longest time a point waits in memory (default 1000) */
 	uint32_t max_query_points; /* cap on points a query returns (default 100000: a day at 1 Hz) */
 	bool manual_maintenance; /* tests: retention runs only in tstore_maintain */
+	uint64_t max_pending;    /* points in memory before appends are refused (default 20 million,
+				    about 320 MB: a disk that cannot keep up must not take the RAM) */
 };
 
 void tstore_config_defaults(struct tstore_config *cfg);
@@ -44,7 +46,8 @@ void tstore_close(struct tstore *s);
 /*
  * Appends a decoded batch for device_id: a hash lookup and an array push per
  * point, no I/O. MOTE_ENOMEM; MOTE_EINVAL for an empty device id or a
- * metric name that is empty or too long; MOTE_EFULL past 8 million series.
+ * metric name that is empty or too long; MOTE_EFULL past 8 million series,
+ * or (the whole batch refused) when max_pending points wait for the disk.
  * Points before the failing one are kept.
  */
 enum mote_err tstore_append(struct tstore *s, const char *device_id,
@@ -108,6 +111,7 @@ struct tstore_stats {
 	uint64_t blocks;
 	uint64_t bytes_on_disk;    /* the database and its WAL */
 	uint64_t flush_errors;
+	uint64_t points_refused;   /* appends refused because max_pending points waited */
 };
 void tstore_get_stats(struct tstore *s, struct tstore_stats *out);
 

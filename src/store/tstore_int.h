@@ -15,10 +15,12 @@
  * next flush cycle, when no reader can hold them any more. Queries copy
  * under mu.
  *
- * On disk (telemetry.db): ts_blocks rows keyed by a rowid that packs
- * (series id << 40 | head seq << 10 | first point index), so one series'
- * blocks are one rowid range; a head not yet full is written as parts (the
- * points new since the previous flush), and replaced by one block when full.
+ * On disk (telemetry.db): full blocks in ts_blocks, appended in the order they
+ * are sealed (rowid = next), found through the index (series, t_last,
+ * t_first, seq); a head not yet full is written as parts (the points new
+ * since the previous flush) in ts_parts, keyed by a rowid that packs
+ * (series id << 40 | head seq << 10 | first point index), and its parts are
+ * replaced by one block in ts_blocks when it is full.
  */
 #ifndef MOTE_STORE_TSTORE_INT_H
 #define MOTE_STORE_TSTORE_INT_H
@@ -68,7 +70,7 @@ struct tstore {
 	struct tstore_config cfg;
 	char *path;
 	sqlite3 *wdb;
-	sqlite3_stmt *st_ins_series, *st_upd_series, *st_ins_block, *st_del_seq, *st_roll_m,
+	sqlite3_stmt *st_ins_series, *st_upd_series, *st_ins_block, *st_ins_part, *st_del_seq, *st_roll_m,
 		*st_roll_h, *st_gen;
 
 	pthread_mutex_t flush_lock;
@@ -85,7 +87,7 @@ struct tstore {
 	int64_t next_id;
 	uint64_t mem_gen; /* the ts_meta 'gen' that memory's written/rolled counts match */
 	int64_t raw_cutoff, minute_cutoff, hour_cutoff; /* of the last retention run */
-	uint64_t appended, flushed, pending, flush_errors; /* mu */
+	uint64_t appended, flushed, pending, flush_errors, refused; /* mu */
 	uint64_t blocks;     /* flush_lock */
 	uint64_t blocks_pub; /* mu: blocks as of the last flush, for stats */
 	uint64_t maint_due_mono;

@@ -15,10 +15,11 @@
  *     memory).
  * Which source, for agg queries: a range reaching past raw retention uses
  * minute rollups (past minute retention: hour rollups), from/to widened to
- * whole rollup buckets; otherwise an interval that is a multiple of an hour
- * (or 0: one bucket) with from/to on whole hours uses hour rollups, the same
- * with minutes minute rollups, and everything else reads raw points, so the
- * answer is exact whenever raw points still exist.
+ * whole rollup buckets; otherwise, when the interval is a multiple of an hour
+ * (or 0: one bucket), the whole hours inside [from, to) come from hour
+ * rollups and the partial hours at the ends from raw points; the same with
+ * minutes; everything else reads raw points. So the answer is exact whenever
+ * raw points still exist, and a month of 1 Hz data costs 720 hour rows.
  */
 #include "store/tstore_int.h"
 
@@ -155,7 +156,7 @@ static int sorted_pts(const struct pt *p, size_t n)
 	return 1;
 }
 
-/* Reads the series' raw blocks into pts (appending). */
+/* Reads the series' raw blocks and parts into pts (appending). */
 static enum mote_err read_blocks(sqlite3 *db, const struct tstore_query *q, const struct snap *sn,
 				 struct pt **pts, size_t *n, size_t *cap, char *err, size_t errcap)
 {
@@ -164,68 +165,84 @@ static enum mote_err read_blocks(sqlite3 *db, const struct tstore_query *q, cons
 	int64_t *bts = NULL;
 	double *bv = NULL;
 	size_t bcap = 0;
-	if (sqlite3_prepare_v2(db,
-			       "SELECT id, data FROM ts_blocks WHERE id >= ?1 AND id < ?2"
-			       " AND +t_last >= ?3 AND +t_first < ?4",
-			       -1, &st, NULL) != SQLITE_OK)
-		goto sqlerr;
-	sqlite3_bind_int64(st, 1, sn->id << TS_SERIES_SHIFT);
-	sqlite3_bind_int64(st, 2, (sn->id + 1) << TS_SERIES_SHIFT);
-	sqlite3_bind_int64(st, 3, q->from_ms);
-	sqlite3_bind_int64(st, 4, q->to_ms);
 	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		int64_t id = sqlite3_column_int64(st, 0);
-		int64_t seq = (id >> TS_SEQ_SHIFT) & (TS_SEQ_MAX - 1);
-		bool in_mem = false;
-		for (size_t i = 0; i < sn->nseqs && !in_mem; i++)
-			in_mem = sn->seqs[i] == seq;
-		if (in_mem)
-			continue;
-		const uint8_t *data = sqlite3_column_blob(st, 1);
-		size_t len = (size_t)sqlite3_column_bytes(st, 1), cnt;
-		if (!data || block_count(data, len, &cnt)) {
-			e = MOTE_EIO;
-			snprintf(err, errcap, "a damaged block (row %lld) in the telemetry database",
-				 (long long)id);
-			goto out;
+	for (int table = 0; table < 2; table++) {
+		sqlite3_finalize(st);
+		st = NULL;
+		if (table == 0) {
+			/* the index (series, t_last, t_first, seq) answers the filter; rows only for data */
+			if (sqlite3_prepare_v2(db,
+					       "SELECT seq, data, rowid FROM ts_blocks WHERE series = ?1"
+					       " AND t_last >= ?2 AND t_first < ?3",
+					       -1, &st, NULL) != SQLITE_OK)
+				goto sqlerr;
+			sqlite3_bind_int64(st, 1, sn->id);
+			sqlite3_bind_int64(st, 2, q->from_ms);
+			sqlite3_bind_int64(st, 3, q->to_ms);
+		} else {
+			if (sqlite3_prepare_v2(db,
+					       "SELECT (id >> 10) & 1073741823, data, id FROM ts_parts"
+					       " WHERE id >= ?1 AND id < ?2 AND +t_last >= ?3 AND +t_first < ?4",
+					       -1, &st, NULL) != SQLITE_OK)
+				goto sqlerr;
+			sqlite3_bind_int64(st, 1, sn->id << TS_SERIES_SHIFT);
+			sqlite3_bind_int64(st, 2, (sn->id + 1) << TS_SERIES_SHIFT);
+			sqlite3_bind_int64(st, 3, q->from_ms);
+			sqlite3_bind_int64(st, 4, q->to_ms);
 		}
-		if (cnt > bcap) {
-			free(bts);
-			free(bv);
-			bts = malloc(cnt * sizeof *bts);
-			bv = malloc(cnt * sizeof *bv);
-			bcap = cnt;
-			if (!bts || !bv) {
-				e = MOTE_ENOMEM;
-				goto out;
-			}
-		}
-		if (block_decode(data, len, bts, bv, bcap, &cnt)) {
-			e = MOTE_EIO;
-			snprintf(err, errcap, "a damaged block (row %lld) in the telemetry database",
-				 (long long)id);
-			goto out;
-		}
-		for (size_t i = 0; i < cnt; i++) {
-			if (bts[i] < q->from_ms || bts[i] >= q->to_ms)
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			int64_t seq = sqlite3_column_int64(st, 0);
+			int64_t id = sqlite3_column_int64(st, 2);
+			bool in_mem = false;
+			for (size_t i = 0; i < sn->nseqs && !in_mem; i++)
+				in_mem = sn->seqs[i] == seq;
+			if (in_mem)
 				continue;
-			if (*n >= TS_SCAN_MAX) {
-				e = MOTE_EINVAL; /* the caller's range is too wide for raw points */
-				snprintf(err, errcap,
-					 "the range holds more than %u raw points; ask for an agg with an"
-					 " interval of at least 60 s",
-					 TS_SCAN_MAX);
+			const uint8_t *data = sqlite3_column_blob(st, 1);
+			size_t len = (size_t)sqlite3_column_bytes(st, 1), cnt;
+			if (!data || block_count(data, len, &cnt)) {
+				e = MOTE_EIO;
+				snprintf(err, errcap, "a damaged block (%s row %lld) in the telemetry database",
+					 table ? "ts_parts" : "ts_blocks", (long long)id);
 				goto out;
 			}
-			if (push_pt(pts, n, cap, bts[i], bv[i])) {
-				e = MOTE_ENOMEM;
+			if (cnt > bcap) {
+				free(bts);
+				free(bv);
+				bts = malloc(cnt * sizeof *bts);
+				bv = malloc(cnt * sizeof *bv);
+				bcap = cnt;
+				if (!bts || !bv) {
+					e = MOTE_ENOMEM;
+					goto out;
+				}
+			}
+			if (block_decode(data, len, bts, bv, bcap, &cnt)) {
+				e = MOTE_EIO;
+				snprintf(err, errcap, "a damaged block (%s row %lld) in the telemetry database",
+					 table ? "ts_parts" : "ts_blocks", (long long)id);
 				goto out;
+			}
+			for (size_t i = 0; i < cnt; i++) {
+				if (bts[i] < q->from_ms || bts[i] >= q->to_ms)
+					continue;
+				if (*n >= TS_SCAN_MAX) {
+					e = MOTE_EINVAL; /* the caller's range is too wide for raw points */
+					snprintf(err, errcap,
+						 "the range holds more than %u raw points; ask for an agg with an"
+						 " interval of at least 60 s",
+						 TS_SCAN_MAX);
+					goto out;
+				}
+				if (push_pt(pts, n, cap, bts[i], bv[i])) {
+					e = MOTE_ENOMEM;
+					goto out;
+				}
 			}
 		}
+		if (rc != SQLITE_DONE)
+			goto sqlerr;
 	}
-	if (rc != SQLITE_DONE)
-		goto sqlerr;
 	goto out;
 sqlerr:
 	e = MOTE_EIO;
@@ -355,33 +372,51 @@ static int sweep_pts(struct out_rows *o, const struct tstore_query *q, const str
 
 enum src { SRC_RAW, SRC_MINUTE, SRC_HOUR };
 
-static enum src choose(const struct tstore_query *q, const struct snap *sn)
+/* where a query's answer comes from: rollups for [lo, hi), raw points for the rest */
+struct plan {
+	enum src src;
+	int64_t lo, hi;
+	bool edges; /* [from, lo) and [hi, to) from raw points */
+};
+
+static struct plan choose(const struct tstore_query *q, const struct snap *sn)
 {
+	struct plan p = { SRC_RAW, q->from_ms, q->to_ms, false };
 	if (q->agg == TSTORE_AGG_NONE)
-		return SRC_RAW;
-	bool h_ok = q->interval_ms % TS_HOUR == 0;
-	bool m_ok = q->interval_ms % TS_MINUTE == 0;
-	bool h_al = floor_to(q->from_ms, TS_HOUR) == q->from_ms &&
-		    floor_to(q->to_ms, TS_HOUR) == q->to_ms;
-	bool m_al = floor_to(q->from_ms, TS_MINUTE) == q->from_ms &&
-		    floor_to(q->to_ms, TS_MINUTE) == q->to_ms;
-	if (q->from_ms < sn->min_cut)
-		return SRC_HOUR;
-	if (q->from_ms < sn->raw_cut)
-		return SRC_MINUTE;
-	if (h_ok && h_al)
-		return SRC_HOUR;
-	if (m_ok && m_al)
-		return SRC_MINUTE;
-	return SRC_RAW;
+		return p;
+	if (q->from_ms < sn->min_cut) {
+		p.src = SRC_HOUR; /* widened to whole hours */
+		return p;
+	}
+	if (q->from_ms < sn->raw_cut) {
+		p.src = SRC_MINUTE;
+		return p;
+	}
+	static const int64_t widths[2] = { TS_HOUR, TS_MINUTE };
+	for (int i = 0; i < 2; i++) {
+		int64_t w = widths[i];
+		if (q->interval_ms % w)
+			continue;
+		int64_t lo = floor_to(q->from_ms, w), hi = floor_to(q->to_ms, w);
+		if (lo < q->from_ms)
+			lo += w;
+		if (lo >= hi)
+			continue;
+		p.src = i == 0 ? SRC_HOUR : SRC_MINUTE;
+		p.lo = lo;
+		p.hi = hi;
+		p.edges = lo != q->from_ms || hi != q->to_ms;
+		return p;
+	}
+	return p;
 }
 
 /* 1: the store moved on (gen changed), start over */
-static int read_rollups(sqlite3 *db, const struct tstore_query *q, const struct snap *sn,
-			enum src src, struct part **parts, size_t *np, enum mote_err *e, char *err,
-			size_t errcap)
+static int read_rollups(sqlite3 *db, const struct plan *pl, const struct snap *sn,
+			struct part **parts, size_t *np, enum mote_err *e, char *err, size_t errcap)
 {
 	sqlite3_stmt *st = NULL, *gs = NULL;
+	enum src src = pl->src;
 	int64_t w = src == SRC_HOUR ? TS_HOUR : TS_MINUTE;
 	size_t cap = 0;
 	int retry = 0, rc;
@@ -404,8 +439,8 @@ static int read_rollups(sqlite3 *db, const struct tstore_query *q, const struct 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
 		goto sqlerr;
 	sqlite3_bind_int64(st, 1, sn->id);
-	sqlite3_bind_int64(st, 2, q->from_ms - w); /* bucket + w > from */
-	sqlite3_bind_int64(st, 3, q->to_ms);
+	sqlite3_bind_int64(st, 2, pl->lo - w); /* bucket + w > lo */
+	sqlite3_bind_int64(st, 3, pl->hi);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*np == cap) {
 			size_t nc = cap ? cap * 2 : 256;
@@ -437,7 +472,8 @@ static int read_rollups(sqlite3 *db, const struct tstore_query *q, const struct 
 		}
 		*parts = p;
 		for (size_t i = 0; i < sn->nun; i++)
-			p[(*np)++] = pt_part(&sn->unrolled[i]);
+			if (sn->unrolled[i].t >= pl->lo && sn->unrolled[i].t < pl->hi)
+				p[(*np)++] = pt_part(&sn->unrolled[i]);
 	}
 	goto out;
 sqlerr:
@@ -493,13 +529,13 @@ enum mote_err tstore_query(struct tstore *s, const struct tstore_query *q,
 		e = take_snap(s, q, &sn);
 		if (e || !sn.found)
 			goto out;
-		enum src src = choose(q, &sn);
+		struct plan pl = choose(q, &sn);
 		db = tstore_reader(s, err, errcap);
 		if (!db) {
 			e = MOTE_EIO;
 			goto out;
 		}
-		if (src == SRC_RAW) {
+		if (pl.src == SRC_RAW) {
 			e = read_blocks(db, q, &sn, &pts, &npts, &cpts, err, errcap);
 			for (size_t i = 0; !e && i < sn.nall; i++)
 				if (push_pt(&pts, &npts, &cpts, sn.all[i].t, sn.all[i].v))
@@ -519,9 +555,36 @@ enum mote_err tstore_query(struct tstore *s, const struct tstore_query *q,
 				e = MOTE_ENOMEM;
 			goto out;
 		}
-		if (!read_rollups(db, q, &sn, src, &parts, &nparts, &e, err, errcap)) {
+		if (!read_rollups(db, &pl, &sn, &parts, &nparts, &e, err, errcap)) {
 			if (e)
 				goto out;
+			if (pl.edges) {
+				/* the partial rollup buckets at the ends, exactly, from raw points */
+				struct tstore_query qe = *q;
+				if (q->from_ms < pl.lo) {
+					qe.to_ms = pl.lo;
+					e = read_blocks(db, &qe, &sn, &pts, &npts, &cpts, err, errcap);
+				}
+				if (!e && pl.hi < q->to_ms) {
+					qe.from_ms = pl.hi;
+					qe.to_ms = q->to_ms;
+					e = read_blocks(db, &qe, &sn, &pts, &npts, &cpts, err, errcap);
+				}
+				for (size_t i = 0; !e && i < sn.nall; i++)
+					if ((sn.all[i].t < pl.lo || sn.all[i].t >= pl.hi) &&
+					    push_pt(&pts, &npts, &cpts, sn.all[i].t, sn.all[i].v))
+						e = MOTE_ENOMEM;
+				if (e)
+					goto out;
+				struct part *np2 = realloc(parts, (nparts + npts + 1) * sizeof *np2);
+				if (!np2) {
+					e = MOTE_ENOMEM;
+					goto out;
+				}
+				parts = np2;
+				for (size_t i = 0; i < npts; i++)
+					parts[nparts++] = pt_part(&pts[i]);
+			}
 			int sorted = 1;
 			for (size_t i = 1; i < nparts && sorted; i++)
 				sorted = parts[i].t >= parts[i - 1].t;

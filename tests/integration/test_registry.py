@@ -11,6 +11,7 @@
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -114,6 +115,27 @@ class AnonymousHub(unittest.TestCase):
         r = mote("device", "list", "--data", self.b.data_dir, "--status", "offline")
         self.assertIn("pump-1", r.stdout)
 
+    def test_invalid_telemetry_is_remembered_and_the_pipeline_goes_on(self):
+        d = Device(self.b.port, "sensor-3").wait_connected()
+        self.addCleanup(d.close)
+        bad = [b"not json", b"[{\"n\":\"t\",\"v\":\"hot\"}]", b"{\"t\": 1e999}", b"\xff\xfe",
+               b"[" * 5000, b"{}" * 100000]
+        for payload in bad:
+            d.publish("dev/sensor-3/telemetry", payload)
+        d.publish("dev/sensor-3/telemetry", json.dumps({"t": 19.5}))
+
+        def state():
+            return self.device("sensor-3") or {}
+        wait_for(lambda: state().get("invalid_payloads") == len(bad), 10,
+                 "every invalid payload counted on the device")
+        self.assertTrue(state()["last_error"])
+        path = "/api/v1/devices/sensor-3/telemetry/latest"
+        status, _, body = self.b.api("GET", path, token=self.token)
+        self.assertEqual(status, 200)
+        self.assertEqual([(p["metric"], p["value"]) for p in body["latest"]], [("t", 19.5)])
+        self.assertGreaterEqual(metric(self.b, self.token, "mote_telemetry_invalid_total"), len(bad))
+        self.b.wait_log(r"event=telemetry_invalid device=sensor-3 why=")
+
     def test_rm_from_another_process(self):
         d = Device(self.b.port, "valve-2").wait_connected()
         self.addCleanup(d.close)
@@ -211,9 +233,13 @@ class CertificateHub(unittest.TestCase):
         hook = threading.excepthook
         threading.excepthook = lambda args: None
         self.addCleanup(setattr, threading, "excepthook", hook)
-        again = Device(self.tls_port, "meter-5", tls=(self.pki.ca, cert, key))
-        self.addCleanup(again.close)
-        self.assertFalse(again.connected.wait(2), "a revoked certificate connected again")
+        try:
+            again = Device(self.tls_port, "meter-5", tls=(self.pki.ca, cert, key))
+        except (ssl.SSLError, OSError):
+            pass  # refused inside connect(): TLS 1.3 reports the alert on the first write
+        else:
+            self.addCleanup(again.close)
+            self.assertFalse(again.connected.wait(2), "a revoked certificate connected again")
         self.assertEqual(self.b.api("GET", "/api/v1/devices/meter-5", token=self.token)[0], 404)
 
 

@@ -68,7 +68,7 @@ static struct fix *fix_open(uint32_t history_days)
 {
 	struct fix *f = calloc(1, sizeof *f);
 	assert_int_equal(sqlite3_open(":memory:", &f->db), SQLITE_OK);
-	f->sink = (struct mote_sink){ &f->cap, cap_pub, cap_event };
+	f->sink = (struct mote_sink){ .ctx = &f->cap, .publish = cap_pub, .event = cap_event };
 	struct rules_config cfg;
 	rules_config_defaults(&cfg);
 	if (history_days)

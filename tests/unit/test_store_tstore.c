@@ -205,6 +205,19 @@ static void check_aggs(struct tstore *s, const char *when)
 	assert_int_equal(r.n, 1);
 	assert_true(r.rows[0].value == 155);
 	tstore_result_free(&r);
+	/* unaligned ends: whole minutes from rollups, the partial ones from raw points, exact */
+	r = query(s, "a", "x", T0 + 5000, T0 + 125000, TSTORE_AGG_SUM, 60000);
+	assert_int_equal(r.n, 3);
+	assert_true(r.rows[0].value == 2 + 3 + 4 + 5 + 6);
+	assert_true(r.rows[1].value == 7 + 8 + 9 + 10);
+	assert_true(r.rows[2].value == 100);
+	tstore_result_free(&r);
+	r = query(s, "a", "x", T0 + 15000, T0 + 121000, TSTORE_AGG_COUNT, 0);
+	assert_true(r.n == 1 && r.rows[0].value == 9 && r.rows[0].ts_ms == T0 + 15000);
+	tstore_result_free(&r);
+	r = query(s, "a", "x", T0 + 1, T0 + 3600001, TSTORE_AGG_AVG, 3600000);
+	assert_true(r.n == 1 && fabs(r.rows[0].value - 154.0 / 10) < 1e-9);
+	tstore_result_free(&r);
 	/* unaligned from: raw, exact: [T0 + 5 s, T0 + 65 s) holds 2..7 */
 	r = query(s, "a", "x", T0 + 5000, T0 + 65000, TSTORE_AGG_SUM, 60000);
 	assert_int_equal(r.n, 2);
@@ -331,6 +344,32 @@ static void durability_and_latest(void **state)
 	free(l);
 }
 
+/* a disk that cannot keep up: memory is bounded, appends are refused whole, then accepted again */
+static void pending_bound(void **state)
+{
+	struct fx *f = *state;
+	tstore_close(f->s);
+	struct tstore_config cfg;
+	char err[256];
+	tstore_config_defaults(&cfg);
+	cfg.path = f->path;
+	cfg.flush_ms = 60000;
+	cfg.max_pending = 100;
+	assert_int_equal(tstore_open(&cfg, &f->s, err, sizeof err), MOTE_OK);
+	struct telemetry_point pts[60];
+	for (int i = 0; i < 60; i++)
+		pts[i] = (struct telemetry_point){ "m", T0 + i, i };
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_OK);
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_EFULL);
+	assert_int_equal(tstore_append(f->s, "p", pts, 40), MOTE_OK);
+	struct tstore_stats st;
+	tstore_get_stats(f->s, &st);
+	assert_int_equal(st.points_pending, 100);
+	assert_int_equal(st.points_refused, 60);
+	tstore_flush(f->s);
+	assert_int_equal(tstore_append(f->s, "p", pts, 60), MOTE_OK);
+}
+
 /* the flush thread makes points durable by itself within flush_ms */
 static void background_flush(void **state)
 {
@@ -450,7 +489,7 @@ static void corrupt_block(void **state)
 	tstore_close(f->s);
 	sqlite3 *db;
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "UPDATE ts_blocks SET data = x'0100ff'", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_exec(db, "UPDATE ts_parts SET data = x'0100ff'", NULL, NULL, NULL),
 			 SQLITE_OK);
 	sqlite3_close(db);
 	f->s = open_store(f, 60000);
@@ -459,6 +498,44 @@ static void corrupt_block(void **state)
 	char err[256];
 	assert_int_equal(tstore_query(f->s, &q, &r, err, sizeof err), MOTE_EIO);
 	assert_non_null(strstr(err, "damaged"));
+	/* a full block too */
+	for (int i = 0; i < 1100; i++)
+		add(f->s, "c2", "m", T0 + i, i);
+	tstore_close(f->s);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE ts_blocks SET data = x'01000301'", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+	f->s = open_store(f, 60000);
+	q.device_id = "c2";
+	assert_int_equal(tstore_query(f->s, &q, &r, err, sizeof err), MOTE_EIO);
+	assert_non_null(strstr(err, "ts_blocks"));
+}
+
+/* a telemetry.db of the earlier layout is refused with a sentence, not misread */
+static void old_layout_refused(void **state)
+{
+	struct fx *f = *state;
+	tstore_close(f->s);
+	f->s = NULL;
+	unlink(f->path);
+	char wal[160];
+	snprintf(wal, sizeof wal, "%s-wal", f->path);
+	unlink(wal);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE ts_blocks(id INTEGER PRIMARY KEY, t_first, t_last,"
+					  " count, data)", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	struct tstore_config cfg;
+	char err[300];
+	tstore_config_defaults(&cfg);
+	cfg.path = f->path;
+	assert_int_equal(tstore_open(&cfg, &f->s, err, sizeof err), MOTE_EIO);
+	assert_non_null(strstr(err, "earlier development build"));
+	f->s = NULL;
 }
 
 /* queries from several threads while one thread appends and the store flushes every 2 ms */
@@ -498,29 +575,38 @@ static void *querier(void *arg)
 	while (!atomic_load(&rc->done)) {
 		long before = atomic_load(&rc->appended);
 		/* raw source and minute-rollup source: never more than appended, never less than before */
-		struct tstore_query q1 = { "race", "a", T0 + 1, T0 + DAY, TSTORE_AGG_COUNT, 0, 0 };
-		struct tstore_query q2 = { "race", "a", T0, T0 + DAY, TSTORE_AGG_SUM, 60000, 0 };
-		struct tstore_result r1, r2;
-		char err[256];
-		if (tstore_query(rc->s, &q1, &r1, err, sizeof err) ||
-		    tstore_query(rc->s, &q2, &r2, err, sizeof err)) {
-			atomic_fetch_add(&rc->errors, 1);
-			break;
+		/* raw points (30 s buckets), minute rollups, rollups with raw edges */
+		struct tstore_query qs[3] = {
+			{ "race", "a", T0, T0 + DAY, TSTORE_AGG_COUNT, 30000, 0 },
+			{ "race", "a", T0, T0 + DAY, TSTORE_AGG_SUM, 60000, 0 },
+			{ "race", "a", T0 + 1, T0 + DAY - 1, TSTORE_AGG_SUM, 60000, 0 },
+		};
+		double got[3];
+		long after = 0;
+		for (int k = 0; k < 3; k++) {
+			struct tstore_result r;
+			char err[256];
+			if (tstore_query(rc->s, &qs[k], &r, err, sizeof err)) {
+				atomic_fetch_add(&rc->errors, 1);
+				return NULL;
+			}
+			got[k] = 0;
+			for (size_t i = 0; i < r.n; i++)
+				got[k] += r.rows[i].value;
+			tstore_result_free(&r);
+			after = atomic_load(&rc->started);
+			if (got[k] < (double)before || got[k] > (double)after) {
+				fprintf(stderr, "race: query %d counted %g, before %ld after %ld\n", k,
+					got[k], before, after);
+				atomic_fetch_add(&rc->errors, 1);
+			}
 		}
-		double raw = r1.n ? r1.rows[0].value : 0, roll = 0;
-		for (size_t i = 0; i < r2.n; i++)
-			roll += r2.rows[i].value;
-		long after = atomic_load(&rc->started);
-		if (raw < (double)before || raw > (double)after || roll < (double)before ||
-		    roll > (double)after || raw < prev_raw || roll < prev_roll) {
-			fprintf(stderr, "race: raw %g roll %g before %ld after %ld\n", raw, roll,
-				before, after);
+		if (got[0] < prev_raw || got[1] < prev_roll) {
+			fprintf(stderr, "race: counts went down\n");
 			atomic_fetch_add(&rc->errors, 1);
 		}
-		prev_raw = raw;
-		prev_roll = roll;
-		tstore_result_free(&r1);
-		tstore_result_free(&r2);
+		prev_raw = got[0];
+		prev_roll = got[1];
 		struct tstore_stats st;
 		tstore_get_stats(rc->s, &st);
 		struct tstore_latest *l;
@@ -560,10 +646,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(aggregations, setup, teardown),
 		cmocka_unit_test_setup_teardown(edges_caps_and_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(durability_and_latest, setup, teardown),
+		cmocka_unit_test_setup_teardown(pending_bound, setup, teardown),
 		cmocka_unit_test_setup_teardown(background_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(rollups_and_retention, setup, teardown),
 		cmocka_unit_test_setup_teardown(delete_device, setup, teardown),
 		cmocka_unit_test_setup_teardown(corrupt_block, setup, teardown),
+		cmocka_unit_test_setup_teardown(old_layout_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(concurrent_queries, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -40,7 +40,7 @@ static void on_publish(void *ctx, const char *topic, const void *payload, size_t
 	snprintf(last_payload, sizeof last_payload, "%.*s", (int)len, (const char *)payload);
 }
 
-static const struct mote_sink sink = { NULL, on_publish, NULL };
+static const struct mote_sink sink = { .publish = on_publish };
 
 /* The document of id as service ts shows it, parsed (caller deletes). */
 static cJSON *doc_of(struct twin_service *ts, const char *id)
