@@ -379,7 +379,8 @@ static void announce(struct twin_service *ts, const char *id, const struct twin_
 	cJSON *acc = cJSON_CreateObject();
 	cJSON *st = cJSON_CreateObject(), *md = cJSON_CreateObject();
 	bool ok = put_request_parts(st, md, req, now_ms);
-	cJSON *ev_state = ok ? cJSON_Duplicate(st, 1) : NULL;
+	bool listening = mote_sink_listening(ts->sink);
+	cJSON *ev_state = ok && listening ? cJSON_Duplicate(st, 1) : NULL;
 	/* & rather than &&: st, md and ev_state exist already and each put
 	 * must take (or free) its item */
 	ok = put(acc, "state", st) & put(acc, "metadata", md) & ok;
@@ -388,7 +389,7 @@ static void announce(struct twin_service *ts, const char *id, const struct twin_
 	publish_built(ts, id, "update/accepted", acc, ok);
 
 	/* the event: who changed what, and the new version */
-	cJSON *ev = cJSON_CreateObject();
+	cJSON *ev = listening ? cJSON_CreateObject() : NULL;
 	ok = put(ev, "state", ev_state);
 	ok = ok && put(ev, "device", cJSON_CreateString(id)) &&
 	     put_num(ev, "version", cur->version) &&

@@ -670,6 +670,23 @@ static void test_storage_failure(void **state)
 	sqlite3_close(ro);
 }
 
+static bool nobody(void *ctx)
+{
+	(void)ctx;
+	return false;
+}
+
+/* With nobody listening on the event stream, no event is built or sent;
+ * the MQTT replies are. */
+static void test_no_listener(void **state)
+{
+	struct fx *f = *state;
+	f->sink.listening = nobody;
+	mqtt(f, "d10", true, "update", true, "{\"state\":{\"reported\":{\"a\":1}}}", 10);
+	assert_true(has(f, "$twin/d10/update/accepted"));
+	assert_int_equal(f->nev, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -682,6 +699,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_storage_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_listener, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
