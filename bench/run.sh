@@ -8,7 +8,7 @@
 # REPEAT, DURATION, LAT_DURATION, CONN_TOTAL, CONN_HOLD, CONN_RATE, BROKERS,
 # SCENARIOS, for i (telemetry ingest) I_BROKERS, I_PUBS, I_PACK, I_TARGETS,
 # I_DURATION, and for h (persistent QoS 1) H_BROKERS, H_PUBS, PERSIST_DIR,
-# FSYNC_BATCH_MS; see bench/scenarios.py. Defaults take ~25 minutes on 2 cores.
+# FSYNC_BATCH_MS; see bench/scenarios.py. Defaults take ~30 minutes on 2 cores.
 # One scenario alone (e.g. `make bench SCENARIOS=h DURATION=3 REPEAT=1`)
 # updates only its sections of RESULTS.md.
 set -euo pipefail
