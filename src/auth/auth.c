@@ -88,6 +88,12 @@ struct auth {
 	double hash_tokens;
 	uint64_t hash_last_ms;
 	bool first_start_pending; /* no DATA/users at auth_new */
+	/* The first start's admin secret and its hash, made in auth_new: the
+	 * hash comes from a forked child, and a fork is only safe while the
+	 * hub has no busy threads (one inside malloc at fork time leaves the
+	 * child's allocator locked for good). Cleansed once used. */
+	char first_secret[ADMIN_SECRET_LEN + 1];
+	char *first_hash;
 };
 
 /* A key of the report budget table that no address can produce. */
@@ -825,13 +831,8 @@ static enum mote_err first_start(struct auth *a, char *err, size_t errcap)
 		store_free(s);
 		return MOTE_OK;
 	}
-	char secret[ADMIN_SECRET_LEN + 1];
-	char *hash = NULL;
-	e = store_random_secret(secret, ADMIN_SECRET_LEN);
-	if (e == MOTE_OK)
-		e = store_hash_password_apart(secret, ADMIN_SECRET_LEN, &hash);
-	if (e == MOTE_OK)
-		e = store_add_user(s, "admin", "admin", hash);
+	const char *secret = a->first_secret;
+	e = a->first_hash ? store_add_user(s, "admin", "admin", a->first_hash) : MOTE_ENOMEM;
 	if (e == MOTE_OK)
 		e = store_edit_end(a->data_dir, lockfd, s, true, err, errcap);
 	else
@@ -848,8 +849,9 @@ static enum mote_err first_start(struct auth *a, char *err, size_t errcap)
 	} else if (!err[0]) {
 		snprintf(err, errcap, "cannot create the user store: %s", mote_strerror(e));
 	}
-	OPENSSL_cleanse(secret, sizeof secret);
-	free(hash);
+	OPENSSL_cleanse(a->first_secret, sizeof a->first_secret);
+	free(a->first_hash);
+	a->first_hash = NULL;
 	store_free(s);
 	return e;
 }
@@ -924,6 +926,11 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 		a->first_start_pending = true;
 		a->store = calloc(1, sizeof *a->store);
 		e = a->store ? MOTE_OK : MOTE_ENOMEM;
+		if (e == MOTE_OK)
+			e = store_random_secret(a->first_secret, ADMIN_SECRET_LEN);
+		if (e == MOTE_OK)
+			e = store_hash_password_apart(a->first_secret, ADMIN_SECRET_LEN,
+						      &a->first_hash);
 	} else {
 		e = store_load(path, &a->store, err, errcap);
 		if (e == MOTE_OK && stat(path, &st) != 0)
@@ -961,6 +968,8 @@ void auth_free(struct auth *a)
 	limiter_free(a->addrs);
 	limiter_free(a->budgets);
 	free(a->dummy_hash);
+	free(a->first_hash);
+	OPENSSL_cleanse(a->first_secret, sizeof a->first_secret);
 	OPENSSL_cleanse(a->cache, sizeof a->cache);
 	OPENSSL_cleanse(a->cache_secret, sizeof a->cache_secret);
 	pthread_rwlock_destroy(&a->store_lock);

@@ -83,7 +83,9 @@ enum mote_err auth_new(const struct auth_config *cfg, struct auth **out, char *e
 /*
  * First start: when there was no DATA/users at auth_new, creates it with
  * user admin and a random secret printed once to cfg->secret_out (the
- * argon2id hash is computed in a child process). Does nothing otherwise.
+ * secret and its argon2id hash are made in auth_new, the hash in a child
+ * process: call auth_new before starting threads that allocate). Does
+ * nothing otherwise.
  * The hub calls it once its listeners are bound, before it serves.
  */
 enum mote_err auth_first_start(struct auth *a, char *err, size_t errcap);
