@@ -171,6 +171,13 @@ static const struct opt opts[] = {
 	{ "http", OPT_STR, HOFF(http), 0, "HOST:PORT",
 	  "serve the HTTP API (REST, live events, /metrics, /healthz) on HOST:PORT, e.g. "
 	  "127.0.0.1:8080; requests need an API token from `mote token create` (default off)", NULL },
+	{ "metrics-public", OPT_BOOL, HOFF(api.metrics_public), 0, "on|off",
+	  "serve /metrics without a token, for a Prometheus on a trusted network (default off: "
+	  "a token of scope read)", NULL },
+	{ "http-max-connections", OPT_U32, HOFF(api.max_connections), 100000, "N",
+	  "HTTP connections at once, SSE streams included (default 256)", NULL },
+	{ "http-max-sse", OPT_U32, HOFF(api.max_sse_clients), 100000, "N",
+	  "live event streams (/api/v1/events) at once; more get 503 (default 64)", NULL },
 	{ "platform", OPT_BOOL, HOFF(platform_on), 0, "on|off",
 	  "run the device registry, twins, telemetry store and rules in DATA/mote.db and "
 	  "DATA/telemetry.db (default on; off = a plain broker)", NULL },
