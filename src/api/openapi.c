@@ -1200,7 +1200,7 @@ const char api_openapi_json[] =
 	"  },\n"
 	"  \"/metrics\": {\n"
 	"   \"get\": {\n"
-	"    \"summary\": \"Prometheus text format 0.0.4 (public when the hub runs with --metrics-public)\",\n"
+	"    \"summary\": \"Prometheus text format 0.0.4 (public when the hub runs with --metrics-public on)\",\n"
 	"    \"tags\": [\n"
 	"     \"operations\"\n"
 	"    ],\n"

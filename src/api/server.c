@@ -32,6 +32,7 @@
 #include <inttypes.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,7 @@ struct sse_client {
 	char *buf;
 	size_t off, len, cap;
 	bool dropped;
+	int fd;              /* the connection's socket, to notice a hang-up */
 	pthread_cond_t cv;
 };
 
@@ -278,32 +280,71 @@ static bool sse_append(struct sse_client *c, const char *s, size_t n)
 	return true;
 }
 
+/* Whether the client hung up (it never sends after its request, so
+ * readable means EOF or junk: either way the stream is over). */
+static bool peer_gone(int fd)
+{
+	if (fd < 0)
+		return false;
+	struct pollfd pfd = { .fd = fd, .events = POLLIN | POLLRDHUP };
+	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+}
+
+static void add_ms(struct timespec *t, uint32_t ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
+
+static bool before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+#define PEER_CHECK_MS 1000u
+
 static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 {
 	(void)pos;
 	struct sse_client *c = cls;
 	struct api *a = c->api;
+	bool gone = false;
 	pthread_mutex_lock(&a->sse_mu);
 	if (c->len == c->off && !c->dropped && !atomic_load(&a->closing)) {
-		struct timespec dl;
-		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += a->heartbeat_ms / 1000;
-		dl.tv_nsec += (long)(a->heartbeat_ms % 1000) * 1000000L;
-		if (dl.tv_nsec >= 1000000000L) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000L;
-		}
+		/* Wait for a frame until the heartbeat is due, looking once a
+		 * second whether the client went away: libmicrohttpd does not
+		 * watch the socket while we wait here, and a hung-up client
+		 * would hold its stream slot until the next write. */
+		struct timespec now, beat, slice;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		beat = now;
+		add_ms(&beat, a->heartbeat_ms);
 		while (c->len == c->off && !c->dropped && !atomic_load(&a->closing)) {
-			if (pthread_cond_timedwait(&c->cv, &a->sse_mu, &dl) == ETIMEDOUT) {
-				/* A comment line: keeps proxies and the idle timeout
-				 * from closing a quiet stream. */
-				sse_append(c, ": heartbeat\n\n", 13);
-				break;
+			slice = now;
+			add_ms(&slice, PEER_CHECK_MS);
+			if (before(&beat, &slice))
+				slice = beat;
+			if (pthread_cond_timedwait(&c->cv, &a->sse_mu, &slice) == ETIMEDOUT) {
+				clock_gettime(CLOCK_MONOTONIC, &now);
+				if (!before(&now, &beat)) {
+					/* A comment line: keeps proxies and the idle
+					 * timeout from closing a quiet stream. */
+					sse_append(c, ": heartbeat\n\n", 13);
+					break;
+				}
+				if (peer_gone(c->fd)) {
+					gone = true;
+					break;
+				}
 			}
 		}
 	}
 	ssize_t ret;
-	if (c->dropped)
+	if (c->dropped || gone)
 		ret = MHD_CONTENT_READER_END_WITH_ERROR;
 	else if (c->len == c->off)
 		ret = MHD_CONTENT_READER_END_OF_STREAM; /* closing */
@@ -349,6 +390,9 @@ static enum MHD_Result sse_start(struct api *a, struct MHD_Connection *conn, str
 		return send_error(a, conn, 400, NULL, NULL, "%s", err);
 	}
 	c->api = a;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	c->fd = ci ? ci->connect_fd : -1;
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

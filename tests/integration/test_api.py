@@ -81,6 +81,8 @@ class SSE:
                 return ev, data
 
     def close(self):
+        # the file object holds the descriptor open too
+        self.f.close()
         self.s.close()
 
 
@@ -466,6 +468,41 @@ class ApiCase(unittest.TestCase):
         st, _, body = self.api("GET", "/healthz")
         self.assertEqual(st, 200)
         self.assertEqual(self.api("GET", "/api/v1/devices", token=self.read)[0], 200)
+
+
+class OptionsCase(unittest.TestCase):
+    def test_metrics_public_and_stream_limit(self):
+        """--metrics-public: /metrics without a token, nothing else; --http-max-sse."""
+        b = harness.started(self, http=True,
+                            extra_args=["--metrics-public", "on", "--http-max-sse", "1"])
+        st, h, text = b.api("GET", "/metrics", raw=True)
+        self.assertEqual(st, 200)
+        self.assertIn(b"# TYPE mote_http_sse_clients gauge", text)
+        self.assertEqual(b.api("GET", "/api/v1/devices")[0], 401)
+        self.assertEqual(b.api("GET", "/api/v1/openapi.json")[0], 401)
+        tok = b.token("read")
+        first = SSE(b, tok)
+        try:
+            self.assertEqual(first.status, 200)
+            second = SSE(b, tok)
+            self.assertEqual(second.status, 503)
+            second.close()
+        finally:
+            first.close()
+        # the slot is free again once the first stream is gone
+        # the hub notices the hang-up (within a second), not at its next write
+        # (the heartbeat, 15 s away)
+        third = []
+
+        def reopened():
+            s = SSE(b, tok)
+            if s.status == 200:
+                third.append(s)
+                return True
+            s.close()
+            return False
+        harness.wait_for(reopened, 5, "a stream after the first closed")
+        third[0].close()
 
 
 class RefusalCase(unittest.TestCase):

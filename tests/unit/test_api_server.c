@@ -220,6 +220,15 @@ static void test_limit_heartbeat_stop(void **state)
 	/* line breaks in the JSON cannot split the data line */
 	api_event(f->api, "twin", NULL, "{\"x\":\n1}");
 	assert_true(read_until(a, "data: {\"x\": 1}\n\n", buf, sizeof buf));
+	/* a client that hangs up frees its slot without waiting for a write */
+	close(b);
+	int i = 0;
+	while (i++ < 150 && metric(f, "mote_http_sse_clients") != 1)
+		usleep(20000);
+	assert_int_equal(metric(f, "mote_http_sse_clients"), 1);
+	b = dial(f, 0);
+	send_get(f, b, "/api/v1/events", true);
+	assert_true(read_until(b, ": connected", buf, sizeof buf));
 	/* quiet: heartbeats (every 500 ms with a 1 s idle timeout) */
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
