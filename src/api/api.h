@@ -54,9 +54,6 @@ uint16_t api_port(const struct api *a);
 bool api_listening(const struct api *a);
 /* A live event for SSE clients (the platform sink's event function lands here). */
 void api_event(struct api *a, const char *type, const char *device_id, const char *json);
-/* True while at least one SSE client is connected (any thread): the
- * platform builds telemetry events only then. */
-bool api_has_listeners(const struct api *a);
 /* Closes every connection (SSE streams end) and frees. NULL accepted. */
 void api_stop(struct api *a);
 

@@ -418,6 +418,22 @@ void api_metrics(struct api *a, struct mote_reply *r)
 			metric(&b, "mote_store_flush_errors_total", "counter",
 			       "Failed flushes of the telemetry store.", ss.flush_errors);
 		}
+		/* rules_get_stats reads atomics: safe here, and no pipeline wait. */
+		struct rules *rl = platform_rules(a->p);
+		if (rl) {
+			struct rules_stats rs = { 0 };
+			rules_get_stats(rl, &rs);
+			metric(&b, "mote_rules", "gauge", "Rules defined.", rs.rules);
+			metric(&b, "mote_alerts_active", "gauge", "Alerts active now.", rs.alerts_active);
+			metric(&b, "mote_alerts_raised_total", "counter", "Alerts raised since start.",
+			       rs.alerts_raised);
+			metric(&b, "mote_webhook_delivered_total", "counter",
+			       "Webhook deliveries answered with 2xx.", rs.webhook_delivered);
+			metric(&b, "mote_webhook_failed_total", "counter",
+			       "Webhook deliveries given up after every attempt.", rs.webhook_failed);
+			metric(&b, "mote_webhook_queued", "gauge", "Webhook deliveries waiting now.",
+			       rs.webhook_queued);
+		}
 	}
 	metric(&b, "mote_http_sse_clients", "gauge", "Server-Sent Events clients connected now.",
 	       atomic_load(&a->nclients));

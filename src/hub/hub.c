@@ -194,7 +194,7 @@ static bool sink_listening(void *ctx)
 {
 	struct hub *h = ctx;
 	pthread_mutex_lock(&h->api_mu);
-	bool yes = api_has_listeners(h->api);
+	bool yes = api_listening(h->api);
 	pthread_mutex_unlock(&h->api_mu);
 	return yes;
 }

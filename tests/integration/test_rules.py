@@ -217,6 +217,16 @@ class RulesCase(unittest.TestCase):
         a = self.wait_alerts("rl-1", lambda l: l and l[0]["count"] == 2, "count 2")[0]
         self.assertEqual(len(self.alerts("rl-1")), 1)
         self.assertEqual(a["value"], 70)
+        # /metrics counts it (the hub is shared with the other tests of this class)
+        c = http.client.HTTPConnection(harness.HOST, self.http_port, timeout=WAIT)
+        c.request("GET", "/metrics", headers={"Authorization": "Bearer " + self.token})
+        text = c.getresponse().read().decode()
+        c.close()
+        values = dict(line.split() for line in text.splitlines() if line and line[0] != "#")
+        self.assertGreaterEqual(int(values["mote_alerts_active"]), 1)
+        self.assertGreaterEqual(int(values["mote_alerts_raised_total"]), 1)
+        self.assertEqual(values["mote_rules"], str(len(self.api("GET", "/api/v1/rules",
+                                                                 expect=200)[1]["rules"])))
         # acknowledge
         _, acked = self.api("POST", "/api/v1/alerts/%d/ack" % a["id"], expect=200)
         self.assertTrue(acked["acknowledged"])
