@@ -1,5 +1,6 @@
 /* buf.c - the API's growable text buffer (buf.h). */
 #include "api/buf.h"
+#include "store/telemetry.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -86,15 +87,14 @@ void sb_json_str(struct sbuf *b, const char *s)
 
 void sb_json_num(struct sbuf *b, double v)
 {
-	if (!isfinite(v)) {
+	/* printf-free for values with few decimals (telemetry rows: a day is 86,400 of them) */
+	char tmp[32];
+	size_t n = telemetry_format_value(v, tmp);
+	if (!n) {
 		sb_puts(b, "null");
 		return;
 	}
-	char tmp[40];
-	snprintf(tmp, sizeof tmp, "%.15g", v);
-	if (strtod(tmp, NULL) != v)
-		snprintf(tmp, sizeof tmp, "%.17g", v);
-	sb_puts(b, tmp);
+	sb_put(b, tmp, n);
 }
 
 char *sb_take(struct sbuf *b)

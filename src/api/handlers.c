@@ -227,6 +227,24 @@ static bool device_exists(struct api *a, struct req *q, struct mote_reply *r)
 	return true;
 }
 
+/* decimal text of x without printf (a day of rows is 86,400 of them); returns the length */
+static int i64_text(int64_t x, char *out)
+{
+	char tmp[24];
+	int n = 0, o = 0;
+	uint64_t u = x < 0 ? 0 - (uint64_t)x : (uint64_t)x;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (x < 0)
+		out[o++] = '-';
+	while (n)
+		out[o++] = tmp[--n];
+	out[o] = 0;
+	return o;
+}
+
 static void telemetry(struct api *a, struct req *q, const char *accept, struct mote_reply *r)
 {
 	char err[300];
@@ -281,7 +299,11 @@ static void telemetry(struct api *a, struct req *q, const char *accept, struct m
 			      ",\"to\":%" PRId64 ",\"points\":[",
 			  api_agg_name(tq.agg), tq.interval_ms, tq.from_ms, tq.to_ms);
 		for (size_t i = 0; i < res.n; i++) {
-			sb_printf(&b, "%s[%" PRId64 ",", i ? "," : "", res.rows[i].ts_ms);
+			char tb[24];
+			int tl = i64_text(res.rows[i].ts_ms, tb);
+			sb_put(&b, i ? ",[" : "[", i ? 2 : 1);
+			sb_put(&b, tb, (size_t)tl);
+			sb_put(&b, ",", 1);
 			sb_json_num(&b, res.rows[i].value);
 			sb_put(&b, "]", 1);
 		}
@@ -417,6 +439,9 @@ void api_metrics(struct api *a, struct mote_reply *r)
 			       "Size of the telemetry database and its WAL in bytes.", ss.bytes_on_disk);
 			metric(&b, "mote_store_flush_errors_total", "counter",
 			       "Failed flushes of the telemetry store.", ss.flush_errors);
+			metric(&b, "mote_store_points_refused_total", "counter",
+			       "Points refused because too many waited for the disk.",
+			       ss.points_refused);
 		}
 		/* rules_get_stats reads atomics: safe here, and no pipeline wait. */
 		struct rules *rl = platform_rules(a->p);

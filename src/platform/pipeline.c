@@ -20,7 +20,7 @@
 #include "pki/pki.h"
 #include "platform/pipeline.h"
 
-#define INVALID_LOG_PER_S 5
+#define LOG_LINES_PER_S 5
 
 static void services(struct platform *p, struct platform_services *s)
 {
@@ -77,20 +77,29 @@ static void on_disconnect(struct platform *p, struct item *it, int64_t now)
 	connection_event(p, it->id, false);
 }
 
+/*
+ * Whether one more line of a kind may be logged this second; the count of
+ * those held back is logged when the next second begins.
+ */
+static bool log_budget_take(struct log_budget *b, uint64_t mono, const char *event)
+{
+	if (mono - b->window_ms >= 1000) {
+		if (b->held)
+			MOTE_WARN("platform", "event=%s_suppressed count=%u", event, b->held);
+		b->window_ms = mono;
+		b->logged = 0;
+		b->held = 0;
+	}
+	if (b->logged++ < LOG_LINES_PER_S)
+		return true;
+	b->held++;
+	return false;
+}
+
 static void log_invalid(struct platform *p, const char *id, const char *why, uint64_t mono)
 {
-	if (mono - p->invalid_log_window_ms >= 1000) {
-		if (p->invalid_held)
-			MOTE_WARN("platform", "event=telemetry_invalid_suppressed count=%u",
-				  p->invalid_held);
-		p->invalid_log_window_ms = mono;
-		p->invalid_logged = 0;
-		p->invalid_held = 0;
-	}
-	if (p->invalid_logged++ < INVALID_LOG_PER_S)
+	if (log_budget_take(&p->invalid_log, mono, "telemetry_invalid"))
 		MOTE_WARN("platform", "event=telemetry_invalid device=%s why=\"%s\"", id, why);
-	else
-		p->invalid_held++;
 }
 
 /* Live telemetry for SSE: the decoded points as one JSON object. */
@@ -158,9 +167,9 @@ static void on_telemetry(struct platform *p, struct item *it, int64_t now, uint6
 	atomic_fetch_add(&p->telemetry_messages, 1);
 	atomic_fetch_add(&p->telemetry_points, p->batch.n);
 	e = tstore_append(p->store, it->id, p->batch.pts, p->batch.n);
-	if (e != MOTE_OK)
+	if (e != MOTE_OK && log_budget_take(&p->append_log, mono, "store_append_failed"))
 		MOTE_WARN("platform", "event=store_append_failed device=%s why=\"%s\"", it->id,
-			  mote_strerror(e));
+			  e == MOTE_EFULL ? "too many points wait for the disk" : mote_strerror(e));
 	rules_on_points(p->rules, it->id, registry_model(p->registry, it->id), p->batch.pts,
 			p->batch.n, now);
 	if (mote_sink_listening(p->sink))

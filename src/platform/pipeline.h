@@ -25,9 +25,11 @@ struct platform {
 	_Atomic uint64_t inflight_since_ms; /* oldest message being handled, 0 = none */
 	_Atomic uint64_t telemetry_messages, telemetry_points, telemetry_invalid;
 	_Atomic uint64_t devices, devices_online, alloc_failed;
-	/* Invalid payload log lines: at most a few per second. */
-	uint64_t invalid_log_window_ms;
-	unsigned invalid_logged, invalid_held;
+	/* Log lines that a flood could repeat: at most a few per second each. */
+	struct log_budget {
+		uint64_t window_ms;
+		unsigned logged, held;
+	} invalid_log, append_log;
 };
 
 void *pipeline_main(void *arg);
