@@ -26,6 +26,10 @@ struct mote_reply {
 
 /* Takes ownership of json (may be NULL: then status becomes 500). */
 void mote_reply_json(struct mote_reply *r, int status, char *json);
+/* Prints a cJSON tree into the reply and deletes the tree (NULL, or no
+ * memory to print: 500). */
+struct cJSON;
+void mote_reply_cjson(struct mote_reply *r, int status, struct cJSON *o);
 /* An error in the stable shape; message is printf-formatted. */
 void mote_reply_error(struct mote_reply *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -47,17 +47,6 @@ static cJSON *row_json(sqlite3_stmt *st)
 	return o;
 }
 
-static void reply_cjson(struct mote_reply *out, int status, cJSON *o)
-{
-	char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	if (!text) {
-		mote_reply_error(out, 500, "out of memory");
-		return;
-	}
-	mote_reply_json(out, status, text);
-}
-
 /* Splits "key:value" (or "key") into the two bind values. */
 static void split_tag(const char *tag, char *key, size_t keycap, const char **value)
 {
@@ -140,7 +129,7 @@ void registry_list_json(struct registry *r, const struct registry_filter *f,
 		sqlite3_finalize(s);
 	}
 	cJSON_AddNumberToObject(o, "total", (double)total);
-	reply_cjson(out, 200, o);
+	mote_reply_cjson(out, 200, o);
 }
 
 void registry_get_json(struct registry *r, const char *id, struct mote_reply *out)
@@ -156,7 +145,7 @@ void registry_get_json(struct registry *r, const char *id, struct mote_reply *ou
 	}
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		reply_cjson(out, 200, row_json(st));
+		mote_reply_cjson(out, 200, row_json(st));
 	else
 		mote_reply_error(out, 404, "no device '%.128s'", id);
 	sqlite3_finalize(st);

@@ -360,16 +360,6 @@ void alerts_retention(struct rules *r, int64_t now_ms)
 
 /* ---- REST ---------------------------------------------------------------- */
 
-static void reply_obj(struct mote_reply *out, int status, cJSON *o)
-{
-	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	if (!s)
-		mote_reply_error(out, 500, "out of memory");
-	else
-		mote_reply_json(out, status, s);
-}
-
 void alerts_list(struct rules *r, const struct alerts_filter *f, struct mote_reply *out)
 {
 	struct alerts_filter none = { .acknowledged = -1 };
@@ -404,15 +394,7 @@ void alerts_list(struct rules *r, const struct alerts_filter *f, struct mote_rep
 		sqlite3_bind_text(st, 3, f->severity, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 4, f->acknowledged < 0 ? -1 : f->acknowledged ? 1 : 0);
 	sqlite3_bind_int64(st, 5, limit);
-	cJSON *o = cJSON_CreateObject();
-	cJSON *arr = o ? cJSON_AddArrayToObject(o, "alerts") : NULL;
-	while (arr && sqlite3_step(st) == SQLITE_ROW) {
-		cJSON *a = row_json(st);
-		if (a)
-			cJSON_AddItemToArray(arr, a);
-	}
-	sqlite3_finalize(st);
-	reply_obj(out, 200, o);
+	rules_reply_rows(out, st, "alerts", row_json);
 }
 
 static int64_t lookup_alert(struct rules *r, const char *alert_id, struct mote_reply *out)
@@ -436,7 +418,7 @@ void alerts_get(struct rules *r, const char *alert_id, struct mote_reply *out)
 {
 	int64_t id = lookup_alert(r, alert_id, out);
 	if (id)
-		reply_obj(out, 200, alert_obj(r, id, true));
+		mote_reply_cjson(out, 200, alert_obj(r, id, true));
 }
 
 void alerts_ack(struct rules *r, const char *alert_id, const char *who, int64_t now_ms,
@@ -464,7 +446,7 @@ void alerts_ack(struct rules *r, const char *alert_id, const char *who, int64_t 
 		add_event(r, id, "acknowledged", who, NULL, NULL, now_ms);
 		notify(r, "acknowledged", id, now_ms);
 	}
-	reply_obj(out, 200, alert_obj(r, id, false));
+	mote_reply_cjson(out, 200, alert_obj(r, id, false));
 }
 
 void alerts_clear(struct rules *r, const char *alert_id, const char *who, int64_t now_ms,
@@ -474,5 +456,5 @@ void alerts_clear(struct rules *r, const char *alert_id, const char *who, int64_
 	if (!id)
 		return;
 	clear_id(r, id, who && *who ? who : "api", now_ms); /* already cleared: unchanged */
-	reply_obj(out, 200, alert_obj(r, id, false));
+	mote_reply_cjson(out, 200, alert_obj(r, id, false));
 }

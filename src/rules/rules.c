@@ -933,3 +933,17 @@ void rules_get_stats(struct rules *r, struct rules_stats *out)
 	out->webhook_queued = r->q.njobs;
 	pthread_mutex_unlock(&r->q.mu);
 }
+
+void rules_reply_rows(struct mote_reply *out, sqlite3_stmt *st, const char *name,
+		      cJSON *(*row)(sqlite3_stmt *st))
+{
+	cJSON *o = cJSON_CreateObject();
+	cJSON *arr = o ? cJSON_AddArrayToObject(o, name) : NULL;
+	while (arr && sqlite3_step(st) == SQLITE_ROW) {
+		cJSON *item = row(st);
+		if (item)
+			cJSON_AddItemToArray(arr, item);
+	}
+	sqlite3_finalize(st);
+	mote_reply_cjson(out, 200, o);
+}

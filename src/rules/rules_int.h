@@ -188,4 +188,8 @@ void webhook_retention(struct rules *r, int64_t now_ms);
 /* hex HMAC-SHA256 of body with key (out: 65 bytes). */
 void webhook_sign(const char *key, const char *body, size_t len, char out[65]);
 
+/* Answers 200 {"<name>":[row(st) of every row]} and finalizes st. */
+void rules_reply_rows(struct mote_reply *out, sqlite3_stmt *st, const char *name,
+		      cJSON *(*row)(sqlite3_stmt *st));
+
 #endif

@@ -452,16 +452,6 @@ static cJSON *hook_obj(sqlite3_stmt *st)
 	return o;
 }
 
-static void reply_obj(struct mote_reply *out, int status, cJSON *o)
-{
-	char *s = o ? cJSON_PrintUnformatted(o) : NULL;
-	cJSON_Delete(o);
-	if (!s)
-		mote_reply_error(out, 500, "out of memory");
-	else
-		mote_reply_json(out, status, s);
-}
-
 void webhooks_list(struct rules *r, struct mote_reply *out)
 {
 	sqlite3_stmt *st;
@@ -470,15 +460,7 @@ void webhooks_list(struct rules *r, struct mote_reply *out)
 		mote_reply_error(out, 500, "webhooks: %s", sqlite3_errmsg(r->db));
 		return;
 	}
-	cJSON *o = cJSON_CreateObject();
-	cJSON *arr = o ? cJSON_AddArrayToObject(o, "webhooks") : NULL;
-	while (arr && sqlite3_step(st) == SQLITE_ROW) {
-		cJSON *h = hook_obj(st);
-		if (h)
-			cJSON_AddItemToArray(arr, h);
-	}
-	sqlite3_finalize(st);
-	reply_obj(out, 200, o);
+	rules_reply_rows(out, st, "webhooks", hook_obj);
 }
 
 /* Validates a webhook object; NULL and a sentence in err, or the events array to store. */
@@ -604,7 +586,7 @@ void webhooks_create(struct rules *r, const char *body, size_t len, struct mote_
 		cJSON_AddStringToObject(o, "secret", secret);
 		cJSON_AddNumberToObject(o, "created_ms", (double)now);
 	}
-	reply_obj(out, 201, o);
+	mote_reply_cjson(out, 201, o);
 out:
 	sqlite3_finalize(st);
 	free(events);
@@ -665,6 +647,31 @@ void webhooks_delete(struct rules *r, const char *webhook_id, struct mote_reply 
 	mote_reply_json(out, 204, NULL);
 }
 
+static cJSON *delivery_obj(sqlite3_stmt *st)
+{
+	cJSON *d = cJSON_CreateObject();
+	if (!d)
+		return NULL;
+	cJSON_AddNumberToObject(d, "id", (double)sqlite3_column_int64(st, 0));
+	cJSON_AddNumberToObject(d, "webhook", (double)sqlite3_column_int64(st, 1));
+	cJSON_AddNumberToObject(d, "alert", (double)sqlite3_column_int64(st, 2));
+	cJSON_AddStringToObject(d, "event", (const char *)sqlite3_column_text(st, 3));
+	cJSON_AddStringToObject(d, "status", (const char *)sqlite3_column_text(st, 4));
+	cJSON_AddNumberToObject(d, "attempts", sqlite3_column_int(st, 5));
+	if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+		cJSON_AddNullToObject(d, "http_code");
+	else
+		cJSON_AddNumberToObject(d, "http_code", sqlite3_column_int(st, 6));
+	const char *e = (const char *)sqlite3_column_text(st, 7);
+	if (e)
+		cJSON_AddStringToObject(d, "error", e);
+	else
+		cJSON_AddNullToObject(d, "error");
+	cJSON_AddNumberToObject(d, "created_ms", (double)sqlite3_column_int64(st, 8));
+	cJSON_AddNumberToObject(d, "updated_ms", (double)sqlite3_column_int64(st, 9));
+	return d;
+}
+
 void webhooks_deliveries(struct rules *r, const char *webhook_id, uint32_t limit,
 			 struct mote_reply *out)
 {
@@ -688,31 +695,5 @@ void webhooks_deliveries(struct rules *r, const char *webhook_id, uint32_t limit
 	}
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, limit);
-	cJSON *o = cJSON_CreateObject();
-	cJSON *arr = o ? cJSON_AddArrayToObject(o, "deliveries") : NULL;
-	while (arr && sqlite3_step(st) == SQLITE_ROW) {
-		cJSON *d = cJSON_CreateObject();
-		if (!d)
-			break;
-		cJSON_AddNumberToObject(d, "id", (double)sqlite3_column_int64(st, 0));
-		cJSON_AddNumberToObject(d, "webhook", (double)sqlite3_column_int64(st, 1));
-		cJSON_AddNumberToObject(d, "alert", (double)sqlite3_column_int64(st, 2));
-		cJSON_AddStringToObject(d, "event", (const char *)sqlite3_column_text(st, 3));
-		cJSON_AddStringToObject(d, "status", (const char *)sqlite3_column_text(st, 4));
-		cJSON_AddNumberToObject(d, "attempts", sqlite3_column_int(st, 5));
-		if (sqlite3_column_type(st, 6) == SQLITE_NULL)
-			cJSON_AddNullToObject(d, "http_code");
-		else
-			cJSON_AddNumberToObject(d, "http_code", sqlite3_column_int(st, 6));
-		const char *e = (const char *)sqlite3_column_text(st, 7);
-		if (e)
-			cJSON_AddStringToObject(d, "error", e);
-		else
-			cJSON_AddNullToObject(d, "error");
-		cJSON_AddNumberToObject(d, "created_ms", (double)sqlite3_column_int64(st, 8));
-		cJSON_AddNumberToObject(d, "updated_ms", (double)sqlite3_column_int64(st, 9));
-		cJSON_AddItemToArray(arr, d);
-	}
-	sqlite3_finalize(st);
-	reply_obj(out, 200, o);
+	rules_reply_rows(out, st, "deliveries", delivery_obj);
 }
