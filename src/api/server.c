@@ -290,16 +290,6 @@ static bool peer_gone(int fd)
 	return poll(&pfd, 1, 0) > 0 && (pfd.revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
 }
 
-static void add_ms(struct timespec *t, uint32_t ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 static bool before(const struct timespec *a, const struct timespec *b)
 {
 	return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
@@ -322,10 +312,10 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *out, size_t max)
 		struct timespec now, beat, slice;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		beat = now;
-		add_ms(&beat, a->heartbeat_ms);
+		mote_timespec_add_ms(&beat, a->heartbeat_ms);
 		while (c->len == c->off && !c->dropped && !atomic_load(&a->closing)) {
 			slice = now;
-			add_ms(&slice, PEER_CHECK_MS);
+			mote_timespec_add_ms(&slice, PEER_CHECK_MS);
 			if (before(&beat, &slice))
 				slice = beat;
 			if (pthread_cond_timedwait(&c->cv, &a->sse_mu, &slice) == ETIMEDOUT) {

@@ -357,6 +357,18 @@ static char *q(char *buf, size_t cap, const void *s, size_t n)
 	return mote_log_quote(buf, cap, s, n);
 }
 
+/* An address crossed the failed-login limit: a log line and an audit record. */
+static void report_block(struct auth *a, const char *at, uint64_t block_ms)
+{
+	MOTE_WARN("auth", "event=auth_rate_limited address=%s seconds=%" PRIu64
+			  " why=\"%u failed logins within %u s\"",
+		  at, block_ms / 1000, a->cfg.fail_max, a->cfg.fail_window_s);
+	char fields[200];
+	snprintf(fields, sizeof fields, "{\"address\":\"%s\",\"seconds\":%" PRIu64 "}", at,
+		 block_ms / 1000);
+	audit_rec(a, "auth_rate_limited", fields);
+}
+
 /* A failed login: log, audit, count against the address. */
 static void login_failed(struct auth *a, const struct broker_client *c,
 			 const struct limit_addr *ad, bool have_addr, const char *why,
@@ -388,13 +400,7 @@ static void login_failed(struct auth *a, const struct broker_client *c,
 	if (block) {
 		char at[64];
 		addr_text(ad, at, sizeof at);
-		MOTE_WARN("auth", "event=auth_rate_limited address=%s seconds=%" PRIu64
-				  " why=\"%u failed logins within %u s\"",
-			  at, block / 1000, a->cfg.fail_max, a->cfg.fail_window_s);
-		char fields[200];
-		snprintf(fields, sizeof fields, "{\"address\":\"%s\",\"seconds\":%" PRIu64 "}", at,
-			 block / 1000);
-		audit_rec(a, "auth_rate_limited", fields);
+		report_block(a, at, block);
 	}
 }
 
@@ -778,15 +784,8 @@ enum mote_err auth_check_token_from(struct auth *a, const struct sockaddr *sa, c
 			 at, sup);
 		audit_rec(a, "auth_failed", fields);
 	}
-	if (block) {
-		MOTE_WARN("auth", "event=auth_rate_limited address=%s seconds=%" PRIu64
-				  " why=\"%u failed logins within %u s\"",
-			  at, block / 1000, a->cfg.fail_max, a->cfg.fail_window_s);
-		char fields[200];
-		snprintf(fields, sizeof fields, "{\"address\":\"%s\",\"seconds\":%" PRIu64 "}", at,
-			 block / 1000);
-		audit_rec(a, "auth_rate_limited", fields);
-	}
+	if (block)
+		report_block(a, at, block);
 	return MOTE_EDENIED;
 }
 

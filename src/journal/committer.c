@@ -135,7 +135,7 @@ enum mote_err jcommit_open(const struct jcommit_opts *o, journal_replay_fn repla
 		return err;
 	}
 	pthread_mutex_init(&c->mu, NULL);
-	/* add_ms computes deadlines on CLOCK_MONOTONIC; a default condition
+	/* mote_mono_deadline computes deadlines on CLOCK_MONOTONIC; a default condition
 	 * variable reads them as CLOCK_REALTIME, i.e. long past, and every
 	 * timed wait would return at once (a busy loop while BATCH waits for
 	 * its sync or a failing disk waits for its retry). */
@@ -278,17 +278,6 @@ static bool commit_work(struct jcommit *c)
 	return ok;
 }
 
-static void add_ms(struct timespec *ts, uint64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t)(ms / 1000u);
-	ts->tv_nsec += (long)(ms % 1000u) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Takes what was submitted into `work` (appending to what a failure left). */
 static void take_incoming(struct jcommit *c)
 {
@@ -340,7 +329,7 @@ static void *committer_main(void *arg)
 			if (wait == 0)
 				break;
 			struct timespec ts;
-			add_ms(&ts, wait);
+			ts = mote_mono_deadline(wait);
 			if (pthread_cond_timedwait(&c->cond, &c->mu, &ts) == ETIMEDOUT)
 				break;
 		}
@@ -372,7 +361,7 @@ static void *committer_main(void *arg)
 		if (!healthy && c->incoming.nrec == 0) {
 			/* Wait retry_ms before trying the same records again. */
 			struct timespec ts;
-			add_ms(&ts, c->retry_ms);
+			ts = mote_mono_deadline(c->retry_ms);
 			while (!c->stop && c->incoming.nrec == 0 &&
 			       pthread_cond_timedwait(&c->cond, &c->mu, &ts) != ETIMEDOUT)
 				;

@@ -125,14 +125,7 @@ bool queue_take(struct queue *q, uint64_t wait_ms, struct item **calls, struct i
 {
 	pthread_mutex_lock(&q->mu);
 	if (!q->head && !q->calls && !q->closing && wait_ms) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += (time_t)(wait_ms / 1000);
-		ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
+		struct timespec ts = mote_mono_deadline(wait_ms);
 		while (!q->head && !q->calls && !q->closing &&
 		       pthread_cond_timedwait(&q->ready, &q->mu, &ts) != ETIMEDOUT) {
 		}

@@ -178,14 +178,7 @@ static void *run(void *arg)
 				pthread_cond_wait(&q->cv, &q->mu);
 			} else {
 				uint64_t wait = (*best)->due_mono - now;
-				struct timespec ts;
-				clock_gettime(CLOCK_MONOTONIC, &ts);
-				ts.tv_sec += (time_t)(wait / 1000);
-				ts.tv_nsec += (long)(wait % 1000) * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
+				struct timespec ts = mote_mono_deadline(wait);
 				pthread_cond_timedwait(&q->cv, &q->mu, &ts);
 			}
 			continue;
