@@ -45,6 +45,54 @@ static void device_created(struct platform_services *s, struct call *c)
 	cJSON_Delete(doc);
 }
 
+/*
+ * PATCH /devices/{id}/twin: desired state, and the device's tags (which
+ * live in the registry, like Azure's twin tags): {"desired":{..},
+ * "version":N, "tags":{..}}. Tags are checked and written first; a body
+ * with tags only answers the unchanged twin.
+ */
+static void twin_patch(struct platform_services *s, struct call *c, struct mote_reply *r)
+{
+	cJSON *o = cJSON_ParseWithLength(c->body, c->len);
+	cJSON *tags = cJSON_IsObject(o) ? cJSON_DetachItemFromObjectCaseSensitive(o, "tags") : NULL;
+	if (!tags) {
+		cJSON_Delete(o);
+		twin_service_patch(s->twins, c->rid, c->body, c->len, s->now_ms, r);
+		return;
+	}
+	cJSON *upd = cJSON_CreateObject();
+	char *text = NULL;
+	if (upd) {
+		cJSON_AddItemToObject(upd, "tags", tags);
+		tags = NULL;
+		text = cJSON_PrintUnformatted(upd);
+	}
+	cJSON_Delete(upd);
+	cJSON_Delete(tags);
+	if (!text) {
+		cJSON_Delete(o);
+		mote_reply_error(r, 500, "out of memory");
+		return;
+	}
+	registry_update_json(s->registry, c->rid, text, strlen(text), r);
+	free(text);
+	if (r->status != 200) {
+		cJSON_Delete(o);
+		return;
+	}
+	mote_reply_clear(r);
+	bool more = o->child != NULL;
+	char *rest = more ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (rest)
+		twin_service_patch(s->twins, c->rid, rest, strlen(rest), s->now_ms, r);
+	else if (more)
+		mote_reply_error(r, 500, "out of memory");
+	else
+		twin_service_get(s->twins, c->rid, r);
+	free(rest);
+}
+
 static void run(struct platform_services *s, void *arg)
 {
 	struct call *c = arg;
@@ -77,7 +125,7 @@ static void run(struct platform_services *s, void *arg)
 		if (!registry_exists(s->registry, c->rid))
 			mote_reply_error(r, 404, "no device '%s'", c->rid);
 		else
-			twin_service_patch(s->twins, c->rid, c->body, c->len, s->now_ms, r);
+			twin_patch(s, c, r);
 		break;
 	case API_R_TELEMETRY:
 	case API_R_TELEMETRY_LATEST:

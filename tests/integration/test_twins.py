@@ -140,6 +140,24 @@ class TwinCase(unittest.TestCase):
         self.assertEqual(doc["metadata"]["reported"]["fw"]["timestamp"], ts)
         self.assertNotIn("clientToken", doc)
 
+    def test_patch_tags_with_desired(self):
+        self.device("tw-tags")
+        self.wait_registered("tw-tags")
+        doc = self.patch("tw-tags", {"desired": {"fan": 2}, "tags": {"site": "north"}})
+        self.assertEqual(doc["state"]["desired"], {"fan": 2})
+        st, _, dev = self.b.api("GET", "/api/v1/devices/tw-tags", token=self.token)
+        self.assertEqual((st, dev["tags"]), (200, {"site": "north"}))
+        # tags alone: the twin is answered unchanged
+        doc = self.patch("tw-tags", {"tags": {"site": "south", "line": "2"}})
+        self.assertEqual(doc["version"], 1)
+        st, _, dev = self.b.api("GET", "/api/v1/devices/tw-tags", token=self.token)
+        self.assertEqual(dev["tags"], {"site": "south", "line": "2"})
+        # bad tags: 400 and the desired part is not applied either
+        err = self.patch("tw-tags", {"desired": {"fan": 3}, "tags": {"site": 5}}, status=400)
+        self.assertIn("tag", err["message"])
+        st, _, doc = self.api("GET", "tw-tags")
+        self.assertEqual((doc["version"], doc["state"]["desired"]), (1, {"fan": 2}))
+
     def test_delta_to_device_and_rest(self):
         d = self.device("tw-delta")
         self.wait_registered("tw-delta")
