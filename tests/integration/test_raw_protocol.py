@@ -383,6 +383,9 @@ class Session(RawCase):
         keep = dict(clean=False, props=[(SESSION_EXPIRY_INTERVAL, 300)])
         c = self.client(b, client_id="sx-lower", **keep)
         c.send(disconnect(props=[(SESSION_EXPIRY_INTERVAL, 0)]))
+        # The hub closes once it has handled the DISCONNECT; a new socket's
+        # CONNECT sent before that may be read first (two sockets, no order).
+        c.expect_closed()
         c.close()
         again = self.raw(b)
         self.assertFalse(again.connect("sx-lower", **keep).session_present)
