@@ -1,7 +1,7 @@
 /* fuzz_registry_json.c - the registry's REST bodies take any bytes: a
  * create answers 201 or a 400/409 error in the API's one error shape, and an
  * accepted device reads back (200) with the id it was given; the same bytes
- * as a PATCH of that device answer 200, 400 or 404. The device is removed
+ * as a PATCH of an existing device answer 200 or 400. The device is removed
  * again so the table stays small. */
 #include <stdbool.h>
 #include <stdint.h>
