@@ -381,9 +381,11 @@ static void announce(struct twin_service *ts, const char *id, const struct twin_
 	bool ok = put_request_parts(st, md, req, now_ms);
 	bool listening = mote_sink_listening(ts->sink);
 	cJSON *ev_state = ok && listening ? cJSON_Duplicate(st, 1) : NULL;
-	/* & rather than &&: st, md and ev_state exist already and each put
-	 * must take (or free) its item */
-	ok = put(acc, "state", st) & put(acc, "metadata", md) & ok;
+	/* Both puts run whatever the first returns: st and md exist already
+	 * and each put must take (or free) its item. */
+	bool put_state = put(acc, "state", st);
+	bool put_meta = put(acc, "metadata", md);
+	ok = put_state && put_meta && ok;
 	ok = ok && put_num(acc, "version", cur->version) && put_num(acc, "timestamp", now_ms) &&
 	     put_token(acc, req);
 	publish_built(ts, id, "update/accepted", acc, ok);
