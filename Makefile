@@ -15,7 +15,7 @@ SAN_BUILD   ?= build-san
 TSAN_BUILD  ?= build-tsan
 FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 300
-TEST_FUZZ_SECONDS ?= 15
+TEST_FUZZ_SECONDS ?= 10
 DATA        ?= data
 
 .PHONY: all build deps run test test-unit test-san test-tsan test-fuzz bench fuzz clean format
