@@ -227,6 +227,8 @@ static void *run(void *arg)
 	return NULL;
 }
 
+/* libcurl's global initialisation is process-wide by libcurl's design and
+ * must run once before any handle: the one piece of process state here. */
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
 static void curl_start(void)
