@@ -154,6 +154,11 @@ struct broker_hooks {
 	/* Every message accepted for routing (clients and broker_publish);
 	 * c is NULL for messages from inside the hub and for wills. */
 	void (*tap)(void *ctx, const struct broker_client *c, const struct broker_msg_view *m);
+	/* A subscription of c is in place (after SUBSCRIBE was authorized and
+	 * the filter added): a message published from now on that matches it
+	 * reaches the client. filter as the client sent it ($share/... too). */
+	void (*subscribed)(void *ctx, const struct broker_client *c, const uint8_t *filter,
+			   size_t len);
 	/* A client completed CONNECT / its connection ended (reason sent or seen). */
 	void (*on_connect)(void *ctx, const struct broker_client *c);
 	void (*on_disconnect)(void *ctx, const struct broker_client *c, uint8_t reason);

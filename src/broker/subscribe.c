@@ -284,6 +284,11 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 			continue;
 		}
 		reasons[i] = e.opts.qos;
+		if (b->hooks.subscribed) {
+			struct broker_client info;
+			conn_fill_client(c, &info);
+			b->hooks.subscribed(b->hooks.ctx, &info, e.filter.p, e.filter.len);
+		}
 		/* Shared subscriptions get no retained messages [MQTT-3.8.4-?]. */
 		want_retained[i] = !shared && (o.retain_handling == 0 ||
 					       (o.retain_handling == 1 && !existed));

@@ -233,11 +233,16 @@ static uint8_t hook_authenticate(void *ctx, const struct broker_client *c,
 static bool hook_authorize(void *ctx, const struct broker_client *c, enum broker_access access,
 			   const uint8_t *topic, size_t len)
 {
+	return auth_authorize(((struct hub *)ctx)->auth, c, access, topic, len);
+}
+
+/* The subscription exists now: a delta sent for it cannot overtake it. */
+static void hook_subscribed(void *ctx, const struct broker_client *c, const uint8_t *filter,
+			    size_t len)
+{
 	struct hub *h = ctx;
-	bool ok = auth_authorize(h->auth, c, access, topic, len);
-	if (ok && access == BROKER_ACCESS_SUBSCRIBE && h->platform && is_device(c))
-		platform_on_subscribe(h->platform, c, topic, len);
-	return ok;
+	if (h->platform && is_device(c))
+		platform_on_subscribe(h->platform, c, filter, len);
 }
 
 /* The registry, twins, telemetry store and rules, before the broker taps them. */
@@ -459,6 +464,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		.authorize = hook_authorize,
 		.tap = h.prov || h.platform ? hook_tap : NULL,
 		.on_connect = h.platform ? hook_on_connect : NULL,
+		.subscribed = h.platform ? hook_subscribed : NULL,
 		.on_disconnect = h.platform ? hook_on_disconnect : NULL,
 	};
 	err = broker_new(&bcfg, &hooks, h.loop, &h.broker);

@@ -69,9 +69,9 @@ void platform_tap(struct platform *p, const struct broker_client *c,
 void platform_on_connect(struct platform *p, const struct broker_client *c, bool is_device,
 			 const char *cert_serial);
 void platform_on_disconnect(struct platform *p, const struct broker_client *c, uint8_t reason);
-/* A SUBSCRIBE the broker allowed: a device that subscribes to its own
- * $twin/{id}/update/delta (or a filter covering it) is sent its current
- * delta, so a clean session does not miss it. */
+/* A subscription the broker has put in place (its subscribed hook): a
+ * device that subscribes to its own $twin/{id}/update/delta (or a filter
+ * covering it) is sent its current delta, so a clean session gets it too. */
 void platform_on_subscribe(struct platform *p, const struct broker_client *c,
 			   const uint8_t *filter, size_t len);
 

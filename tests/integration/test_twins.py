@@ -140,6 +140,19 @@ class TwinCase(unittest.TestCase):
         self.assertEqual(doc["metadata"]["reported"]["fw"]["timestamp"], ts)
         self.assertNotIn("clientToken", doc)
 
+    def test_clean_session_gets_delta_on_subscribe(self):
+        # registered ahead of time, desired set while it never connected
+        st, _, _ = self.b.api("POST", "/api/v1/devices", {"id": "tw-clean"}, token=self.token)
+        self.assertEqual(st, 201)
+        self.patch("tw-clean", {"desired": {"mode": "eco"}})
+        for _ in range(5):
+            # each time a new clean session: the delta comes once its
+            # subscription exists, never before it
+            d = Device(self, self.b, "tw-clean", clean=True)
+            delta = d.reply("update/delta")
+            self.assertEqual((delta["state"], delta["version"]), ({"mode": "eco"}, 1))
+            d.peer.close()
+
     def test_patch_tags_with_desired(self):
         self.device("tw-tags")
         self.wait_registered("tw-tags")
