@@ -284,17 +284,22 @@ void handle_subscribe(struct conn *c, const struct mqtt_subscribe *p)
 			continue;
 		}
 		reasons[i] = e.opts.qos;
-		if (b->hooks.subscribed) {
-			struct broker_client info;
-			conn_fill_client(c, &info);
-			b->hooks.subscribed(b->hooks.ctx, &info, e.filter.p, e.filter.len);
-		}
 		/* Shared subscriptions get no retained messages [MQTT-3.8.4-?]. */
 		want_retained[i] = !shared && (o.retain_handling == 0 ||
 					       (o.retain_handling == 1 && !existed));
 	}
 
 	shard_note_interest(b);
+	/* Only now, with the shard's interest published to the other shards,
+	 * would a message routed from elsewhere reach the new subscriptions. */
+	if (b->hooks.subscribed) {
+		struct broker_client info;
+		conn_fill_client(c, &info);
+		mqtt_subscribe_iter(&it, p);
+		for (uint32_t k = 0; k < i && mqtt_topics_next(&it, &e); k++)
+			if (reasons[k] <= 2)
+				b->hooks.subscribed(b->hooks.ctx, &info, e.filter.p, e.filter.len);
+	}
 	struct mqtt_packet ack = { .type = MQTT_SUBACK };
 	ack.u.suback.packet_id = p->packet_id;
 	ack.u.suback.count = i;

@@ -198,7 +198,10 @@ static void on_subscribe(struct platform *p, struct item *it)
 {
 	char topic[200];
 	snprintf(topic, sizeof topic, "$twin/%s/update/delta", it->id);
-	if (registry_exists(p->registry, it->id) && filter_covers(it->op, topic))
+	bool covers = filter_covers(it->op, topic);
+	MOTE_DEBUG("platform", "event=subscribed device=%s filter=\"%s\" delta=%s", it->id, it->op,
+		   covers && registry_exists(p->registry, it->id) ? "sent" : "no");
+	if (covers && registry_exists(p->registry, it->id))
 		twin_service_on_connect(p->twins, it->id);
 }
 
