@@ -154,6 +154,9 @@ struct broker_hooks {
 	/* Every message accepted for routing (clients and broker_publish);
 	 * c is NULL for messages from inside the hub and for wills. */
 	void (*tap)(void *ctx, const struct broker_client *c, const struct broker_msg_view *m);
+	/* Optional, before tap: false skips tap for this topic, so messages
+	 * nobody behind the tap wants cost no client description (hot path). */
+	bool (*tap_wants)(void *ctx, const uint8_t *topic, size_t len);
 	/* A subscription of c is in place (after SUBSCRIBE was authorized and
 	 * the filter added): a message published from now on that matches it
 	 * reaches the client. filter as the client sent it ($share/... too). */

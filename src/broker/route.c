@@ -168,7 +168,8 @@ static bool online(void *ctx, struct session *s)
 
 uint32_t route_message(struct broker *b, struct msg *m, const struct conn *from)
 {
-	if (b->hooks.tap) {
+	if (b->hooks.tap &&
+	    (!b->hooks.tap_wants || b->hooks.tap_wants(b->hooks.ctx, msg_topic(m), m->topic_len))) {
 		struct broker_msg_view v = { msg_topic(m), m->topic_len, msg_payload(m),
 					     m->payload_len, m->qos, m->retain };
 		struct broker_client info;

@@ -158,6 +158,16 @@ static void hook_tap(void *ctx, const struct broker_client *c, const struct brok
 		platform_tap(h->platform, c, m, c && is_device(c));
 }
 
+/* What the tap's users read: $provision/... (provisioning), dev/... and
+ * $twin/... (the platform). Everything else skips the tap. */
+static bool hook_tap_wants(void *ctx, const uint8_t *topic, size_t len)
+{
+	(void)ctx;
+	return (len > 4 && memcmp(topic, "dev/", 4) == 0) ||
+	       (len > 6 && memcmp(topic, "$twin/", 6) == 0) ||
+	       (len > 11 && memcmp(topic, "$provision/", 11) == 0);
+}
+
 static void hook_on_connect(void *ctx, const struct broker_client *c)
 {
 	struct hub *h = ctx;
@@ -463,6 +473,7 @@ enum mote_err hub_run(const struct hub_config *cfg)
 		.authenticate = hook_authenticate,
 		.authorize = hook_authorize,
 		.tap = h.prov || h.platform ? hook_tap : NULL,
+		.tap_wants = hook_tap_wants,
 		.on_connect = h.platform ? hook_on_connect : NULL,
 		.subscribed = h.platform ? hook_subscribed : NULL,
 		.on_disconnect = h.platform ? hook_on_disconnect : NULL,
