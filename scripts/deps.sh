@@ -22,6 +22,8 @@ pkgs=(
   libmicrohttpd-dev # the HTTP API server (src/api)
   libcurl4-openssl-dev # webhook deliveries (src/rules): HTTPS client with timeouts
   curl              # a real HTTP client for the API tests
+  libxgboost-dev    # gradient-boosted trees (C API): remaining useful life (src/analytics)
+  chromium          # real headless browser for the dashboard tests (driven by playwright-core)
   openssl           # the openssl tool: the independent peer of the pki tests
   mosquitto-clients # real peer: mosquitto_pub / mosquitto_sub
   mosquitto         # the peer broker for side-by-side benchmarks

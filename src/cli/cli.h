@@ -17,5 +17,10 @@ int cli_user(int argc, char **argv);
 int cli_token(int argc, char **argv);
 int cli_audit(int argc, char **argv);
 int cli_device(int argc, char **argv);
+int cli_sim(int argc, char **argv);
+int cli_analyze(int argc, char **argv);
+/* `mote analyze nab|rul`: argv[0] is "nab" / "rul". */
+int cli_analyze_nab(int argc, char **argv);
+int cli_analyze_rul(int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const struct {
 	{ "user", cli_user, "users of the hub: add, del, list (argon2id passwords)" },
 	{ "token", cli_token, "API tokens: create, list, revoke" },
 	{ "audit", cli_audit, "check the hash chain of an audit log" },
+	{ "sim", cli_sim, "simulate a fleet of devices (pumps, motors, HVAC) against a hub" },
+	{ "analyze", cli_analyze, "offline analytics: anomaly detection (NAB), remaining useful life" },
 };
 
 static void usage(FILE *out)
