@@ -34,4 +34,15 @@ mkdir -p bench/out bench/plots
 raw="bench/out/raw-$(date +%Y%m%d-%H%M%S).jsonl"
 MOTE="$PWD/build-release/mote" "$PY" bench/scenarios.py "$raw"
 "$PY" bench/report.py "$raw" bench/RESULTS.md
+
+# Analytics (issue 8) is not a broker-against-peer run: each script measures
+# mote's own detector / estimator on public data and rewrites its own section
+# of RESULTS.md (j: NAB anomaly detection, k: C-MAPSS remaining useful life).
+scen=",${SCENARIOS:-a,b,c,d,e,f,g,h,i,j,k},"
+for s in j:nab k:rul; do
+  script="bench/${s#*:}.py"
+  if [[ "$scen" == *",${s%%:*},"* && -f "$script" ]]; then
+    MOTE="$PWD/build-release/mote" "$PY" "$script" bench/RESULTS.md
+  fi
+done
 echo "bench: results in bench/RESULTS.md, plots in bench/plots/, raw in $raw"
