@@ -191,10 +191,18 @@ static uint64_t mix(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-static void quiet_xgboost(void)
+/* From libgomp (XGBoost's OpenMP runtime), declared here rather than through
+ * <omp.h>, which clang builds (fuzz) may not have. */
+void omp_set_num_threads(int n);
+
+/* Before any XGBoost call: quiet (it would print warnings on stderr), and at
+ * most `threads` OpenMP threads even where XGBoost does not pass its nthread
+ * (loading a model parses its trees in parallel before the booster is
+ * configured). The OpenMP setting belongs to the calling thread only. */
+static void xgb_enter(int threads)
 {
-	/* Global, idempotent: XGBoost would otherwise print warnings on stderr. */
 	XGBSetGlobalConfig("{\"verbosity\":0}");
+	omp_set_num_threads(threads);
 }
 
 /* Features and labels of every cycle of every history (rows x nf, rows). */
@@ -256,7 +264,7 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 	*out = NULL;
 	if (!params_ok(p, err, errlen) || !series_ok(p, s, n, 1, err, errlen))
 		return MOTE_EINVAL;
-	quiet_xgboost();
+	xgb_enter(p->threads);
 	m = calloc(1, sizeof *m);
 	if (!m) {
 		snprintf(err, errlen, "out of memory");
@@ -327,6 +335,7 @@ static enum mote_err predict_rows(const struct rul_model *m, const float *x, siz
 				  char *err, size_t errlen)
 {
 	DMatrixHandle dm;
+	xgb_enter(m->p.threads);
 	if (XGDMatrixCreateFromMat_omp(x, rows, (bst_ulong)m->nf, NAN, &dm, m->p.threads))
 		return xgb_fail(err, errlen, "matrix");
 	for (size_t r = 0; r < rows; r++) {
@@ -509,6 +518,7 @@ enum mote_err rul_save(const struct rul_model *m, const char *path, char *err, s
 		return MOTE_EIO;
 	}
 	uint32_t sizes[2] = {sizeof m->p, sizeof m->nm}, nb = (uint32_t)m->nbags;
+	xgb_enter(m->p.threads);
 	put(&w, magic, sizeof magic);
 	put(&w, sizes, sizeof sizes);
 	put(&w, &m->p, sizeof m->p);
@@ -621,7 +631,7 @@ enum mote_err rul_load(const char *path, struct rul_model **out, char *err, size
 		goto out;
 	}
 	m->nf = rul_nfeatures(&m->p);
-	quiet_xgboost();
+	xgb_enter(m->p.threads);
 	for (uint32_t b = 0; b < nb; b++) {
 		uint64_t l;
 		if (!take(&r, &l, sizeof l) || l > r.left) {
@@ -635,10 +645,15 @@ enum mote_err rul_load(const char *path, struct rul_model **out, char *err, size
 		}
 		m->bag[m->nbags++] = bh;
 		bst_ulong nfeat = 0;
-		if (XGBoosterLoadModelFromBuffer(bh, r.p, (bst_ulong)l) || set_param(bh, "nthread", m->p.threads) ||
-		    XGBoosterGetNumFeature(bh, &nfeat) || nfeat != (bst_ulong)m->nf) {
-			snprintf(err, errlen, "%s: booster %u: %s", path, b + 1,
-				 nfeat != (bst_ulong)m->nf ? "wrong feature count" : XGBGetLastError());
+		/* nthread before the load: parsing the model is parallel too. */
+		if (set_param(bh, "nthread", m->p.threads) || XGBoosterLoadModelFromBuffer(bh, r.p, (bst_ulong)l) ||
+		    set_param(bh, "nthread", m->p.threads) || XGBoosterGetNumFeature(bh, &nfeat)) {
+			snprintf(err, errlen, "%s: booster %u: %s", path, b + 1, XGBGetLastError());
+			goto out;
+		}
+		if (nfeat != (bst_ulong)m->nf) {
+			snprintf(err, errlen, "%s: booster %u: %lu features, expected %d", path, b + 1,
+				 (unsigned long)nfeat, m->nf);
 			goto out;
 		}
 		r.p += l;

@@ -18,10 +18,9 @@
  *    resample of the machines; the estimate is their mean, the interval the
  *    lowest and highest of them (model spread, not a calibrated quantile).
  *
- * Threading: a model is read-only after training or loading; rul_predict on
- * one model from several threads is safe only with params.threads == 1 per
- * call site (XGBoost's own thread pool is not shared-state safe to enter
- * concurrently across boosters). Each model owns its boosters.
+ * Threading: no globals of ours; a model is used by one thread at a time
+ * (distinct models are independent). params.threads is XGBoost's own OpenMP
+ * pool size inside one call; 1 means no pool.
  */
 #ifndef MOTE_ANALYTICS_RUL_H
 #define MOTE_ANALYTICS_RUL_H

@@ -165,6 +165,8 @@ static void deterministic_and_file_round_trip(void **state)
 		assert_non_null(strstr(err, path));
 		bytes[at[i]] ^= 0x5a;
 	}
+	rul_free(c);
+	c = NULL;
 	fp = fopen(path, "wb");
 	fwrite(bytes, 1, (size_t)len / 3, fp);
 	fclose(fp);
