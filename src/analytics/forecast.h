@@ -126,6 +126,16 @@ void fc_trend_init(struct fc_trend *m, double block_s, double lambda);
 void fc_trend_add(struct fc_trend *m, double t_s, double y);
 bool fc_trend_ready(const struct fc_trend *m);
 
+/*
+ * When the trend reaches threshold (hours from its latest block's middle),
+ * in closed form with a band from the parameters' covariance (delta
+ * method, +-1.645 sd: a 90 % interval). MOTE_EAGAIN before ready;
+ * MOTE_ENOTFOUND when the trend is flat or heads away from the threshold
+ * (it never crosses); *hours is 0 when it is already beyond it.
+ */
+enum mote_err fc_trend_crossing(const struct fc_trend *m, double threshold, double *hours,
+				double *lo_hours, double *hi_hours);
+
 /* ---- prediction ---- */
 
 /* A step of the input: from t_s (seconds after the prediction starts) on, u. */

@@ -38,6 +38,9 @@ const struct api_route api_routes[] = {
 	  "metric,from,to,agg,interval,limit,format,time" },
 	{ API_R_TELEMETRY_LATEST, "GET", "/api/v1/devices/{id}/telemetry/latest", API_NEED_READ,
 	  false, "" },
+	{ API_R_ANALYTICS, "GET", "/api/v1/devices/{id}/analytics", API_NEED_READ, false, "" },
+	/* read scope: it computes and changes nothing */
+	{ API_R_SIMULATE, "POST", "/api/v1/devices/{id}/simulate", API_NEED_READ, true, "" },
 	{ API_R_RULES_LIST, "GET", "/api/v1/rules", API_NEED_READ, false, "" },
 	{ API_R_RULES_CREATE, "POST", "/api/v1/rules", API_NEED_ADMIN, true, "" },
 	{ API_R_RULE_GET, "GET", "/api/v1/rules/{id}", API_NEED_READ, false, "" },

@@ -303,6 +303,14 @@ static void test_trend_and_crossing(void **st)
 	assert_true(fabs(cr.mean_t_s / 3600 - t_true_h) < 0.1 * t_true_h);
 	assert_true(cr.early_t_s <= cr.mean_t_s && cr.mean_t_s <= cr.late_t_s);
 	assert_true(cr.fraction > 0.95);
+	/* the closed form agrees with the Monte Carlo run */
+	double h, lo, hi;
+	assert_int_equal(fc_trend_crossing(&m, 7.1, &h, &lo, &hi), MOTE_OK);
+	assert_true(fabs(h * 3600 - cr.mean_t_s) < 3600 * 1.01);
+	assert_true(lo <= h && h <= hi && hi - lo < 0.5 * h);
+	assert_int_equal(fc_trend_crossing(&m, 1.0, &h, &lo, &hi), MOTE_ENOTFOUND);
+	assert_int_equal(fc_trend_crossing(&m, -1, &h, &lo, &hi), MOTE_EINVAL);
+
 	/* a threshold never reached inside the horizon */
 	o.threshold = 1e9;
 	assert_int_equal(fc_trend_predict(&m, &o, pts, 256, &n, &cr), MOTE_OK);
