@@ -24,6 +24,7 @@
 #define READY_TREND 8
 #define DRAWS_DEFAULT 200
 #define DRAWS_MAX 2000
+#define THETA_SLOTS (FC_RLS_MAX + 1) /* a draw's parameters + its input deviate */
 
 /* ---- recursive least squares ---- */
 
@@ -98,11 +99,19 @@ static bool rls_update(struct fc_rls *r, const double *phi, double y, unsigned *
 
 /* ---- first order ---- */
 
+#define DAY_W (2 * M_PI / 86400.0)
+
 void fc_first_order_init(struct fc_first_order *m, double block_s, double lambda)
 {
 	memset(m, 0, sizeof *m);
 	m->block_s = block_s > 0 ? block_s : 60;
-	rls_init(&m->rls, 3, lambda);
+	rls_init(&m->rls, 5, lambda);
+}
+
+/* c(t) of theta at Unix time t. */
+static double fo_offset(const double *theta, double t)
+{
+	return theta[2] + theta[3] * sin(DAY_W * t) + theta[4] * cos(DAY_W * t);
 }
 
 static void first_order_close_block(struct fc_first_order *m)
@@ -112,7 +121,9 @@ static void first_order_close_block(struct fc_first_order *m)
 		double y = m->blk_ysum / m->blk_n, u = m->blk_usum / m->blk_n;
 		/* Consecutive blocks only: a whole empty block between is a gap. */
 		if (m->have_prev && end - m->prev_end < 1.5 * m->block_s) {
-			double phi[3] = { m->prev_y, m->prev_u, 1 };
+			double mid = end - m->block_s / 2;
+			double phi[5] = { m->prev_y, m->prev_u, 1, sin(DAY_W * mid),
+					  cos(DAY_W * mid) };
 			if (rls_update(&m->rls, phi, y, &m->streak)) {
 				if (m->fitted == 0 || u < m->u_lo)
 					m->u_lo = u;
@@ -161,7 +172,8 @@ enum mote_err fc_first_order_params(const struct fc_first_order *m, double *K, d
 {
 	if (!fc_first_order_ready(m))
 		return MOTE_EAGAIN;
-	double a = m->rls.theta[0], b = m->rls.theta[1], c = m->rls.theta[2];
+	double a = m->rls.theta[0], b = m->rls.theta[1];
+	double c = fo_offset(m->rls.theta, m->prev_end - m->block_s / 2);
 	*K = b / (1 - a);
 	*tau_s = -m->block_s / log(a);
 	*y0 = c / (1 - a);
@@ -407,7 +419,9 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 	if (npts > cap)
 		return MOTE_ENOSPC;
 	unsigned draws = o->draws ? o->draws : DRAWS_DEFAULT;
-	double *theta = malloc(sizeof(double) * FC_RLS_MAX * draws);
+	/* per draw: the parameters and, in the last slot, the draw's input
+	 * deviate (struct fc_step.u_sd) */
+	double *theta = malloc(sizeof(double) * THETA_SLOTS * draws);
 	double *state = malloc(sizeof(double) * draws);
 	double *obs = malloc(sizeof(double) * draws);
 	double *tcross = malloc(sizeof(double) * draws);
@@ -420,16 +434,19 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 	double L[FC_RLS_MAX][FC_RLS_MAX];
 	cholesky(mc->rls, L);
 	for (unsigned d = 0; d < draws; d++) {
-		draw_params(mc->rls, L, &rng, mc->ok, theta + (size_t)d * FC_RLS_MAX);
+		draw_params(mc->rls, L, &rng, mc->ok, theta + (size_t)d * THETA_SLOTS);
+		theta[(size_t)d * THETA_SLOTS + FC_RLS_MAX] = normal(&rng);
 		state[d] = mc->y0;
 		tcross[d] = INFINITY;
 	}
 	double sd = sqrt(mc->rls->var), mean = mc->y0, mean_cross = INFINITY;
+	double mtheta[THETA_SLOTS] = { 0 }; /* the estimate, input deviate 0 */
+	memcpy(mtheta, mc->rls->theta, sizeof(double) * mc->rls->n);
 	for (size_t k = 0, p = 0; k <= steps; k++) {
 		if (k > 0) {
-			mc->step(mc->ctx, mc->rls->theta, k - 1, &mean);
+			mc->step(mc->ctx, mtheta, k - 1, &mean);
 			for (unsigned d = 0; d < draws; d++)
-				mc->step(mc->ctx, theta + (size_t)d * FC_RLS_MAX, k - 1, &state[d]);
+				mc->step(mc->ctx, theta + (size_t)d * THETA_SLOTS, k - 1, &state[d]);
 		}
 		double t = (double)k * mc->dt_s;
 		double mean_v = mc->logscale ? exp(mean) : mean;
@@ -488,19 +505,21 @@ struct fo_ctx {
 	double u0;
 };
 
-/* The input during model step k (from k*block to (k+1)*block). */
-static double fo_input(const struct fo_ctx *c, size_t k)
+/* The input during model step k (from k*block to (k+1)*block), for a draw
+ * whose input deviate is z. */
+static double fo_input(const struct fo_ctx *c, size_t k, double z)
 {
 	double t = (double)k * c->m->block_s, u = c->u0;
 	for (size_t i = 0; i < c->nsteps && c->steps[i].t_s <= t; i++)
-		u = c->steps[i].u;
+		u = c->steps[i].u + z * c->steps[i].u_sd;
 	return u;
 }
 
 static void fo_step(const void *ctx, const double *theta, size_t k, double *y)
 {
 	const struct fo_ctx *c = ctx;
-	*y = theta[0] * *y + theta[1] * fo_input(c, k) + theta[2];
+	double mid = c->m->prev_end + ((double)k + 0.5) * c->m->block_s;
+	*y = theta[0] * *y + theta[1] * fo_input(c, k, theta[FC_RLS_MAX]) + fo_offset(theta, mid);
 }
 
 /* A first-order lag: 0 < a < 1 (a >= 1 diverges, a <= 0 oscillates). */
@@ -518,7 +537,8 @@ enum mote_err fc_first_order_predict(const struct fc_first_order *m, const struc
 	if (!fc_first_order_ready(m))
 		return MOTE_EAGAIN;
 	for (size_t i = 0; i < nsteps; i++)
-		if (!isfinite(steps[i].t_s) || !isfinite(steps[i].u) ||
+		if (!isfinite(steps[i].t_s) || !isfinite(steps[i].u) || !isfinite(steps[i].u_sd) ||
+		    steps[i].u_sd < 0 ||
 		    (i > 0 && steps[i].t_s < steps[i - 1].t_s))
 			return MOTE_EINVAL;
 	struct fo_ctx c = { m, steps, nsteps, m->prev_u };

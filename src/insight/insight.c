@@ -291,7 +291,7 @@ static void feed_models(struct idev *d, const struct telemetry_point *pts, size_
 			/* blocks of ~10 samples for the lag, ~60 for the trend */
 			double blk = fmin(600, fmax(1, 10 * mo->dt_s));
 			fc_first_order_init(&mo->thermal, blk, 0.999);
-			fc_linear_init(&mo->power, 0.999);
+			fc_linear_init(&mo->power, 1.0);
 			fc_trend_init(&mo->wear, fmin(3600, fmax(10, 60 * mo->dt_s)), 0.9995);
 			mo->init = true;
 		}
@@ -303,8 +303,11 @@ static void feed_models(struct idev *d, const struct telemetry_point *pts, size_
 			fc_first_order_add(&mo->thermal, t, y->value, d->setpoint);
 		else if (y && u)
 			fc_first_order_add(&mo->thermal, t, y->value, u->value);
-		if (u && pf->power_by_setpoint && d->have_setpoint)
-			fc_linear_add(&mo->power, d->setpoint, u->value);
+		/* after a setpoint change the input needs a while to follow
+		 * (pressure and speed have their own lag): not learned from */
+		if (u && pf->power_by_setpoint && d->have_setpoint && d->setpoint > 0 &&
+		    u->value > 0 && t - d->setpoint_t > 3 * mo->thermal.block_s)
+			fc_linear_add(&mo->power, log(d->setpoint), log(u->value));
 		const struct telemetry_point *w = find_point(pts, n, pf->wear_metric, ts);
 		if (w)
 			fc_trend_add(&mo->wear, t, w->value);
@@ -346,8 +349,9 @@ void insight_on_report(struct insight *in, const char *device_id, const uint8_t 
 		"setpoint");
 	if (cJSON_IsNumber(sp) && isfinite(sp->valuedouble)) {
 		struct idev *d = insight_dev(in, device_id, true);
-		if (d) {
+		if (d && (!d->have_setpoint || d->setpoint != sp->valuedouble)) {
 			d->setpoint = sp->valuedouble;
+			d->setpoint_t = d->mod.last_t;
 			d->have_setpoint = true;
 		}
 	}

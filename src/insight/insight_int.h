@@ -21,7 +21,7 @@ struct profile {
 	const char *out_metric;    /* follows the input through a first-order lag */
 	const char *in_metric;     /* the input: a telemetry metric, or NULL: ... */
 	bool in_is_setpoint;       /* ... the reported setpoint */
-	bool power_by_setpoint;    /* learn in_metric = g * setpoint + h */
+	bool power_by_setpoint;    /* learn log in_metric = g * log setpoint + h */
 	const char *wear_metric;   /* grows with wear (NULL: none) */
 	double wear_limit;         /* its alert level when no rule names one */
 };
@@ -48,7 +48,11 @@ struct imodels {
 	double last_t;
 	uint64_t samples;
 	struct fc_first_order thermal;
-	struct fc_linear power;    /* in_metric against the setpoint */
+	/* log in_metric against log setpoint: a scenario's new input is the
+	 * current one times (new / current setpoint)^g, so the process demand
+	 * of the moment (the pump's flow) carries over, whatever it was on
+	 * average in the history */
+	struct fc_linear power;
 	struct fc_trend wear;
 };
 
@@ -64,6 +68,7 @@ struct idev {
 	bool models_dirty;
 	bool have_setpoint;
 	double setpoint;
+	double setpoint_t;         /* when it last changed (sample time, s) */
 	int64_t updated_ms;
 	bool restored;             /* insight_persist_restore ran for it */
 };

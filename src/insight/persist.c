@@ -98,7 +98,7 @@ static bool models_sane(const struct imodels *m)
 {
 	return m->init && isfinite(m->dt_s) && m->dt_s > 0 && isfinite(m->last_t) &&
 	       m->thermal.block_s > 0 && isfinite(m->thermal.block_s) && m->wear.block_s > 0 &&
-	       isfinite(m->wear.block_s) && rls_sane(&m->thermal.rls, 3) &&
+	       isfinite(m->wear.block_s) && rls_sane(&m->thermal.rls, 5) &&
 	       rls_sane(&m->power.rls, 2) && rls_sane(&m->wear.rls, 2);
 }
 

@@ -124,8 +124,9 @@ static int parse_request(const cJSON *doc, struct request *q, struct mote_reply 
  * with the reply set. *from_setpoint tells that the input was derived.
  */
 static int scenario_input(const struct idev *d, const struct request *q, double *u,
-			  bool *derived, struct mote_reply *r)
+			  double *u_sd, bool *derived, struct mote_reply *r)
 {
+	*u_sd = 0;
 	const struct profile *pf = d->prof;
 	*derived = false;
 	if (strcmp(q->input, "setpoint") == 0) {
@@ -133,9 +134,11 @@ static int scenario_input(const struct idev *d, const struct request *q, double 
 			*u = q->value;
 			return 0;
 		}
-		double sigma;
-		if (!pf->power_by_setpoint ||
-		    fc_linear_predict(&d->mod.power, q->value, u, &sigma) != MOTE_OK) {
+		double sigma, now_l, new_l;
+		if (!pf->power_by_setpoint || !d->have_setpoint || d->setpoint <= 0 ||
+		    q->value <= 0 ||
+		    fc_linear_predict(&d->mod.power, log(d->setpoint), &now_l, &sigma) != MOTE_OK ||
+		    fc_linear_predict(&d->mod.power, log(q->value), &new_l, &sigma) != MOTE_OK) {
 			mote_reply_error(r, 409,
 					 "the history of %s never saw its setpoint change, so how %s "
 					 "follows the setpoint is unknown: give the scenario as "
@@ -143,6 +146,10 @@ static int scenario_input(const struct idev *d, const struct request *q, double 
 					 d->id, pf->in_metric, pf->in_metric);
 			return 409;
 		}
+		/* the demand of the moment carries over (insight_int.h); what
+		 * the demand does next is the fit's residual spread */
+		*u = d->mod.thermal.prev_u * exp(new_l - now_l);
+		*u_sd = *u * sqrt(d->mod.power.rls.var);
 		*derived = true;
 		return 0;
 	}
@@ -332,11 +339,17 @@ void insight_simulate(struct insight *in, const char *device_id, const char *mod
 			goto done;
 		}
 		start_ms = llround(t0 * 1000);
-		struct fc_step step = { q.at_s, u0 };
+		/* Without a change the input holds, but a measured input such as
+		 * power moves with the process demand: as uncertain as the
+		 * spread of its fit against the setpoint, when there is one. */
+		double hold_sd = 0;
+		if (!pf->in_is_setpoint && fc_linear_ready(&d->mod.power))
+			hold_sd = u0 * sqrt(d->mod.power.rls.var);
+		struct fc_step step = { q.have_change ? q.at_s : 0, u0, hold_sd };
 		bool derived = false;
-		if (q.have_change && scenario_input(d, &q, &step.u, &derived, r) != 0)
+		if (q.have_change && scenario_input(d, &q, &step.u, &step.u_sd, &derived, r) != 0)
 			goto done;
-		struct fo_run run = { &d->mod.thermal, &step, q.have_change ? 1 : 0 };
+		struct fo_run run = { &d->mod.thermal, &step, 1 };
 		e = run_first_order(&run, &o, pts, POINTS_MAX, &n, NULL);
 		if (e != MOTE_OK) {
 			if (e == MOTE_ENOSPC)
@@ -365,6 +378,7 @@ void insight_simulate(struct insight *in, const char *device_id, const char *mod
 		cJSON_AddStringToObject(s, "input", input);
 		cJSON_AddNumberToObject(s, "from", u0);
 		cJSON_AddNumberToObject(s, "to", step.u);
+		cJSON_AddNumberToObject(s, "to_sd", step.u_sd);
 		cJSON_AddNumberToObject(s, "at_s", q.at_s);
 		if (derived)
 			cJSON_AddNumberToObject(s, "setpoint", q.value);
