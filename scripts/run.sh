@@ -35,9 +35,15 @@ READY_TIMEOUT=${READY_TIMEOUT:-60}
 say() { printf 'mote: %s\n' "$*"; }
 die() { printf 'mote: %s\n' "$*" >&2; exit 1; }
 
-# conf_get NAME: the value of the first `NAME = value` line of mote.conf.
+# conf_get NAME [first]: the value of the last (or first) NAME line of
+# mote.conf, read as the hub reads it: `NAME = value` or `NAME value`, a #
+# starts a comment. The last one is what the hub uses for a single-valued
+# option; for a repeatable listener any one will do.
 conf_get() {
-  sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([^[:space:]]*\\).*/\\1/p" "$CONF" | head -n 1
+  local v
+  v=$(sed -e 's/#.*//' "$CONF" |
+    sed -n "s/^[[:space:]]*$1\([[:space:]]*=[[:space:]]*\|[[:space:]]\{1,\}\)\([^[:space:]]\{1,\}\).*/\2/p")
+  if [ "${2:-}" = first ]; then printf '%s\n' "$v" | head -n 1; else printf '%s\n' "$v" | tail -n 1; fi
 }
 
 # A wildcard listen address is reached on loopback.
@@ -96,7 +102,10 @@ DATA=$(conf_get data)
 DATA=${DATA:-data}
 HUB_ARGS=(hub --config "$CONF")
 HTTP=$(conf_get http)
-if [ -z "$HTTP" ] || [ "$HTTP" = off ]; then
+if [ "$HTTP" = off ]; then
+  die "$CONF says 'http = off', and make run is the dashboard demo: remove that line, or run the hub alone ($MOTE hub --config $CONF)"
+fi
+if [ -z "$HTTP" ]; then
   # A mote.conf from before the dashboard: serve it by flag for this run
   # rather than rewrite a file the user may have edited. A `http = ...` line
   # in the file takes over from the next run on.
@@ -105,7 +114,7 @@ if [ -z "$HTTP" ] || [ "$HTTP" = off ]; then
   say "$CONF has no http line: serving the dashboard on $HTTP (add 'http = HOST:PORT' to the file to choose)"
 fi
 HTTP=$(dial_addr "$HTTP")
-MQTTS=$(conf_get mqtts)
+MQTTS=$(conf_get mqtts first)
 BASE="http://$HTTP"
 TOKEN_FILE="$DATA/dashboard.token"
 
