@@ -181,6 +181,11 @@ api_get() {
     curl -sf --max-time 5 -K - "$BASE$1" || true
 }
 
+# Another hub (an earlier make run still running?) would answer our checks.
+if curl -s --max-time 1 -o /dev/null "$BASE/healthz"; then
+  die "something already answers on $BASE: another make run? (stop it, or set HTTP_ADDR / edit $CONF)"
+fi
+
 "$MOTE" "${HUB_ARGS[@]}" </dev/null &
 HUB_PID=$!
 
@@ -207,6 +212,13 @@ if [ -z "$TOKEN" ]; then
   TOKEN=$("$MOTE" token create --data "$DATA" --scope admin --name dashboard 2>/dev/null | tail -n 1)
   [ -n "$TOKEN" ] || die "mote token create failed"
   (umask 077 && printf '%s\n' "$TOKEN" >"$TOKEN_FILE.tmp" && mv "$TOKEN_FILE.tmp" "$TOKEN_FILE")
+  # The hub picks up the new token when it notices the changed user store.
+  deadline=$((SECONDS + READY_TIMEOUT))
+  until [ "$(api_status /api/v1/devices?limit=1 "$TOKEN")" = 200 ]; do
+    [ -z "$STOPPING" ] || exit 0
+    [ "$SECONDS" -lt "$deadline" ] || die "the hub does not accept the new token in $TOKEN_FILE"
+    sleep 0.1
+  done
 fi
 
 if [ "$SIM" != off ] && [ -n "$MQTTS" ]; then
@@ -229,7 +241,8 @@ else
   FLEET="no simulated fleet (SIM=off)"
 fi
 
-if [ -z "$STOPPING" ]; then
+# (a simulator that failed at once is reported by the loop below instead)
+if [ -z "$STOPPING" ] && { [ -z "$SIM_PID" ] || kill -0 "$SIM_PID" 2>/dev/null; }; then
   cat <<MSG
 
   mote is running.

@@ -53,6 +53,11 @@ mqtt = 127.0.0.1:{plain}
 """
 
 
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
 class MakeRun(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="mote-run-")
@@ -62,6 +67,10 @@ class MakeRun(unittest.TestCase):
         self.addCleanup(self.cleanup)
 
     def cleanup(self):
+        result = getattr(self._outcome, "result", None)
+        if result and any(t is self for t, _ in result.errors + result.failures) \
+                and getattr(self, "out_path", None):
+            print("\n--- run.sh output (tail) ---\n" + self.output()[-4000:], file=sys.stderr)
         # whatever failed, nothing of this test may keep running
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -116,8 +125,7 @@ class MakeRun(unittest.TestCase):
         return m.group(1), m.group(3)
 
     def output(self):
-        with open(self.out_path) as f:
-            return f.read()
+        return read(self.out_path)
 
     def stop(self, sig):
         """Stop run.sh with sig (SIGINT: to its whole process group, like a
@@ -178,13 +186,13 @@ class MakeRun(unittest.TestCase):
         self.assertEqual(TOKEN_RX.search(self.output()).group(1), token)
         path = os.path.join(self.data, "dashboard.token")
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
-        self.assertEqual(open(path).read().strip(), token)
+        self.assertEqual(read(path).strip(), token)
         st, _, _ = self.api("GET", "/api/v1/devices?limit=1", token)
         self.assertEqual(st, 200)
 
     def check_dashboard(self):
         st, ctype, body = self.api("GET", "/?token=ignored")
-        self.assertEqual(st, 200, body[:300])
+        self.assertEqual(st, 200, repr(body)[:300])
         self.assertTrue(ctype.startswith("text/html"), ctype)
         self.assertIn(b"/assets/", body)
 
@@ -213,7 +221,7 @@ class MakeRun(unittest.TestCase):
         m = SECRET_RX.search(out)
         self.assertIsNotNone(m, "the first start must print the admin secret:\n" + out[-3000:])
         secret = m.group(1)
-        conf = open(os.path.join(self.data, "mote.conf")).read()
+        conf = read(os.path.join(self.data, "mote.conf"))
         self.assertIn(f"mqtts = 127.0.0.1:{self.tls_port}", conf)
         self.assertIn(f"mqtt = 127.0.0.1:{self.plain_port}", conf)
         self.assertIn(f"http = 127.0.0.1:{self.http_port}", conf)
@@ -271,7 +279,7 @@ class MakeRun(unittest.TestCase):
         stored = self.points(token, "pump-001", "temperature", t0 - 60000,
                              int(time.time() * 1000))
         self.assertGreater(len(stored), 0)
-        ca = open(os.path.join(pki, "ca.pem")).read()
+        ca = read(os.path.join(pki, "ca.pem"))
         self.stop(signal.SIGINT)
         t1 = int(time.time() * 1000)
 
@@ -282,8 +290,8 @@ class MakeRun(unittest.TestCase):
         self.assertNotIn("creating the fleet CA", out)
         self.assertNotIn("wrote the default configuration", out)
         self.assertNotIn("revoked", out)
-        self.assertEqual(open(os.path.join(pki, "ca.pem")).read(), ca)
-        self.assertEqual(open(os.path.join(self.data, "mote.conf")).read(), conf)
+        self.assertEqual(read(os.path.join(pki, "ca.pem")), ca)
+        self.assertEqual(read(os.path.join(self.data, "mote.conf")), conf)
         self.assertEqual((link2, token2), (link, token))
         self.check_link_and_token(token)
         self.wait_fleet_live(token)
@@ -310,7 +318,7 @@ class MakeRun(unittest.TestCase):
         self.check_dashboard()
         self.check_link_and_token(token)
         self.wait_fleet_live(token)
-        self.assertEqual(open(conf_path).read(), old, "run.sh must not rewrite the user's file")
+        self.assertEqual(read(conf_path), old, "run.sh must not rewrite the user's file")
         self.stop(signal.SIGTERM)
 
         r = subprocess.run([MOTE, "token", "revoke", "dashboard", "--data", self.data],
