@@ -36,6 +36,9 @@ struct api_config {
 	uint32_t max_body_bytes;     /* request bodies (default 65536) */
 	uint32_t timeout_s;          /* idle connection timeout (default 30) */
 	bool metrics_public;         /* /metrics without a token (hub: --metrics-public) */
+	/* /healthz answers 503 once the oldest message waiting for the
+	 * pipeline is older than this (hub: --health-max-lag, default 30000). */
+	uint32_t health_max_lag_ms;
 	/* The broker's latest counters for /metrics (the hub copies them once
 	 * a second on its loop; any thread). NULL: none. */
 	void (*broker_stats)(void *ctx, struct broker_stats *out);

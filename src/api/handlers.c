@@ -393,8 +393,6 @@ static void latest(struct api *a, struct req *q, struct mote_reply *r)
 
 /* ---- /healthz, /metrics ---- */
 
-#define STUCK_LAG_MS 30000
-
 static void healthz(struct api *a, struct mote_reply *r)
 {
 	struct platform_stats ps = { 0 };
@@ -406,7 +404,7 @@ static void healthz(struct api *a, struct mote_reply *r)
 		return;
 	}
 	bool closing = atomic_load(&a->closing);
-	bool stuck = ps.lag_ms > STUCK_LAG_MS;
+	bool stuck = ps.lag_ms > a->cfg.health_max_lag_ms;
 	snprintf(body, 160, "{\"status\":\"%s\",\"lag_ms\":%" PRIu64 ",\"queue_items\":%" PRIu64 "}",
 		 closing ? "closing" : stuck ? "stuck" : "ok", ps.lag_ms, ps.queue_items);
 	mote_reply_json(r, closing || stuck ? 503 : 200, body);

@@ -61,6 +61,7 @@ void api_config_defaults(struct api_config *cfg)
 	cfg->max_sse_clients = 64;
 	cfg->max_body_bytes = 65536;
 	cfg->timeout_s = 30;
+	cfg->health_max_lag_ms = 30000;
 }
 
 /* ---- answers ---- */

@@ -176,6 +176,9 @@ static const struct opt opts[] = {
 	  "a token of scope read)", NULL },
 	{ "http-max-connections", OPT_U32, HOFF(api.max_connections), 100000, "N",
 	  "HTTP connections at once, SSE streams included (default 256)", NULL },
+	{ "health-max-lag", OPT_U32, HOFF(api.health_max_lag_ms), 86400000, "MS",
+	  "/healthz answers 503 once a message has waited this long for the platform "
+	  "(a stalled disk or database; default 30000)", NULL },
 	{ "http-max-sse", OPT_U32, HOFF(api.max_sse_clients), 100000, "N",
 	  "live event streams (/api/v1/events) at once; more get 503 (default 64)", NULL },
 	{ "platform", OPT_BOOL, HOFF(platform_on), 0, "on|off",
