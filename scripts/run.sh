@@ -222,8 +222,10 @@ if [ -z "$TOKEN" ]; then
 fi
 
 if [ "$SIM" != off ] && [ -n "$MQTTS" ]; then
+  # The token goes in the environment (MOTE_TOKEN), which only this user can
+  # read, not on the command line, which every user sees in ps.
   # shellcheck disable=SC2086  # SIM_ARGS is a list of flags
-  "$MOTE" sim --mqtts "$(dial_addr "$MQTTS")" --pki "$PKI" --api "$BASE" --token "$TOKEN" \
+  MOTE_TOKEN=$TOKEN "$MOTE" sim --mqtts "$(dial_addr "$MQTTS")" --pki "$PKI" --api "$BASE" \
     --devices "$SIM_DEVICES" ${SIM_ARGS:-} </dev/null &
   SIM_PID=$!
   # The link is printed once the fleet is up, so it is the last thing on screen.
