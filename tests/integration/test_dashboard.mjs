@@ -395,6 +395,8 @@ try {
     await until('the login form', () => byId('login-token').isVisible());
     await shot('expired');
     token = mote('token', 'create', '--data', data, '--scope', 'admin', '--name', 'e2e2').trim().split('\n').pop();
+    // the hub takes a new token once it notices the changed user store
+    await until('the API to accept the new token', async () => (await api('GET', '/api/v1/devices?limit=1')).status === 200);
     await byId('login-token').fill(token);
     await byId('login-submit').click();
     await until('the banner back to ok', async () => (await bannerState()) === 'ok');
