@@ -33,7 +33,14 @@ SIM=${SIM:-on}
 READY_TIMEOUT=${READY_TIMEOUT:-60}
 
 say() { printf 'mote: %s\n' "$*"; }
-die() { printf 'mote: %s\n' "$*" >&2; exit 1; }
+# After a Ctrl-C whatever fails on the way up failed because of it: stop
+# quietly (the EXIT trap stops what runs) with the status of a clean stop.
+die() {
+  [ -z "${STOPPING:-}" ] || exit 0
+  printf 'mote: %s\n' "$*" >&2
+  exit 1
+}
+nap() { sleep "$1" || true; }  # a Ctrl-C ends the sleep; the trap decides
 
 # conf_get NAME [first]: the value of the last (or first) NAME line of
 # mote.conf, read as the hub reads it: `NAME = value` or `NAME value`, a #
@@ -122,10 +129,11 @@ HUB_PID=
 SIM_PID=
 STOPPING=
 
-# Hub and simulator get their own process groups (job control), so a Ctrl-C
-# in the terminal reaches this script only and it can stop them in order:
-# the fleet first (each device says DISCONNECT), then the hub.
-set -m
+# Hub and simulator get their own process groups (job control on while they
+# are started), so a Ctrl-C in the terminal reaches this script only and it
+# can stop them in order: the fleet first (each device says DISCONNECT), then
+# the hub. Job control is off otherwise: a foreground command (curl, sleep)
+# must stay in our group, where the terminal's Ctrl-C reaches us too.
 
 stop_all() {
   local rc=0 st
@@ -165,6 +173,7 @@ trap on_signal INT TERM HUP
 on_exit() {
   local rc=$?
   trap - EXIT
+  [ -z "$STOPPING" ] || rc=0
   stop_all || { [ "$rc" -ne 0 ] || rc=1; }
   exit "$rc"
 }
@@ -186,15 +195,29 @@ if curl -s --max-time 1 -o /dev/null "$BASE/healthz"; then
   die "something already answers on $BASE: another make run? (stop it, or set HTTP_ADDR / edit $CONF)"
 fi
 
+# From here on every failure is handled where it happens: errexit would
+# also fire for a command that a Ctrl-C interrupted.
+set +e
+set -m
 "$MOTE" "${HUB_ARGS[@]}" </dev/null &
 HUB_PID=$!
+set +m
+
+# Every wait below gives up on a signal, or when the hub died meanwhile.
+hub_gone() {
+  kill -0 "$HUB_PID" 2>/dev/null && return 1
+  local st=0
+  wait "$HUB_PID" || st=$?
+  HUB_PID=
+  die "the hub exited with status $st before it was ready"
+}
 
 deadline=$((SECONDS + READY_TIMEOUT))
 until curl -sf --max-time 1 -o /dev/null "$BASE/healthz"; do
   [ -z "$STOPPING" ] || exit 0
-  kill -0 "$HUB_PID" 2>/dev/null || { st=0; wait "$HUB_PID" || st=$?; HUB_PID=; die "the hub exited with status $st before it was ready"; }
+  hub_gone || true
   [ "$SECONDS" -lt "$deadline" ] || die "the hub did not answer $BASE/healthz within ${READY_TIMEOUT}s"
-  sleep 0.1
+  nap 0.1
 done
 
 # The dashboard token: created once (after the hub's first start, which is
@@ -209,15 +232,16 @@ if [ -s "$TOKEN_FILE" ]; then
   esac
 fi
 if [ -z "$TOKEN" ]; then
-  TOKEN=$("$MOTE" token create --data "$DATA" --scope admin --name dashboard 2>/dev/null | tail -n 1)
+  TOKEN=$("$MOTE" token create --data "$DATA" --scope admin --name dashboard 2>/dev/null | tail -n 1) || true
   [ -n "$TOKEN" ] || die "mote token create failed"
   (umask 077 && printf '%s\n' "$TOKEN" >"$TOKEN_FILE.tmp" && mv "$TOKEN_FILE.tmp" "$TOKEN_FILE")
   # The hub picks up the new token when it notices the changed user store.
   deadline=$((SECONDS + READY_TIMEOUT))
   until [ "$(api_status /api/v1/devices?limit=1 "$TOKEN")" = 200 ]; do
     [ -z "$STOPPING" ] || exit 0
+    hub_gone || true
     [ "$SECONDS" -lt "$deadline" ] || die "the hub does not accept the new token in $TOKEN_FILE"
-    sleep 0.1
+    nap 0.1
   done
 fi
 
@@ -225,16 +249,19 @@ if [ "$SIM" != off ] && [ -n "$MQTTS" ]; then
   # The token goes in the environment (MOTE_TOKEN), which only this user can
   # read, not on the command line, which every user sees in ps.
   # shellcheck disable=SC2086  # SIM_ARGS is a list of flags
+  set -m
   MOTE_TOKEN=$TOKEN "$MOTE" sim --mqtts "$(dial_addr "$MQTTS")" --pki "$PKI" --api "$BASE" \
     --devices "$SIM_DEVICES" ${SIM_ARGS:-} </dev/null &
   SIM_PID=$!
+  set +m
   # The link is printed once the fleet is up, so it is the last thing on screen.
   deadline=$((SECONDS + READY_TIMEOUT))
   online=0
-  while [ -z "$STOPPING" ] && [ "$SECONDS" -lt "$deadline" ] && kill -0 "$SIM_PID" 2>/dev/null; do
+  while [ -z "$STOPPING" ] && [ "$SECONDS" -lt "$deadline" ] && kill -0 "$SIM_PID" 2>/dev/null \
+    && kill -0 "$HUB_PID" 2>/dev/null; do
     online=$(api_get "/api/v1/devices?status=online&limit=1" "$TOKEN" | sed -n 's/.*"total":\([0-9]*\).*/\1/p')
     [ "${online:-0}" -lt "$SIM_DEVICES" ] || break
-    sleep 0.2
+    nap 0.2
   done
   FLEET="$SIM_DEVICES simulated devices (mote sim) on mTLS $(dial_addr "$MQTTS"), ${online:-0} online"
 elif [ "$SIM" != off ]; then
@@ -244,7 +271,8 @@ else
 fi
 
 # (a simulator that failed at once is reported by the loop below instead)
-if [ -z "$STOPPING" ] && { [ -z "$SIM_PID" ] || kill -0 "$SIM_PID" 2>/dev/null; }; then
+if [ -z "$STOPPING" ] && kill -0 "$HUB_PID" 2>/dev/null &&
+  { [ -z "$SIM_PID" ] || kill -0 "$SIM_PID" 2>/dev/null; }; then
   cat <<MSG
 
   mote is running.
