@@ -23,40 +23,48 @@
  * The table. Scopes: read may GET (except webhooks: their URLs can carry
  * credentials); write may also change devices, twins and alerts; admin may
  * also change rules and webhooks and delete devices. The OpenAPI document
- * in openapi.c lists the same (method, path) pairs; test_api_route checks it.
+ * in openapi.c lists the same (method, path) pairs, except the dashboard's
+ * (ui: true); test_api_route checks it.
  */
 const struct api_route api_routes[] = {
 	{ API_R_DEVICES_LIST, "GET", "/api/v1/devices", API_NEED_READ, false,
-	  "model,tag,status,q,limit,offset" },
-	{ API_R_DEVICES_CREATE, "POST", "/api/v1/devices", API_NEED_WRITE, true, "" },
-	{ API_R_DEVICE_GET, "GET", "/api/v1/devices/{id}", API_NEED_READ, false, "" },
-	{ API_R_DEVICE_UPDATE, "PATCH", "/api/v1/devices/{id}", API_NEED_WRITE, true, "" },
-	{ API_R_DEVICE_DELETE, "DELETE", "/api/v1/devices/{id}", API_NEED_ADMIN, false, "" },
-	{ API_R_TWIN_GET, "GET", "/api/v1/devices/{id}/twin", API_NEED_READ, false, "" },
-	{ API_R_TWIN_PATCH, "PATCH", "/api/v1/devices/{id}/twin", API_NEED_WRITE, true, "" },
+	  "model,tag,status,q,limit,offset", false },
+	{ API_R_DEVICES_CREATE, "POST", "/api/v1/devices", API_NEED_WRITE, true, "", false },
+	{ API_R_DEVICE_GET, "GET", "/api/v1/devices/{id}", API_NEED_READ, false, "", false },
+	{ API_R_DEVICE_UPDATE, "PATCH", "/api/v1/devices/{id}", API_NEED_WRITE, true, "", false },
+	{ API_R_DEVICE_DELETE, "DELETE", "/api/v1/devices/{id}", API_NEED_ADMIN, false, "", false },
+	{ API_R_TWIN_GET, "GET", "/api/v1/devices/{id}/twin", API_NEED_READ, false, "", false },
+	{ API_R_TWIN_PATCH, "PATCH", "/api/v1/devices/{id}/twin", API_NEED_WRITE, true, "", false },
 	{ API_R_TELEMETRY, "GET", "/api/v1/devices/{id}/telemetry", API_NEED_READ, false,
-	  "metric,from,to,agg,interval,limit,format,time" },
+	  "metric,from,to,agg,interval,limit,format,time", false },
 	{ API_R_TELEMETRY_LATEST, "GET", "/api/v1/devices/{id}/telemetry/latest", API_NEED_READ,
-	  false, "" },
-	{ API_R_RULES_LIST, "GET", "/api/v1/rules", API_NEED_READ, false, "" },
-	{ API_R_RULES_CREATE, "POST", "/api/v1/rules", API_NEED_ADMIN, true, "" },
-	{ API_R_RULE_GET, "GET", "/api/v1/rules/{id}", API_NEED_READ, false, "" },
-	{ API_R_RULE_UPDATE, "PUT", "/api/v1/rules/{id}", API_NEED_ADMIN, true, "" },
-	{ API_R_RULE_DELETE, "DELETE", "/api/v1/rules/{id}", API_NEED_ADMIN, false, "" },
+	  false, "", false },
+	{ API_R_RULES_LIST, "GET", "/api/v1/rules", API_NEED_READ, false, "", false },
+	{ API_R_RULES_CREATE, "POST", "/api/v1/rules", API_NEED_ADMIN, true, "", false },
+	{ API_R_RULE_GET, "GET", "/api/v1/rules/{id}", API_NEED_READ, false, "", false },
+	{ API_R_RULE_UPDATE, "PUT", "/api/v1/rules/{id}", API_NEED_ADMIN, true, "", false },
+	{ API_R_RULE_DELETE, "DELETE", "/api/v1/rules/{id}", API_NEED_ADMIN, false, "", false },
 	{ API_R_ALERTS_LIST, "GET", "/api/v1/alerts", API_NEED_READ, false,
-	  "device,state,severity,acknowledged,limit" },
-	{ API_R_ALERT_GET, "GET", "/api/v1/alerts/{id}", API_NEED_READ, false, "" },
-	{ API_R_ALERT_ACK, "POST", "/api/v1/alerts/{id}/ack", API_NEED_WRITE, false, "" },
-	{ API_R_ALERT_CLEAR, "POST", "/api/v1/alerts/{id}/clear", API_NEED_WRITE, false, "" },
-	{ API_R_WEBHOOKS_LIST, "GET", "/api/v1/webhooks", API_NEED_ADMIN, false, "" },
-	{ API_R_WEBHOOKS_CREATE, "POST", "/api/v1/webhooks", API_NEED_ADMIN, true, "" },
-	{ API_R_WEBHOOK_DELETE, "DELETE", "/api/v1/webhooks/{id}", API_NEED_ADMIN, false, "" },
+	  "device,state,severity,acknowledged,limit", false },
+	{ API_R_ALERT_GET, "GET", "/api/v1/alerts/{id}", API_NEED_READ, false, "", false },
+	{ API_R_ALERT_ACK, "POST", "/api/v1/alerts/{id}/ack", API_NEED_WRITE, false, "", false },
+	{ API_R_ALERT_CLEAR, "POST", "/api/v1/alerts/{id}/clear", API_NEED_WRITE, false, "", false },
+	{ API_R_WEBHOOKS_LIST, "GET", "/api/v1/webhooks", API_NEED_ADMIN, false, "", false },
+	{ API_R_WEBHOOKS_CREATE, "POST", "/api/v1/webhooks", API_NEED_ADMIN, true, "", false },
+	{ API_R_WEBHOOK_DELETE, "DELETE", "/api/v1/webhooks/{id}", API_NEED_ADMIN, false, "", false },
 	{ API_R_WEBHOOK_DELIVERIES, "GET", "/api/v1/webhooks/{id}/deliveries", API_NEED_ADMIN,
-	  false, "limit" },
-	{ API_R_EVENTS, "GET", "/api/v1/events", API_NEED_READ, false, "device*,types*" },
-	{ API_R_METRICS, "GET", "/metrics", API_NEED_READ, false, "" },
-	{ API_R_HEALTHZ, "GET", "/healthz", API_NEED_NONE, false, "" },
-	{ API_R_OPENAPI, "GET", "/api/v1/openapi.json", API_NEED_READ, false, "" },
+	  false, "limit", false },
+	{ API_R_EVENTS, "GET", "/api/v1/events", API_NEED_READ, false, "device*,types*", false },
+	{ API_R_METRICS, "GET", "/metrics", API_NEED_READ, false, "", false },
+	{ API_R_HEALTHZ, "GET", "/healthz", API_NEED_NONE, false, "", false },
+	{ API_R_OPENAPI, "GET", "/api/v1/openapi.json", API_NEED_READ, false, "", false },
+	/* The dashboard: public (the page holds no data; its API calls carry
+	 * the token). "/" takes ?token= so the link `make run` prints works;
+	 * the page's script reads it, the server ignores it. */
+	{ API_R_UI_INDEX, "GET", "/", API_NEED_NONE, false, "token", true },
+	{ API_R_UI_INDEX, "HEAD", "/", API_NEED_NONE, false, "token", true },
+	{ API_R_UI_ASSET, "GET", "/assets/{id}", API_NEED_NONE, false, "", true },
+	{ API_R_UI_ASSET, "HEAD", "/assets/{id}", API_NEED_NONE, false, "", true },
 };
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];
 
@@ -224,6 +232,8 @@ static bool path_matches(const char *pattern, const struct api_uri *u, const cha
 	unsigned k = 0;
 	const char *p = pattern;
 	*id = NULL;
+	if (strcmp(pattern, "/") == 0)
+		return u->nseg == 0;
 	while (*p == '/') {
 		p++;
 		const char *e = strchr(p, '/');

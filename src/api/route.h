@@ -81,17 +81,22 @@ enum api_route_id {
 	API_R_METRICS,
 	API_R_HEALTHZ,
 	API_R_OPENAPI,
+	API_R_UI_INDEX,
+	API_R_UI_ASSET,
 	API_R_COUNT_
 };
 
 struct api_route {
 	enum api_route_id id;
 	const char *method;   /* "GET", "POST", "PATCH", "PUT", "DELETE" */
-	const char *path;     /* "/api/v1/devices/{id}": {id} is one non-empty segment */
+	const char *path;     /* "/api/v1/devices/{id}": {id} is one non-empty segment; "/" no segment */
 	uint8_t need;         /* enum api_need */
 	bool json_body;       /* the request carries a JSON body */
 	/* Query parameters it takes, comma-separated; "name*" may repeat. */
 	const char *params;
+	/* The dashboard (ui.c): not part of the API, so not in the OpenAPI
+	 * document; docs/api.md and docs/dashboard.md describe it. */
+	bool ui;
 };
 
 extern const struct api_route api_routes[];

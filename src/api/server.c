@@ -45,6 +45,7 @@
 #include <microhttpd.h>
 
 #include "api/api_int.h"
+#include "api/ui.h"
 #include "auth/acl.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -476,6 +477,31 @@ void api_event(struct api *a, const char *type, const char *device_id, const cha
 	free(frame);
 }
 
+/* ---- the dashboard ---- */
+
+/* GET/HEAD / and /assets/{name}: ui.c decides, this sends (libmicrohttpd
+ * leaves the body out of a HEAD answer by itself). */
+static enum MHD_Result ui_send(struct api *a, struct MHD_Connection *conn, struct req *q)
+{
+	const char *inm = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						      MHD_HTTP_HEADER_IF_NONE_MATCH);
+	struct ui_answer u;
+	ui_answer(q->route->id == API_R_UI_ASSET ? q->id : NULL, inm, &u);
+	if (u.status >= 400)
+		return send_error(a, conn, (int)u.status, NULL, NULL, "%s", u.message);
+	size_t len = u.status == 304 ? 0 : u.asset->len;
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(len, (void *)u.asset->data, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	for (unsigned i = 0; i < u.nhdr; i++)
+		MHD_add_response_header(resp, u.hdr[i][0], u.hdr[i][1]);
+	count_status(a, u.status);
+	enum MHD_Result ret = MHD_queue_response(conn, u.status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* ---- the request life ---- */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -619,6 +645,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return send_error(a, conn, 400, NULL, NULL, "this route needs a JSON body");
 	if (q->route->id == API_R_EVENTS)
 		return sse_start(a, conn, q);
+	if (q->route->ui)
+		return ui_send(a, conn, q);
 	struct mote_reply r = { 0 };
 	const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
 	api_handle(a, q, accept, &r);

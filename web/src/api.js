@@ -1,0 +1,64 @@
+// api.js - calls to the hub's REST API with the token as a Bearer header
+// (docs/api.md). Errors are thrown, never swallowed: ApiError carries the
+// status and the API's sentence; NetError means the hub did not answer.
+// Both also move the banner (conn.js): a network failure -> offline, a 401
+// -> expired (and the login page, through the handler main.js installs).
+import * as conn from './conn.js';
+
+const KEY = 'mote.token';
+
+export const getToken = () => localStorage.getItem(KEY);
+export const setToken = (t) => localStorage.setItem(KEY, t);
+export const clearToken = () => localStorage.removeItem(KEY);
+
+export class ApiError extends Error {
+  constructor(status, error, message) {
+    super(message);
+    this.status = status;
+    this.error = error;
+  }
+}
+export class NetError extends Error {}
+
+let onUnauthorized = () => {};
+export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+
+export const authHeader = (token = getToken()) => ({ Authorization: `Bearer ${token || ''}` });
+
+// api('GET', '/api/v1/devices') -> the parsed JSON (null for 204).
+// opts.token: try this token instead of the stored one (login);
+// opts.signal: an AbortSignal.
+export async function api(method, path, body, opts = {}) {
+  const headers = { ...authHeader(opts.token), Accept: 'application/json' };
+  const init = { method, headers, cache: 'no-store', signal: opts.signal };
+  if (body !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    if (e.name === 'AbortError') throw e;
+    conn.offline();
+    throw new NetError('The hub is unreachable (network error); retrying.');
+  }
+  conn.reachable();
+  const text = await res.text();
+  let json = null;
+  if (text && (res.headers.get('Content-Type') || '').includes('json')) {
+    try { json = JSON.parse(text); } catch { json = null; }
+  }
+  if (!res.ok) {
+    const msg = (json && json.message) || `${res.status} ${res.statusText}`;
+    const err = new ApiError(res.status, json && json.error, msg);
+    if (res.status === 401 && !opts.token) {
+      conn.expired();
+      onUnauthorized(err);
+    }
+    throw err;
+  }
+  return json;
+}
+
+export const enc = encodeURIComponent;

@@ -1,0 +1,184 @@
+// fleet.js - the fleet overview (#/devices): every device with status, last
+// seen, health and active alerts; search and filters (model, tag, status)
+// applied in the page; kept current by the event stream (connection,
+// telemetry, alert and device events) and reloaded when the hub comes back.
+import { api } from './api.js';
+import { h, clear, fill, ago, fmtTime, errText } from './dom.js';
+import { health, activeByDevice, HEALTH_WORD } from './health.js';
+import { onEvent } from './live.js';
+import { onRecovered } from './conn.js';
+
+const PAGE = 1000;
+const MAX_DEVICES = 20000;
+
+async function allDevices() {
+  const out = [];
+  for (let offset = 0; offset < MAX_DEVICES; offset += PAGE) {
+    const r = await api('GET', `/api/v1/devices?limit=${PAGE}&offset=${offset}`);
+    out.push(...r.devices);
+    if (r.devices.length < PAGE || out.length >= r.total) break;
+  }
+  return out;
+}
+
+const statusCell = (d) => h('span', { class: `status ${d.online ? 'on' : 'off'}` },
+  d.online ? 'Online' : 'Offline');
+
+const tagText = (tags) => Object.entries(tags || {}).map(([k, v]) => (v === '' ? k : `${k}:${v}`));
+
+export function fleetPage(root, { go }) {
+  let devices = [];
+  let alerts = new Map();
+  let loaded = false;
+  let dirty = false;
+  let renderTimer = null;
+  let reloadTimer = null;
+  const filt = { q: '', model: '', tag: '', status: '' };
+
+  const search = h('input', { type: 'search', testid: 'fleet-search', placeholder: 'Search id or name',
+    'aria-label': 'Search devices', on: { input: (e) => { filt.q = e.target.value.trim().toLowerCase(); render(); } } });
+  const selModel = h('select', { testid: 'filter-model', 'aria-label': 'Model',
+    on: { change: (e) => { filt.model = e.target.value; render(); } } });
+  const selTag = h('select', { testid: 'filter-tag', 'aria-label': 'Tag',
+    on: { change: (e) => { filt.tag = e.target.value; render(); } } });
+  const selStatus = h('select', { testid: 'filter-status', 'aria-label': 'Status',
+    on: { change: (e) => { filt.status = e.target.value; render(); } } },
+  h('option', { value: '' }, 'Any status'), h('option', { value: 'online' }, 'Online'),
+  h('option', { value: 'offline' }, 'Offline'));
+  const summary = h('div', { class: 'cards' });
+  const tbody = h('tbody');
+  const note = h('p', { class: 'muted empty' });
+  const error = h('div', { class: 'error', hidden: true });
+  const table = h('table', { class: 'grid clickable', testid: 'fleet-table' },
+    h('thead', {}, h('tr', {},
+      h('th', {}, 'Status'), h('th', {}, 'Device'), h('th', {}, 'Model'), h('th', {}, 'Tags'),
+      h('th', {}, 'Last seen'), h('th', {}, 'Health'), h('th', { class: 'num' }, 'Active alerts'))),
+    tbody);
+
+  clear(root).append(
+    h('div', { class: 'page-head' }, h('h1', {}, 'Fleet')),
+    summary,
+    h('div', { class: 'toolbar' }, search, selModel, selTag, selStatus),
+    error,
+    h('div', { class: 'panel' }, table, note));
+
+  // Refilled only when the choices change: rebuilding an open <select>
+  // would close it under the user's pointer.
+  function fillSelect(sel, first, values, current) {
+    const key = values.join('\n');
+    if (sel.dataset.options === key) return;
+    sel.dataset.options = key;
+    clear(sel).append(h('option', { value: '' }, first));
+    for (const v of values) sel.append(h('option', { value: v, selected: v === current }, v));
+    if (current && !values.includes(current)) sel.append(h('option', { value: current, selected: true }, current));
+  }
+
+  function matches(d) {
+    if (filt.q && !d.id.toLowerCase().includes(filt.q) && !(d.name || '').toLowerCase().includes(filt.q)) return false;
+    if (filt.model && d.model !== filt.model) return false;
+    if (filt.status && (filt.status === 'online') !== !!d.online) return false;
+    if (filt.tag) {
+      const c = filt.tag.indexOf(':');
+      const k = c < 0 ? filt.tag : filt.tag.slice(0, c);
+      if (!d.tags || !(k in d.tags)) return false;
+      if (c >= 0 && d.tags[k] !== filt.tag.slice(c + 1)) return false;
+    }
+    return true;
+  }
+
+  function render() {
+    dirty = false;
+    if (!loaded) return;
+    const now = Date.now();
+    const online = devices.filter((d) => d.online).length;
+    let nAlerts = 0;
+    let nCritical = 0;
+    for (const a of alerts.values()) { nAlerts += a.count; if (a.worst === 'critical') nCritical++; }
+    const degraded = devices.filter((d) => health(d, alerts.get(d.id)).level !== 'ok' && d.online).length;
+    fill(summary,
+      card('Devices', devices.length), card('Online', `${online}`, `of ${devices.length}`),
+      card('Active alerts', nAlerts, nCritical ? `${nCritical} device(s) critical` : '', nCritical ? 'bad' : ''),
+      card('Need attention', degraded, 'online but not ok', degraded ? 'warn' : ''));
+
+    const models = [...new Set(devices.map((d) => d.model).filter(Boolean))].sort();
+    fillSelect(selModel, 'Any model', models, filt.model);
+    const tags = [...new Set(devices.flatMap((d) => tagText(d.tags)))].sort();
+    fillSelect(selTag, 'Any tag', tags, filt.tag);
+
+    clear(tbody);
+    const shown = devices.filter(matches);
+    for (const d of shown) {
+      const a = alerts.get(d.id);
+      const hl = health(d, a);
+      tbody.append(h('tr', { data: { device: d.id }, tabindex: 0,
+        on: { click: () => go(`#/devices/${encodeURIComponent(d.id)}`),
+          keydown: (e) => { if (e.key === 'Enter') go(`#/devices/${encodeURIComponent(d.id)}`); } } },
+      h('td', { data: { col: 'status' } }, statusCell(d)),
+      h('td', { data: { col: 'device' } }, h('div', { class: 'id' }, d.id),
+        d.name && d.name !== d.id ? h('div', { class: 'muted small' }, d.name) : null),
+      h('td', { data: { col: 'model' } }, d.model || '–'),
+      h('td', { data: { col: 'tags' } }, tagText(d.tags).map((t) => h('span', { class: 'tag' }, t))),
+      h('td', { data: { col: 'last_seen' }, title: fmtTime(d.last_seen) }, ago(d.last_seen, now)),
+      h('td', { data: { col: 'health' }, title: hl.why },
+        h('span', { class: `health ${hl.level}`, data: { health: hl.level } }, HEALTH_WORD[hl.level])),
+      h('td', { data: { col: 'alerts' }, class: 'num' },
+        a ? h('span', { class: `badge sev-${a.worst}` }, String(a.count)) : h('span', { class: 'muted' }, '0'))));
+    }
+    note.textContent = devices.length === 0
+      ? 'No devices yet. Devices appear here when they connect or are registered (POST /api/v1/devices).'
+      : shown.length === 0 ? 'No device matches the search and filters.' : '';
+    note.hidden = !note.textContent;
+  }
+
+  function card(title, value, sub, cls) {
+    return h('div', { class: `card ${cls || ''}` }, h('div', { class: 'card-title' }, title),
+      h('div', { class: 'card-value' }, String(value)), sub ? h('div', { class: 'muted small' }, sub) : null);
+  }
+
+  // At most one render a second while events stream in.
+  function soon() {
+    if (dirty) return;
+    dirty = true;
+    renderTimer = setTimeout(render, 1000);
+  }
+
+  async function load() {
+    try {
+      const [devs, al] = await Promise.all([allDevices(),
+        api('GET', '/api/v1/alerts?state=active&limit=1000')]);
+      devices = devs.sort((x, y) => x.id.localeCompare(y.id, undefined, { numeric: true }));
+      alerts = activeByDevice(al.alerts);
+      loaded = true;
+      error.hidden = true;
+      render();
+    } catch (e) {
+      if (e.name === 'AbortError') return;
+      error.textContent = `Could not load the fleet: ${errText(e)}`;
+      error.hidden = false;
+      if (!loaded) note.textContent = '';
+    }
+  }
+
+  function reloadSoon() {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(load, 500);
+  }
+
+  const offEvent = onEvent((type, ev) => {
+    if (!loaded) return;
+    const d = devices.find((x) => x.id === ev.device);
+    if (type === 'connection' && d) { d.online = !!ev.online; d.last_seen = Date.now(); soon(); }
+    else if (type === 'telemetry' && d) { d.last_seen = Date.now(); if (!d.online) d.online = true; soon(); }
+    else if (type === 'alert' || type === 'device' || (type === 'connection' && !d)) reloadSoon();
+  });
+  const offRecovered = onRecovered(load);
+  const ticker = setInterval(soon, 5000);
+  load();
+  return () => {
+    offEvent();
+    offRecovered();
+    clearInterval(ticker);
+    clearTimeout(renderTimer);
+    clearTimeout(reloadTimer);
+  };
+}
