@@ -22,6 +22,11 @@ export class NetError extends Error {}
 
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+// The hub refused the stored token (any call, the event stream too).
+export function unauthorized(err) {
+  conn.expired();
+  onUnauthorized(err);
+}
 
 export const authHeader = (token = getToken()) => ({ Authorization: `Bearer ${token || ''}` });
 
@@ -52,10 +57,7 @@ export async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const msg = (json && json.message) || `${res.status} ${res.statusText}`;
     const err = new ApiError(res.status, json && json.error, msg);
-    if (res.status === 401 && !opts.token) {
-      conn.expired();
-      onUnauthorized(err);
-    }
+    if (res.status === 401 && !opts.token) unauthorized(err);
     throw err;
   }
   return json;

@@ -146,7 +146,7 @@ export function devicePage(root, { id }) {
     noMetrics.hidden = true;
     m = { card, valueEl, tsEl, chartEl, note, chart: null, xs: [], ys: [], dirty: false, ts: null };
     metrics.set(metric, m);
-    m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], window: windowNow });
+    m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], span: windowNow });
     return m;
   }
 

@@ -42,23 +42,26 @@ function route() {
     stopLive();
     document.body.dataset.page = 'login';
     setNav('');
-    cleanup = loginPage(app, { done: () => { startLive(); refreshAlertCount(); go('#/devices'); } });
+    cleanup = loginPage(app, { done: () => go('#/devices') });
     return;
   }
-  startLive();
   let m;
   if ((m = /^#\/devices\/(.+)$/.exec(hash))) {
     let id;
     try { id = decodeURIComponent(m[1]); } catch { id = m[1]; }
     setNav('devices');
+    startLive(`device=${encodeURIComponent(id)}`);
     cleanup = devicePage(app, { id, go });
   } else if (hash === '#/alerts') {
     setNav('alerts');
+    startLive('types=alert');
     cleanup = alertsPage(app, { go });
   } else {
     setNav('devices');
+    startLive();
     cleanup = fleetPage(app, { go });
   }
+  refreshAlertCount();
   document.body.dataset.page = document.querySelector('nav a.active')?.dataset.testid || '';
   window.scrollTo(0, 0);
 }
@@ -105,5 +108,7 @@ onEvent((type) => {
   countTimer = setTimeout(refreshAlertCount, 500);
 });
 conn.onRecovered(refreshAlertCount);
+// The device page's stream carries only its device's alerts: the count in
+// the nav is also asked for now and then.
+setInterval(refreshAlertCount, 30000);
 route();
-refreshAlertCount();
