@@ -322,6 +322,22 @@ class LifecycleTest(unittest.TestCase):
             sim.kill()
             b.stop()
 
+    def test_random_faults_are_reported(self):
+        b = Broker(http=True).start()
+        tok = b.token("read")
+        # 3 devices, 36000 faults per hour across them: each gets one within a second
+        sim = Sim(b, ["--mqtt", "%s:%d" % (HOST, b.port), "--devices", "3", "--fault-rate",
+                      "36000", "--interval-ms", "200", "--seed", "3"])
+        try:
+            for dev in ["pump-001", "motor-002", "hvac-003"]:
+                wait_for(lambda: reported(b, tok, dev).get("fault") in
+                         ("overheat", "bearing", "stuck", "dropout"), 10,
+                         "a random fault reported by " + dev)
+            self.assertEqual(sim.log().count("cause=random"), 3, sim.log())
+        finally:
+            self.assertEqual(sim.stop(), 0, sim.log())
+            b.stop()
+
     def test_sigterm_exits_0(self):
         b = Broker().start()
         sim = Sim(b, ["--mqtt", "%s:%d" % (HOST, b.port), "--devices", "3", "--quiet"])

@@ -361,7 +361,8 @@ export function devicePage(root, { id }) {
   }
 
   const offEvent = onEvent((type, ev) => {
-    if (ev.device !== id) return;
+    // Alert events carry the device inside: {"event":..,"alert":{"device":..}}.
+    if ((ev.device ?? (ev.alert && ev.alert.device)) !== id) return;
     if (type === 'telemetry') {
       onTelemetry(ev);
       if (dev) { dev.last_seen = Date.now(); dev.online = true; }

@@ -9,7 +9,7 @@
 // streams), and when nothing - not even the 15 s heartbeat - arrived for
 // 40 s (a connection that died silently). A 401 stops it (banner expired).
 import * as conn from './conn.js';
-import { authHeader, unauthorized } from './api.js';
+import { authHeader, unauthorized, sendAuthed } from './api.js';
 
 const subs = new Set();
 const liveSubs = new Set();
@@ -78,12 +78,12 @@ async function connect() {
   };
   try {
     arm();
-    const res = await fetch(filter ? `/api/v1/events?${filter}` : '/api/v1/events', {
+    const res = await sendAuthed(filter ? `/api/v1/events?${filter}` : '/api/v1/events', {
       headers: { ...authHeader(), Accept: 'text/event-stream' },
       cache: 'no-store',
       signal: my.signal,
     });
-    if (res.status === 401) {
+    if (!res || res.status === 401) {
       running = false;
       unauthorized(new Error('the event stream was refused: 401'));
       return;

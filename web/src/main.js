@@ -4,7 +4,7 @@
 // #/alerts, #/login), and runs the live event stream while logged in.
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { api, getToken, setToken, clearToken, setUnauthorizedHandler } from './api.js';
+import { api, getToken, setToken, clearToken, setUnauthorizedHandler, distrust } from './api.js';
 import * as conn from './conn.js';
 import { startLive, stopLive, onLive, onEvent } from './live.js';
 import { fleetPage } from './fleet.js';
@@ -34,6 +34,7 @@ const go = (hash) => { if (window.location.hash === hash) route(); else window.l
 function route() {
   cleanup();
   cleanup = () => {};
+  distrust();
   const hash = window.location.hash || '#/devices';
   const loggedIn = !!getToken();
   document.getElementById('logout').hidden = !loggedIn;
