@@ -57,6 +57,7 @@ void rul_params_default(struct rul_params *p)
 	p->bags = 3;
 	p->seed = 1;
 	p->threads = 1;
+	p->features = RUL_F_ALL;
 }
 
 enum mote_err rul_params_set(struct rul_params *p, const char *kv)
@@ -78,6 +79,7 @@ enum mote_err rul_params_set(struct rul_params *p, const char *kv)
 		{"depth", NULL, &p->depth},    {"eta", &p->eta, NULL},		 {"subsample", &p->subsample, NULL},
 		{"colsample", &p->colsample, NULL}, {"min_child", &p->min_child, NULL}, {"lambda", &p->lambda, NULL},
 		{"bags", NULL, &p->bags},      {"threads", NULL, &p->threads},
+		{"features", NULL, &p->features},
 	};
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
 		if (strlen(f[i].name) != kl || strncmp(f[i].name, kv, kl) != 0)
@@ -128,6 +130,8 @@ static int params_ok(const struct rul_params *p, char *err, size_t errlen)
 		bad = "bags";
 	else if (p->threads < 1 || p->threads > 1024)
 		bad = "threads";
+	else if (p->features < 0 || p->features > RUL_F_ALL)
+		bad = "features";
 	for (int k = 0; !bad && k < p->nuse; k++)
 		if (p->use[k] < 0 || p->use[k] >= p->nsensors)
 			bad = "use";

@@ -55,7 +55,16 @@ struct rul_params {
 	int bags;                   /* boosters, each on a bootstrap resample of machines (1: no resample) */
 	unsigned seed;              /* XGBoost and bootstrap seed: same data + seed = same model */
 	int threads;                /* XGBoost threads; 1 = no thread pool at all */
+	int features;               /* RUL_F_* groups beyond the rolling means (ablation experiments) */
 };
+
+/* Feature groups (rul_features.c); the rolling means and the cycle count are always in. */
+#define RUL_F_HEALTH 1  /* the health-index channel */
+#define RUL_F_SPREAD 2  /* standard deviation over 10 cycles */
+#define RUL_F_SLOPE 4   /* least-squares slopes */
+#define RUL_F_DRIFT 8   /* last 10 cycles minus the machine's first 20 */
+#define RUL_F_HISTORY 16 /* mean of the whole history */
+#define RUL_F_ALL 31
 
 /* The settings chosen for C-MAPSS by cross-validation on training engines
  * (docs/analytics.md): 3 settings, 21 sensors, the 14 informative sensors,
