@@ -47,9 +47,9 @@ void rul_params_default(struct rul_params *p)
 	memcpy(p->use, cmapss_use, sizeof cmapss_use);
 	p->cap = 125;
 	p->cond_tol = 0.05;
-	p->rounds = 300;
+	p->rounds = 150;
 	p->depth = 4;
-	p->eta = 0.05;
+	p->eta = 0.1;
 	p->subsample = 0.8;
 	p->colsample = 0.5;
 	p->min_child = 10;
