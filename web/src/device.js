@@ -97,6 +97,7 @@ export function devicePage(root, { id }) {
   function renderMeta(activeAlerts) {
     if (!dev) return;
     title.textContent = dev.name && dev.name !== dev.id ? `${dev.name}` : dev.id;
+    document.title = `${title.textContent} · mote`;
     const hl = health(dev, activeAlerts);
     fill(meta,
       h('span', { class: `status ${dev.online ? 'on' : 'off'}` }, dev.online ? 'Online' : 'Offline'),
@@ -117,7 +118,11 @@ export function devicePage(root, { id }) {
       return true;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        showPageError(`There is no device '${id}'.`);
+        // Nothing else to show: no sections with dashes in them.
+        document.title = `${id} · mote`;
+        fill(root, h('div', { class: 'crumbs' }, h('a', { href: '#/devices' }, '← Fleet')),
+          h('h1', { testid: 'device-title' }, id),
+          h('div', { class: 'error' }, `There is no device '${id}'. It may have been deleted, or the link is wrong.`));
         return false;
       }
       showPageError(`Could not load the device: ${errText(e)}`);

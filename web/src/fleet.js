@@ -10,6 +10,7 @@ import { onRecovered } from './conn.js';
 
 const PAGE = 1000;
 const MAX_DEVICES = 20000;
+const MAX_ROWS = 500;
 
 async function allDevices() {
   const out = [];
@@ -48,7 +49,7 @@ export function fleetPage(root, { go }) {
   h('option', { value: 'offline' }, 'Offline'));
   const summary = h('div', { class: 'cards' });
   const tbody = h('tbody');
-  const note = h('p', { class: 'muted empty' });
+  const note = h('p', { class: 'muted empty' }, 'Loading…');
   const error = h('div', { class: 'error', hidden: true });
   // Sortable columns: click a heading, click again to reverse.
   const sort = { col: 'device', dir: 1 };
@@ -125,7 +126,10 @@ export function fleetPage(root, { go }) {
       const c = typeof a === 'string' ? a.localeCompare(b, undefined, { numeric: true }) : a - b;
       return c * sort.dir || x.id.localeCompare(y.id, undefined, { numeric: true });
     };
-    const shown = devices.filter(matches).sort(cmp);
+    const matching = devices.filter(matches).sort(cmp);
+    // A table of thousands of rows redrawn every second would make the page
+    // crawl; past MAX_ROWS the search and filters narrow it down.
+    const shown = matching.slice(0, MAX_ROWS);
     for (const el of head.children) {
       const on = el.dataset.sort === sort.col;
       el.setAttribute('aria-sort', on ? (sort.dir > 0 ? 'ascending' : 'descending') : 'none');
@@ -149,7 +153,9 @@ export function fleetPage(root, { go }) {
     }
     note.textContent = devices.length === 0
       ? 'No devices yet. Devices appear here when they connect or are registered (POST /api/v1/devices).'
-      : shown.length === 0 ? 'No device matches the search and filters.' : '';
+      : matching.length === 0 ? 'No device matches the search and filters.'
+        : matching.length > shown.length
+          ? `Showing ${shown.length} of ${matching.length} devices: search or filter to find the others.` : '';
     note.hidden = !note.textContent;
   }
 

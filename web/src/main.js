@@ -39,9 +39,11 @@ function route() {
   const loggedIn = !!getToken();
   document.getElementById('logout').hidden = !loggedIn;
   document.body.dataset.page = '';
+  document.title = 'mote';
   if (!loggedIn || hash === '#/login') {
     stopLive();
     document.body.dataset.page = 'login';
+    document.title = 'Log in · mote';
     setNav('');
     cleanup = loginPage(app, { done: () => go('#/devices') });
     return;
@@ -55,10 +57,12 @@ function route() {
     cleanup = devicePage(app, { id, go });
   } else if (hash === '#/alerts') {
     setNav('alerts');
+    document.title = 'Alerts · mote';
     startLive('types=alert');
     cleanup = alertsPage(app, { go });
   } else {
     setNav('devices');
+    document.title = 'Fleet · mote';
     startLive();
     cleanup = fleetPage(app, { go });
   }
