@@ -24,6 +24,7 @@
 #define READY_TREND 8
 #define DRAWS_DEFAULT 200
 #define DRAWS_MAX 2000
+#define THETA_SLOTS (FC_RLS_MAX + 1) /* a draw's parameters + its input deviate */
 
 /* ---- recursive least squares ---- */
 
@@ -85,20 +86,32 @@ static bool rls_update(struct fc_rls *r, const double *phi, double y, unsigned *
 		for (unsigned i = 0; i < n; i++)
 			for (unsigned j = 0; j < n; j++)
 				r->P[i][j] *= P_TRACE_MAX / trace;
-	/* The residual variance forgets like an average over the last ~50. */
+	/* The residual variance, from the error after the update
+	 * (e * lambda / den): the error before it is dominated, early on, by
+	 * parameters that know nothing yet, and would inflate every band for
+	 * a long time. It forgets like an average over the last ~50. */
+	double ep = e * r->lambda / den;
 	double alpha = r->updates < 50 ? 1.0 / (double)(r->updates + 1) : 0.02;
-	r->var += alpha * (e * e - r->var);
+	r->var += alpha * (ep * ep - r->var);
 	r->updates++;
 	return true;
 }
 
 /* ---- first order ---- */
 
+#define DAY_W (2 * M_PI / 86400.0)
+
 void fc_first_order_init(struct fc_first_order *m, double block_s, double lambda)
 {
 	memset(m, 0, sizeof *m);
 	m->block_s = block_s > 0 ? block_s : 60;
-	rls_init(&m->rls, 3, lambda);
+	rls_init(&m->rls, 5, lambda);
+}
+
+/* c(t) of theta at Unix time t. */
+static double fo_offset(const double *theta, double t)
+{
+	return theta[2] + theta[3] * sin(DAY_W * t) + theta[4] * cos(DAY_W * t);
 }
 
 static void first_order_close_block(struct fc_first_order *m)
@@ -108,7 +121,9 @@ static void first_order_close_block(struct fc_first_order *m)
 		double y = m->blk_ysum / m->blk_n, u = m->blk_usum / m->blk_n;
 		/* Consecutive blocks only: a whole empty block between is a gap. */
 		if (m->have_prev && end - m->prev_end < 1.5 * m->block_s) {
-			double phi[3] = { m->prev_y, m->prev_u, 1 };
+			double mid = end - m->block_s / 2;
+			double phi[5] = { m->prev_y, m->prev_u, 1, sin(DAY_W * mid),
+					  cos(DAY_W * mid) };
 			if (rls_update(&m->rls, phi, y, &m->streak)) {
 				if (m->fitted == 0 || u < m->u_lo)
 					m->u_lo = u;
@@ -157,7 +172,8 @@ enum mote_err fc_first_order_params(const struct fc_first_order *m, double *K, d
 {
 	if (!fc_first_order_ready(m))
 		return MOTE_EAGAIN;
-	double a = m->rls.theta[0], b = m->rls.theta[1], c = m->rls.theta[2];
+	double a = m->rls.theta[0], b = m->rls.theta[1];
+	double c = fo_offset(m->rls.theta, m->prev_end - m->block_s / 2);
 	*K = b / (1 - a);
 	*tau_s = -m->block_s / log(a);
 	*y0 = c / (1 - a);
@@ -262,6 +278,34 @@ bool fc_trend_ready(const struct fc_trend *m)
 	return m->rls.updates >= READY_TREND && m->have_block;
 }
 
+enum mote_err fc_trend_crossing(const struct fc_trend *m, double threshold, double *hours,
+				double *lo_hours, double *hi_hours)
+{
+	if (!fc_trend_ready(m))
+		return MOTE_EAGAIN;
+	if (!(threshold > 0) || !isfinite(threshold))
+		return MOTE_EINVAL;
+	double p = m->rls.theta[0], r = m->rls.theta[1], L = log(threshold), now = m->last_mid_h;
+	double level = p + r * now;
+	bool rising = L > level;
+	if (L == level) {
+		*hours = *lo_hours = *hi_hours = 0;
+		return MOTE_OK;
+	}
+	if (r == 0 || (r > 0) != rising)
+		return MOTE_ENOTFOUND;
+	/* h(theta) = (L - p) / r - now; gradient (-1/r, -(L - p)/r^2) */
+	double h = (L - p) / r - now;
+	double g0 = -1 / r, g1 = -(L - p) / (r * r);
+	double var = m->rls.var * (g0 * g0 * m->rls.P[0][0] + 2 * g0 * g1 * m->rls.P[0][1] +
+				   g1 * g1 * m->rls.P[1][1]);
+	double sd = var > 0 ? sqrt(var) : 0;
+	*hours = h;
+	*lo_hours = fmax(0, h - 1.645 * sd);
+	*hi_hours = h + 1.645 * sd;
+	return MOTE_OK;
+}
+
 /* ---- prediction ---- */
 
 /* splitmix64: a small, seedable generator; the state is the caller's. */
@@ -299,17 +343,29 @@ static void cholesky(const struct fc_rls *r, double L[FC_RLS_MAX][FC_RLS_MAX])
 	}
 }
 
+/*
+ * One parameter draw. ok(theta) may refuse a draw (an unstable first-order
+ * pole); after a few refusals the estimate itself is used, so a model whose
+ * uncertainty straddles instability gives a narrow band rather than a
+ * diverging one - the band then understates, and the caller says so
+ * through the draws' spread of the stable ones.
+ */
 static void draw_params(const struct fc_rls *r, double L[FC_RLS_MAX][FC_RLS_MAX], uint64_t *rng,
-			double *theta)
+			bool (*ok)(const double *theta), double *theta)
 {
-	double z[FC_RLS_MAX];
-	for (unsigned i = 0; i < r->n; i++)
-		z[i] = normal(rng);
-	for (unsigned i = 0; i < r->n; i++) {
-		theta[i] = r->theta[i];
-		for (unsigned j = 0; j <= i; j++)
-			theta[i] += L[i][j] * z[j];
+	for (int attempt = 0; attempt < 8; attempt++) {
+		double z[FC_RLS_MAX];
+		for (unsigned i = 0; i < r->n; i++)
+			z[i] = normal(rng);
+		for (unsigned i = 0; i < r->n; i++) {
+			theta[i] = r->theta[i];
+			for (unsigned j = 0; j <= i; j++)
+				theta[i] += L[i][j] * z[j];
+		}
+		if (!ok || ok(theta))
+			return;
 	}
+	memcpy(theta, r->theta, sizeof(double) * r->n);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -344,6 +400,7 @@ struct mc {
 	double y0;                   /* the state at t = 0 */
 	bool logscale;               /* trend: state is log y */
 	void (*step)(const void *ctx, const double *theta, size_t k, double *y);
+	bool (*ok)(const double *theta);  /* a draw the model can use, or NULL */
 	const void *ctx;
 };
 
@@ -362,7 +419,9 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 	if (npts > cap)
 		return MOTE_ENOSPC;
 	unsigned draws = o->draws ? o->draws : DRAWS_DEFAULT;
-	double *theta = malloc(sizeof(double) * FC_RLS_MAX * draws);
+	/* per draw: the parameters and, in the last slot, the draw's input
+	 * deviate (struct fc_step.u_sd) */
+	double *theta = malloc(sizeof(double) * THETA_SLOTS * draws);
 	double *state = malloc(sizeof(double) * draws);
 	double *obs = malloc(sizeof(double) * draws);
 	double *tcross = malloc(sizeof(double) * draws);
@@ -375,16 +434,19 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 	double L[FC_RLS_MAX][FC_RLS_MAX];
 	cholesky(mc->rls, L);
 	for (unsigned d = 0; d < draws; d++) {
-		draw_params(mc->rls, L, &rng, theta + (size_t)d * FC_RLS_MAX);
+		draw_params(mc->rls, L, &rng, mc->ok, theta + (size_t)d * THETA_SLOTS);
+		theta[(size_t)d * THETA_SLOTS + FC_RLS_MAX] = normal(&rng);
 		state[d] = mc->y0;
 		tcross[d] = INFINITY;
 	}
 	double sd = sqrt(mc->rls->var), mean = mc->y0, mean_cross = INFINITY;
+	double mtheta[THETA_SLOTS] = { 0 }; /* the estimate, input deviate 0 */
+	memcpy(mtheta, mc->rls->theta, sizeof(double) * mc->rls->n);
 	for (size_t k = 0, p = 0; k <= steps; k++) {
 		if (k > 0) {
-			mc->step(mc->ctx, mc->rls->theta, k - 1, &mean);
+			mc->step(mc->ctx, mtheta, k - 1, &mean);
 			for (unsigned d = 0; d < draws; d++)
-				mc->step(mc->ctx, theta + (size_t)d * FC_RLS_MAX, k - 1, &state[d]);
+				mc->step(mc->ctx, theta + (size_t)d * THETA_SLOTS, k - 1, &state[d]);
 		}
 		double t = (double)k * mc->dt_s;
 		double mean_v = mc->logscale ? exp(mean) : mean;
@@ -443,21 +505,27 @@ struct fo_ctx {
 	double u0;
 };
 
-/* The input during model step k (from k*block to (k+1)*block). */
-static double fo_input(const struct fo_ctx *c, size_t k)
+/* The input during model step k (from k*block to (k+1)*block), for a draw
+ * whose input deviate is z. */
+static double fo_input(const struct fo_ctx *c, size_t k, double z)
 {
 	double t = (double)k * c->m->block_s, u = c->u0;
 	for (size_t i = 0; i < c->nsteps && c->steps[i].t_s <= t; i++)
-		u = c->steps[i].u;
+		u = c->steps[i].u + z * c->steps[i].u_sd;
 	return u;
 }
 
 static void fo_step(const void *ctx, const double *theta, size_t k, double *y)
 {
 	const struct fo_ctx *c = ctx;
-	/* A draw with a >= 1 would diverge: hold it just inside stability. */
-	double a = theta[0] < 0 ? 0 : theta[0] > 0.99999 ? 0.99999 : theta[0];
-	*y = a * *y + theta[1] * fo_input(c, k) + theta[2];
+	double mid = c->m->prev_end + ((double)k + 0.5) * c->m->block_s;
+	*y = theta[0] * *y + theta[1] * fo_input(c, k, theta[FC_RLS_MAX]) + fo_offset(theta, mid);
+}
+
+/* A first-order lag: 0 < a < 1 (a >= 1 diverges, a <= 0 oscillates). */
+static bool fo_stable(const double *theta)
+{
+	return theta[0] > 0 && theta[0] < 1;
 }
 
 enum mote_err fc_first_order_predict(const struct fc_first_order *m, const struct fc_step *steps,
@@ -469,11 +537,12 @@ enum mote_err fc_first_order_predict(const struct fc_first_order *m, const struc
 	if (!fc_first_order_ready(m))
 		return MOTE_EAGAIN;
 	for (size_t i = 0; i < nsteps; i++)
-		if (!isfinite(steps[i].t_s) || !isfinite(steps[i].u) ||
+		if (!isfinite(steps[i].t_s) || !isfinite(steps[i].u) || !isfinite(steps[i].u_sd) ||
+		    steps[i].u_sd < 0 ||
 		    (i > 0 && steps[i].t_s < steps[i - 1].t_s))
 			return MOTE_EINVAL;
 	struct fo_ctx c = { m, steps, nsteps, m->prev_u };
-	struct mc mc = { &m->rls, m->block_s, m->prev_y, false, fo_step, &c };
+	struct mc mc = { &m->rls, m->block_s, m->prev_y, false, fo_step, fo_stable, &c };
 	return run_mc(&mc, o, out, cap, n, cross);
 }
 
@@ -494,6 +563,6 @@ enum mote_err fc_trend_predict(const struct fc_trend *m, const struct fc_predict
 	if (!fc_trend_ready(m))
 		return MOTE_EAGAIN;
 	double y0 = m->rls.theta[0] + m->rls.theta[1] * m->last_mid_h;
-	struct mc mc = { &m->rls, m->block_s, y0, true, trend_step, m };
+	struct mc mc = { &m->rls, m->block_s, y0, true, trend_step, NULL, m };
 	return run_mc(&mc, o, out, cap, n, cross);
 }

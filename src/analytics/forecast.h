@@ -12,8 +12,14 @@
  *                block_s seconds (irregular sampling is fine, and averaging
  *                keeps sensor noise out of the regressors); consecutive
  *                blocks fit the exact discrete form
- *                    y[k+1] = a*y[k] + b*u[k] + c,   a = exp(-block_s/tau),
- *                    K = b/(1-a), y0 = c/(1-a).
+ *                    y[k+1] = a*y[k] + b*u[k] + c(t),  a = exp(-block_s/tau),
+ *                    K = b/(1-a), y0 = c(t)/(1-a).
+ *                The offset is not constant in the field: it carries the
+ *                ambient temperature, whose daily cycle often moves with
+ *                the load (both peak by day). Fitted as a constant, the
+ *                ambient passes for load and biases the gain; so c(t) has a
+ *                daily harmonic, c0 + c1*sin(wt) + c2*cos(wt) (w: once per
+ *                24 h, t: Unix time), fitted with the rest.
  *                A gap of a whole block restarts the chain (no fit across it).
  *   linear       y = g*u + h (a static relation, e.g. power against setpoint).
  *   trend        y(t) = exp(p + r*t), t in hours: slow wear such as vibration
@@ -46,7 +52,7 @@
 
 #include "base/err.h"
 
-#define FC_RLS_MAX 3
+#define FC_RLS_MAX 5
 
 /* Recursive least squares, n <= FC_RLS_MAX parameters. */
 struct fc_rls {
@@ -63,7 +69,7 @@ struct fc_rls {
 
 struct fc_first_order {
 	double block_s;
-	struct fc_rls rls;           /* theta = (a, b, c) */
+	struct fc_rls rls;           /* theta = (a, b, c0, c1, c2) */
 	/* the block being filled */
 	double blk_start, blk_ysum, blk_usum;
 	uint32_t blk_n;
@@ -85,7 +91,8 @@ void fc_first_order_init(struct fc_first_order *m, double block_s, double lambda
 void fc_first_order_add(struct fc_first_order *m, double t_s, double y, double u);
 /* Enough blocks, and a stable fit (0 < a < 1). */
 bool fc_first_order_ready(const struct fc_first_order *m);
-/* The physical parameters of the fit (MOTE_EAGAIN before ready). */
+/* The physical parameters of the fit (MOTE_EAGAIN before ready); y0 is
+ * the offset at the latest block (it follows the daily cycle). */
 enum mote_err fc_first_order_params(const struct fc_first_order *m, double *K, double *tau_s,
 				    double *y0, double *sigma);
 /* The latest block mean of y and u, and its end time: where a prediction starts. */
@@ -126,12 +133,26 @@ void fc_trend_init(struct fc_trend *m, double block_s, double lambda);
 void fc_trend_add(struct fc_trend *m, double t_s, double y);
 bool fc_trend_ready(const struct fc_trend *m);
 
+/*
+ * When the trend reaches threshold (hours from its latest block's middle),
+ * in closed form with a band from the parameters' covariance (delta
+ * method, +-1.645 sd: a 90 % interval). MOTE_EAGAIN before ready;
+ * MOTE_ENOTFOUND when the trend is flat or heads away from the threshold
+ * (it never crosses); *hours is 0 when it is already beyond it.
+ */
+enum mote_err fc_trend_crossing(const struct fc_trend *m, double threshold, double *hours,
+				double *lo_hours, double *hi_hours);
+
 /* ---- prediction ---- */
 
-/* A step of the input: from t_s (seconds after the prediction starts) on, u. */
+/* A step of the input: from t_s (seconds after the prediction starts) on,
+ * u, known to +-u_sd (one standard deviation; 0: exactly). Each Monte Carlo
+ * draw takes one normal deviate for all uncertain steps, so a draw's input
+ * stays consistently high or low over the horizon. */
 struct fc_step {
 	double t_s;
 	double u;
+	double u_sd;
 };
 
 struct fc_point {

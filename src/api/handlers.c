@@ -93,6 +93,24 @@ static void twin_patch(struct platform_services *s, struct call *c, struct mote_
 	free(rest);
 }
 
+/* The twin document as GET shows it: with the hub's "analytics" section. */
+static void attach_analytics(struct platform_services *s, const char *id, struct mote_reply *r)
+{
+	if (r->status != 200 || !r->body)
+		return;
+	cJSON *sec = insight_section(s->insight, id, s->now_ms);
+	if (!sec)
+		return;
+	cJSON *doc = cJSON_Parse(r->body);
+	if (!doc || !cJSON_AddItemToObject(doc, "analytics", sec)) {
+		cJSON_Delete(sec);
+		cJSON_Delete(doc);
+		return; /* the twin without the section beats no twin */
+	}
+	mote_reply_clear(r);
+	mote_reply_cjson(r, 200, doc);
+}
+
 static void run(struct platform_services *s, void *arg)
 {
 	struct call *c = arg;
@@ -116,10 +134,27 @@ static void run(struct platform_services *s, void *arg)
 		platform_delete_device(s, c->rid, r);
 		break;
 	case API_R_TWIN_GET:
+		if (!registry_exists(s->registry, c->rid)) {
+			mote_reply_error(r, 404, "no device '%s'", c->rid);
+		} else {
+			twin_service_get(s->twins, c->rid, r);
+			attach_analytics(s, c->rid, r);
+		}
+		break;
+	case API_R_ANALYTICS:
+		if (!registry_exists(s->registry, c->rid)) {
+			mote_reply_error(r, 404, "no device '%s'", c->rid);
+		} else {
+			cJSON *sec = insight_section(s->insight, c->rid, s->now_ms);
+			mote_reply_cjson(r, 200, sec ? sec : cJSON_CreateObject());
+		}
+		break;
+	case API_R_SIMULATE:
 		if (!registry_exists(s->registry, c->rid))
 			mote_reply_error(r, 404, "no device '%s'", c->rid);
 		else
-			twin_service_get(s->twins, c->rid, r);
+			insight_simulate(s->insight, c->rid, registry_model(s->registry, c->rid),
+					 c->body, c->len, s->now_ms, r);
 		break;
 	case API_R_TWIN_PATCH:
 		if (!registry_exists(s->registry, c->rid))

@@ -39,6 +39,9 @@ const struct api_route api_routes[] = {
 	  "metric,from,to,agg,interval,limit,format,time", false },
 	{ API_R_TELEMETRY_LATEST, "GET", "/api/v1/devices/{id}/telemetry/latest", API_NEED_READ,
 	  false, "", false },
+	{ API_R_ANALYTICS, "GET", "/api/v1/devices/{id}/analytics", API_NEED_READ, false, "", false },
+	/* read scope: it computes and changes nothing */
+	{ API_R_SIMULATE, "POST", "/api/v1/devices/{id}/simulate", API_NEED_READ, true, "", false },
 	{ API_R_RULES_LIST, "GET", "/api/v1/rules", API_NEED_READ, false, "", false },
 	{ API_R_RULES_CREATE, "POST", "/api/v1/rules", API_NEED_ADMIN, true, "", false },
 	{ API_R_RULE_GET, "GET", "/api/v1/rules/{id}", API_NEED_READ, false, "", false },

@@ -27,6 +27,7 @@ static void services(struct platform *p, struct platform_services *s)
 	s->registry = p->registry;
 	s->twins = p->twins;
 	s->rules = p->rules;
+	s->insight = p->insight;
 	s->store = p->store;
 	s->db = p->db;
 	s->pki_dir = p->cfg.pki_dir;
@@ -170,8 +171,11 @@ static void on_telemetry(struct platform *p, struct item *it, int64_t now, uint6
 	if (e != MOTE_OK && log_budget_take(&p->append_log, mono, "store_append_failed"))
 		MOTE_WARN("platform", "event=store_append_failed device=%s why=\"%s\"", it->id,
 			  e == MOTE_EFULL ? "too many points wait for the disk" : mote_strerror(e));
-	rules_on_points(p->rules, it->id, registry_model(p->registry, it->id), p->batch.pts,
-			p->batch.n, now);
+	const char *model = registry_model(p->registry, it->id);
+	/* analytics first: an anomaly alert and a threshold alert of the same
+	 * batch then come out in that order */
+	insight_on_points(p->insight, it->id, model, p->batch.pts, p->batch.n, now);
+	rules_on_points(p->rules, it->id, model, p->batch.pts, p->batch.n, now);
 	if (mote_sink_listening(p->sink))
 		telemetry_event(p, it->id, &p->batch);
 }
@@ -221,6 +225,10 @@ static void handle(struct platform *p, struct item *it, int64_t now, uint64_t mo
 		twin_service_mqtt(p->twins, it->id, registry_exists(p->registry, it->id), it->op,
 				  it->is_device ? TWIN_SOURCE_DEVICE : TWIN_SOURCE_OPERATOR,
 				  it->payload, it->len, now);
+		/* the reported setpoint is an input of the device's models */
+		if (it->is_device && strcmp(it->op, "update") == 0 &&
+		    registry_exists(p->registry, it->id))
+			insight_on_report(p->insight, it->id, it->payload, it->len);
 		break;
 	case ITEM_SUBSCRIBE:
 		on_subscribe(p, it);
@@ -236,6 +244,7 @@ void pipeline_device_removed(void *ctx, const char *id)
 	struct platform *p = ctx;
 	twin_service_delete(p->twins, id);
 	rules_device_deleted(p->rules, id);
+	insight_device_deleted(p->insight, id);
 	tstore_delete_device(p->store, id);
 	MOTE_INFO("platform", "event=device_deleted device=%s by=another_process", id);
 }
@@ -246,6 +255,7 @@ static void tick(struct platform *p, int64_t now)
 	if (registry_flush(p->registry) != MOTE_OK)
 		MOTE_WARN("platform", "event=registry_flush_failed why=\"%s\"", sqlite3_errmsg(p->db));
 	rules_tick(p->rules, now);
+	insight_tick(p->insight, now);
 	atomic_store(&p->devices, registry_count(p->registry));
 	atomic_store(&p->devices_online, registry_online_count(p->registry));
 }

@@ -19,6 +19,7 @@ struct platform {
 	struct registry *registry;
 	struct twin_service *twins;
 	struct rules *rules;
+	struct insight *insight;
 	struct tstore *store;
 	struct telemetry_batch batch;   /* reused per message */
 	/* Read by platform_get_stats from any thread. */

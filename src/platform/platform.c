@@ -29,6 +29,7 @@ void platform_config_defaults(struct platform_config *cfg)
 	tstore_config_defaults(&cfg->store);
 	twin_limits_defaults(&cfg->twin);
 	rules_config_defaults(&cfg->rules);
+	insight_config_defaults(&cfg->insight);
 	telemetry_limits_defaults(&cfg->telemetry);
 }
 
@@ -83,6 +84,9 @@ enum mote_err platform_open(const struct platform_config *cfg, const struct mote
 		goto fail;
 	if ((e = rules_open(p->db, &cfg->rules, sink, &p->rules, err, errcap)) != MOTE_OK)
 		goto fail;
+	if ((e = insight_open(p->db, &cfg->insight, p->rules, &p->insight, err, errcap)) !=
+	    MOTE_OK)
+		goto fail;
 	char tpath[4200];
 	snprintf(tpath, sizeof tpath, "%s/telemetry.db", cfg->data_dir);
 	struct tstore_config sc = cfg->store;
@@ -113,6 +117,7 @@ void platform_close(struct platform *p)
 	if (p->registry)
 		registry_flush(p->registry);
 	tstore_close(p->store);
+	insight_close(p->insight); /* before rules: it saves state, raises nothing */
 	rules_close(p->rules);
 	twin_service_close(p->twins);
 	registry_close(p->registry);
@@ -274,6 +279,7 @@ void platform_delete_device(struct platform_services *s, const char *device_id,
 	}
 	twin_service_delete(s->twins, id);
 	rules_device_deleted(s->rules, id);
+	insight_device_deleted(s->insight, id);
 	enum mote_err e = tstore_delete_device(s->store, id);
 	if (e != MOTE_OK)
 		MOTE_WARN("platform", "event=telemetry_delete_failed device=%s why=\"%s\"", id,

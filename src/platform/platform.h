@@ -30,6 +30,7 @@
 #include "base/sink.h"
 #include "broker/broker.h"
 #include "registry/registry.h"
+#include "insight/insight.h"
 #include "rules/rules.h"
 #include "store/telemetry.h"
 #include "store/tstore.h"
@@ -46,6 +47,7 @@ struct platform_config {
 	struct tstore_config store; /* store.path is filled in from data_dir */
 	struct twin_limits twin;
 	struct rules_config rules;
+	struct insight_config insight;
 	struct telemetry_limits telemetry;
 };
 
@@ -80,6 +82,7 @@ struct platform_services {
 	struct registry *registry;
 	struct twin_service *twins;
 	struct rules *rules;
+	struct insight *insight;
 	struct tstore *store;
 	sqlite3 *db;                /* DATA/mote.db */
 	const char *pki_dir;

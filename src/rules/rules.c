@@ -178,6 +178,30 @@ static bool rule_matches(const struct rule *ru, const struct rdev *d)
 	return ru->device[0] ? strcmp(ru->device, d->id) == 0 : strcmp(ru->model, d->model) == 0;
 }
 
+size_t rules_thresholds(struct rules *r, const char *device_id, const char *model,
+			const char *metric, struct rules_threshold *out, size_t cap)
+{
+	static const char *const sev[] = { "none", "warning", "minor", "major", "critical" };
+	size_t n = 0;
+	for (const struct rule *ru = r->rules; ru; ru = ru->next) {
+		if (!ru->enabled || ru->kind != RK_THRESHOLD || strcmp(ru->metric, metric) != 0)
+			continue;
+		if (ru->device[0] ? strcmp(ru->device, device_id) != 0
+				  : !model || strcmp(ru->model, model) != 0)
+			continue;
+		bool rising = ru->op == CMP_GT || ru->op == CMP_GE;
+		if (!rising && ru->op != CMP_LT && ru->op != CMP_LE)
+			continue;
+		if (n < cap) {
+			out[n] = (struct rules_threshold){ .rule_id = ru->id, .value = ru->value,
+							   .rising = rising };
+			snprintf(out[n].severity, sizeof out[n].severity, "%s", sev[ru->severity]);
+		}
+		n++;
+	}
+	return n;
+}
+
 /* The metrics enabled expressions read, and the counts that let a batch skip work. */
 void rules_recompute(struct rules *r)
 {

@@ -64,6 +64,23 @@ enum mote_err rules_raise(struct rules *r, const char *device_id, const char *ty
 enum mote_err rules_resolve(struct rules *r, const char *device_id, const char *type,
 			    int64_t now_ms);
 
+/* A threshold that would raise an alert on one metric of a device. */
+struct rules_threshold {
+	int64_t rule_id;
+	double value;
+	bool rising;               /* the alert is for values above (>, >=) */
+	char severity[12];         /* "critical", "major", "minor", "warning" */
+};
+
+/*
+ * The enabled threshold rules (kind threshold, operator >, >=, < or <=)
+ * on `metric` that apply to the device (by id, or by model when model is
+ * not NULL or ""): up to cap of them into out; returns how many there are.
+ * What-if simulations use them to say when a prediction would alert.
+ */
+size_t rules_thresholds(struct rules *r, const char *device_id, const char *model,
+			const char *metric, struct rules_threshold *out, size_t cap);
+
 /* REST: JSON in, struct mote_reply out (docs/api.md has the shapes). */
 void rules_list(struct rules *r, struct mote_reply *out);
 void rules_get(struct rules *r, const char *rule_id, struct mote_reply *out);

@@ -6,10 +6,12 @@
  *     key leaves its setting untouched and adds one sentence to r->error.
  *   - The error text is ours (fixed sentences and numbers), never an echo
  *     of the input, so a hostile document cannot inject into the report.
- *   - Payloads over SIM_DESIRED_MAX are refused before cJSON sees them.
+ *   - Payloads over SIM_DESIRED_MAX are refused before cJSON sees them, and
+ *     so is a document with trailing bytes or an escaped NUL in a string.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -109,6 +111,30 @@ static void apply_fault(const cJSON *v, struct sim_settings *s, struct sim_desir
 	s->fault = f;
 }
 
+/*
+ * "\u0000" inside a string becomes a NUL that C string functions stop at
+ * ("overheat\u0000x" would read as "overheat"). Refused whole, like the
+ * hub's twin refuses a raw NUL.
+ */
+static bool has_nul_escape(const char *p, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (p[i] == '\\' && p[i + 1] == 'u' && memcmp(p + i + 2, "0000", 4) == 0)
+			return true;
+	return false;
+}
+
+/* cJSON stops after the first value: what follows must be whitespace. */
+static bool only_space(const char *p, const char *end)
+{
+	if (!p)
+		return false;
+	for (; p < end; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			return false;
+	return true;
+}
+
 /* The object holding the desired keys in a message of kind msg, or NULL. */
 static const cJSON *desired_of(const cJSON *root, enum sim_twin_msg msg, bool *shape_ok)
 {
@@ -132,6 +158,7 @@ enum mote_err sim_desired_apply(enum sim_model m, enum sim_twin_msg msg, const v
 {
 	enum mote_err err = MOTE_OK;
 	cJSON *root = NULL;
+	const char *end = NULL;
 	const cJSON *d;
 	bool shape_ok;
 
@@ -140,8 +167,12 @@ enum mote_err sim_desired_apply(enum sim_model m, enum sim_twin_msg msg, const v
 		return MOTE_ETOOBIG;
 	if (!payload || len == 0)
 		return MOTE_EMALFORMED;
-	root = cJSON_ParseWithLength(payload, len);
-	if (!cJSON_IsObject(root)) {
+	if (has_nul_escape((const char *)payload, len)) {
+		err = MOTE_EMALFORMED;
+		goto out;
+	}
+	root = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+	if (!cJSON_IsObject(root) || !only_space(end, (const char *)payload + len)) {
 		err = MOTE_EMALFORMED;
 		goto out;
 	}
@@ -216,10 +247,16 @@ size_t sim_reported_json(enum sim_model m, const struct sim_settings *s, const c
 
 	if (cap == 0)
 		return 0;
+	char sp[32];
+	/* The shortest text that reads back as the same double: a setpoint
+	 * reported rounded would differ from the desired one forever. */
+	snprintf(sp, sizeof sp, "%.15g", s->setpoint);
+	if (strtod(sp, NULL) != s->setpoint)
+		snprintf(sp, sizeof sp, "%.17g", s->setpoint);
 	n = snprintf(buf, cap,
 		     "{\"state\":{\"reported\":{\"model\":\"%s\",\"firmware\":\"%s\",\"on\":%s,"
-		     "\"setpoint\":%.10g,\"interval_ms\":%u,\"fault\":",
-		     sim_model_name(m), SIM_FIRMWARE, s->on ? "true" : "false", s->setpoint,
+		     "\"setpoint\":%s,\"interval_ms\":%u,\"fault\":",
+		     sim_model_name(m), SIM_FIRMWARE, s->on ? "true" : "false", sp,
 		     (unsigned)s->interval_ms);
 	if (n < 0 || (size_t)n >= cap)
 		return 0;

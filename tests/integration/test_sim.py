@@ -101,7 +101,11 @@ def twin(b, tok, dev):
 
 
 def reported(b, tok, dev):
-    return twin(b, tok, dev)["state"]["reported"]
+    st, _, body = api(b, tok, "GET", "/api/v1/devices/%s/twin" % dev)
+    if st == 404:  # not registered yet
+        return {}
+    assert st == 200, body
+    return body["state"]["reported"]
 
 
 class FleetTest(unittest.TestCase):
@@ -316,6 +320,22 @@ class LifecycleTest(unittest.TestCase):
             self.assertIn("stopped:", sim.log())
         finally:
             sim.kill()
+            b.stop()
+
+    def test_random_faults_are_reported(self):
+        b = Broker(http=True).start()
+        tok = b.token("read")
+        # 3 devices, 36000 faults per hour across them: each gets one within a second
+        sim = Sim(b, ["--mqtt", "%s:%d" % (HOST, b.port), "--devices", "3", "--fault-rate",
+                      "36000", "--interval-ms", "200", "--seed", "3"])
+        try:
+            for dev in ["pump-001", "motor-002", "hvac-003"]:
+                wait_for(lambda: reported(b, tok, dev).get("fault") in
+                         ("overheat", "bearing", "stuck", "dropout"), 10,
+                         "a random fault reported by " + dev)
+            self.assertEqual(sim.log().count("cause=random"), 3, sim.log())
+        finally:
+            self.assertEqual(sim.stop(), 0, sim.log())
             b.stop()
 
     def test_sigterm_exits_0(self):

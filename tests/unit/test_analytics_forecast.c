@@ -95,7 +95,7 @@ static void test_first_order_predicts_a_new_input(void **st)
 	assert_true(fc_first_order_state(&m, &y_start, &u_start, &t_start));
 
 	/* What if the input went to 80 (beyond anything seen) ten minutes on? */
-	struct fc_step steps[] = { { 600, 80 } };
+	struct fc_step steps[] = { { 600, 80, 0 } };
 	struct fc_predict_opts o = { .horizon_s = 3600, .step_s = 60, .draws = 300, .seed = 7,
 				     .have_threshold = true, .threshold = 55, .rising = true };
 	struct fc_point pts[128];
@@ -237,9 +237,9 @@ static void test_errors(void **st)
 	o.draws = 1000000;
 	assert_int_equal(fc_first_order_predict(&m, NULL, 0, &o, pts, 8, &n, NULL), MOTE_EINVAL);
 	o.draws = 0;
-	struct fc_step bad[] = { { 100, 1 }, { 50, 2 } };
+	struct fc_step bad[] = { { 100, 1, 0 }, { 50, 2, 0 } };
 	assert_int_equal(fc_first_order_predict(&m, bad, 2, &o, pts, 8, &n, NULL), MOTE_EINVAL);
-	struct fc_step nan_step[] = { { 10, NAN } };
+	struct fc_step nan_step[] = { { 10, NAN, 0 } };
 	assert_int_equal(fc_first_order_predict(&m, nan_step, 1, &o, pts, 8, &n, NULL),
 			 MOTE_EINVAL);
 	o.horizon_s = 1e12; /* a million steps and more */
@@ -303,6 +303,14 @@ static void test_trend_and_crossing(void **st)
 	assert_true(fabs(cr.mean_t_s / 3600 - t_true_h) < 0.1 * t_true_h);
 	assert_true(cr.early_t_s <= cr.mean_t_s && cr.mean_t_s <= cr.late_t_s);
 	assert_true(cr.fraction > 0.95);
+	/* the closed form agrees with the Monte Carlo run */
+	double h, lo, hi;
+	assert_int_equal(fc_trend_crossing(&m, 7.1, &h, &lo, &hi), MOTE_OK);
+	assert_true(fabs(h * 3600 - cr.mean_t_s) < 3600 * 1.01);
+	assert_true(lo <= h && h <= hi && hi - lo < 0.5 * h);
+	assert_int_equal(fc_trend_crossing(&m, 1.0, &h, &lo, &hi), MOTE_ENOTFOUND);
+	assert_int_equal(fc_trend_crossing(&m, -1, &h, &lo, &hi), MOTE_EINVAL);
+
 	/* a threshold never reached inside the horizon */
 	o.threshold = 1e9;
 	assert_int_equal(fc_trend_predict(&m, &o, pts, 256, &n, &cr), MOTE_OK);

@@ -86,6 +86,7 @@ export function alertsPage(root) {
     timer = setTimeout(load, 300);
   });
   const offRecovered = onRecovered(load);
+  const periodic = setInterval(load, 30000);
   load();
-  return () => { offEvent(); offRecovered(); clearTimeout(timer); };
+  return () => { offEvent(); offRecovered(); clearTimeout(timer); clearInterval(periodic); };
 }

@@ -22,8 +22,54 @@ export class NetError extends Error {}
 
 let onUnauthorized = () => {};
 export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+// The hub refused the stored token (any call, the event stream too).
+export function unauthorized(err) {
+  conn.expired();
+  onUnauthorized(err);
+}
 
 export const authHeader = (token = getToken()) => ({ Authorization: `Bearer ${token || ''}` });
+
+// Every refused token counts toward the hub's per-address block
+// (--auth-fail-max, then 429 for everyone at this address, a valid token
+// too). A page opens with several calls at once; sent together with a
+// revoked token they would all count. So a call made while the token is
+// not known good (at each page change, and 10 s after the last answer)
+// goes alone, as a probe: the calls made meanwhile wait for its answer and,
+// if it was 401, are not sent at all.
+const TRUST_MS = 10000;
+let trustedUntil = 0;
+let probe = null; // Promise of the probe's status (0: no answer)
+
+export function distrust() { trustedUntil = 0; }
+
+function noteStatus(status) {
+  trustedUntil = status === 401 ? 0 : Date.now() + TRUST_MS;
+}
+
+// fetch() with the stored token through the probe gate; null: not sent,
+// because the token was just refused.
+export async function sendAuthed(path, init) {
+  if (Date.now() >= trustedUntil) {
+    if (probe) {
+      if ((await probe) === 401) return null;
+    } else {
+      const p = fetch(path, init);
+      const mine = p.then((r) => r.status, () => 0);
+      probe = mine;
+      try {
+        const r = await p;
+        noteStatus(r.status);
+        return r;
+      } finally {
+        if (probe === mine) probe = null;
+      }
+    }
+  }
+  const r = await fetch(path, init);
+  noteStatus(r.status);
+  return r;
+}
 
 // api('GET', '/api/v1/devices') -> the parsed JSON (null for 204).
 // opts.token: try this token instead of the stored one (login);
@@ -37,11 +83,16 @@ export async function api(method, path, body, opts = {}) {
   }
   let res;
   try {
-    res = await fetch(path, init);
+    res = opts.token ? await fetch(path, init) : await sendAuthed(path, init);
   } catch (e) {
     if (e.name === 'AbortError') throw e;
     conn.offline();
     throw new NetError('The hub is unreachable (network error); retrying.');
+  }
+  if (!res) {
+    const err = new ApiError(401, 'unauthorized', 'the token is unknown or revoked');
+    unauthorized(err);
+    throw err;
   }
   conn.reachable();
   const text = await res.text();
@@ -52,10 +103,8 @@ export async function api(method, path, body, opts = {}) {
   if (!res.ok) {
     const msg = (json && json.message) || `${res.status} ${res.statusText}`;
     const err = new ApiError(res.status, json && json.error, msg);
-    if (res.status === 401 && !opts.token) {
-      conn.expired();
-      onUnauthorized(err);
-    }
+    err.retryAfter = Number(res.headers.get('Retry-After')) || 0;
+    if (res.status === 401 && !opts.token) unauthorized(err);
     throw err;
   }
   return json;

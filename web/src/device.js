@@ -97,6 +97,7 @@ export function devicePage(root, { id }) {
   function renderMeta(activeAlerts) {
     if (!dev) return;
     title.textContent = dev.name && dev.name !== dev.id ? `${dev.name}` : dev.id;
+    document.title = `${title.textContent} · mote`;
     const hl = health(dev, activeAlerts);
     fill(meta,
       h('span', { class: `status ${dev.online ? 'on' : 'off'}` }, dev.online ? 'Online' : 'Offline'),
@@ -117,7 +118,11 @@ export function devicePage(root, { id }) {
       return true;
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
-        showPageError(`There is no device '${id}'.`);
+        // Nothing else to show: no sections with dashes in them.
+        document.title = `${id} · mote`;
+        fill(root, h('div', { class: 'crumbs' }, h('a', { href: '#/devices' }, '← Fleet')),
+          h('h1', { testid: 'device-title' }, id),
+          h('div', { class: 'error' }, `There is no device '${id}'. It may have been deleted, or the link is wrong.`));
         return false;
       }
       showPageError(`Could not load the device: ${errText(e)}`);
@@ -146,7 +151,7 @@ export function devicePage(root, { id }) {
     noMetrics.hidden = true;
     m = { card, valueEl, tsEl, chartEl, note, chart: null, xs: [], ys: [], dirty: false, ts: null };
     metrics.set(metric, m);
-    m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], window: windowNow });
+    m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], span: windowNow });
     return m;
   }
 
@@ -361,7 +366,8 @@ export function devicePage(root, { id }) {
   }
 
   const offEvent = onEvent((type, ev) => {
-    if (ev.device !== id) return;
+    // Alert events carry the device inside: {"event":..,"alert":{"device":..}}.
+    if ((ev.device ?? (ev.alert && ev.alert.device)) !== id) return;
     if (type === 'telemetry') {
       onTelemetry(ev);
       if (dev) { dev.last_seen = Date.now(); dev.online = true; }

@@ -10,6 +10,7 @@ import { onRecovered } from './conn.js';
 
 const PAGE = 1000;
 const MAX_DEVICES = 20000;
+const MAX_ROWS = 500;
 
 async function allDevices() {
   const out = [];
@@ -28,6 +29,7 @@ const tagText = (tags) => Object.entries(tags || {}).map(([k, v]) => (v === '' ?
 
 export function fleetPage(root, { go }) {
   let devices = [];
+  let byId = new Map();
   let alerts = new Map();
   let loaded = false;
   let dirty = false;
@@ -47,13 +49,25 @@ export function fleetPage(root, { go }) {
   h('option', { value: 'offline' }, 'Offline'));
   const summary = h('div', { class: 'cards' });
   const tbody = h('tbody');
-  const note = h('p', { class: 'muted empty' });
+  const note = h('p', { class: 'muted empty' }, 'Loading…');
   const error = h('div', { class: 'error', hidden: true });
-  const table = h('table', { class: 'grid clickable', testid: 'fleet-table' },
-    h('thead', {}, h('tr', {},
-      h('th', {}, 'Status'), h('th', {}, 'Device'), h('th', {}, 'Model'), h('th', {}, 'Tags'),
-      h('th', {}, 'Last seen'), h('th', {}, 'Health'), h('th', { class: 'num' }, 'Active alerts'))),
-    tbody);
+  // Sortable columns: click a heading, click again to reverse.
+  const sort = { col: 'device', dir: 1 };
+  const HEALTH_ORDER = { critical: 0, degraded: 1, unknown: 2, ok: 3 };
+  const keys = {
+    status: (d) => (d.online ? 0 : 1),
+    device: (d) => d.id,
+    model: (d) => d.model || '',
+    last_seen: (d) => -(d.last_seen || 0),
+    health: (d) => HEALTH_ORDER[health(d, alerts.get(d.id)).level],
+    alerts: (d) => -((alerts.get(d.id) || {}).count || 0),
+  };
+  const th = (col, text, cls) => h('th', { class: `${cls || ''} ${col ? 'sortable' : ''}`, data: col ? { sort: col } : {},
+    'aria-sort': 'none',
+    on: col ? { click: () => { sort.dir = sort.col === col ? -sort.dir : 1; sort.col = col; render(); } } : {} }, text);
+  const head = h('tr', {}, th('status', 'Status'), th('device', 'Device'), th('model', 'Model'), th(null, 'Tags'),
+    th('last_seen', 'Last seen'), th('health', 'Health'), th('alerts', 'Active alerts', 'num'));
+  const table = h('table', { class: 'grid clickable', testid: 'fleet-table' }, h('thead', {}, head), tbody);
 
   clear(root).append(
     h('div', { class: 'page-head' }, h('h1', {}, 'Fleet')),
@@ -106,7 +120,20 @@ export function fleetPage(root, { go }) {
     fillSelect(selTag, 'Any tag', tags, filt.tag);
 
     clear(tbody);
-    const shown = devices.filter(matches);
+    const key = keys[sort.col];
+    const cmp = (x, y) => {
+      const a = key(x), b = key(y);
+      const c = typeof a === 'string' ? a.localeCompare(b, undefined, { numeric: true }) : a - b;
+      return c * sort.dir || x.id.localeCompare(y.id, undefined, { numeric: true });
+    };
+    const matching = devices.filter(matches).sort(cmp);
+    // A table of thousands of rows redrawn every second would make the page
+    // crawl; past MAX_ROWS the search and filters narrow it down.
+    const shown = matching.slice(0, MAX_ROWS);
+    for (const el of head.children) {
+      const on = el.dataset.sort === sort.col;
+      el.setAttribute('aria-sort', on ? (sort.dir > 0 ? 'ascending' : 'descending') : 'none');
+    }
     for (const d of shown) {
       const a = alerts.get(d.id);
       const hl = health(d, a);
@@ -126,7 +153,9 @@ export function fleetPage(root, { go }) {
     }
     note.textContent = devices.length === 0
       ? 'No devices yet. Devices appear here when they connect or are registered (POST /api/v1/devices).'
-      : shown.length === 0 ? 'No device matches the search and filters.' : '';
+      : matching.length === 0 ? 'No device matches the search and filters.'
+        : matching.length > shown.length
+          ? `Showing ${shown.length} of ${matching.length} devices: search or filter to find the others.` : '';
     note.hidden = !note.textContent;
   }
 
@@ -147,6 +176,7 @@ export function fleetPage(root, { go }) {
       const [devs, al] = await Promise.all([allDevices(),
         api('GET', '/api/v1/alerts?state=active&limit=1000')]);
       devices = devs.sort((x, y) => x.id.localeCompare(y.id, undefined, { numeric: true }));
+      byId = new Map(devices.map((d) => [d.id, d]));
       alerts = activeByDevice(al.alerts);
       loaded = true;
       error.hidden = true;
@@ -166,18 +196,21 @@ export function fleetPage(root, { go }) {
 
   const offEvent = onEvent((type, ev) => {
     if (!loaded) return;
-    const d = devices.find((x) => x.id === ev.device);
+    const d = byId.get(ev.device);
     if (type === 'connection' && d) { d.online = !!ev.online; d.last_seen = Date.now(); soon(); }
     else if (type === 'telemetry' && d) { d.last_seen = Date.now(); if (!d.online) d.online = true; soon(); }
     else if (type === 'alert' || type === 'device' || (type === 'connection' && !d)) reloadSoon();
   });
   const offRecovered = onRecovered(load);
   const ticker = setInterval(soon, 5000);
+  // A safety net for what no event tells (a payload error, a renamed device).
+  const periodic = setInterval(load, 30000);
   load();
   return () => {
     offEvent();
     offRecovered();
     clearInterval(ticker);
+    clearInterval(periodic);
     clearTimeout(renderTimer);
     clearTimeout(reloadTimer);
   };

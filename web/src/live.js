@@ -9,7 +9,7 @@
 // streams), and when nothing - not even the 15 s heartbeat - arrived for
 // 40 s (a connection that died silently). A 401 stops it (banner expired).
 import * as conn from './conn.js';
-import { authHeader } from './api.js';
+import { authHeader, unauthorized, sendAuthed } from './api.js';
 
 const subs = new Set();
 const liveSubs = new Set();
@@ -29,10 +29,18 @@ function setConnected(v) {
   for (const fn of liveSubs) fn(v);
 }
 
-export function startLive() {
-  if (running) return;
+// query: the stream's filter ('' = everything, 'device=pump-001',
+// 'types=alert'): a page asks only for what it shows, so a device page of
+// a large fleet is not fed every device's telemetry. A new filter
+// reconnects at once.
+let filter = '';
+export function startLive(query = '') {
+  if (running && query === filter) return;
+  filter = query;
   running = true;
   delay = 1000;
+  if (ctrl) ctrl.abort();
+  setConnected(false);
   connect();
 }
 
@@ -70,14 +78,14 @@ async function connect() {
   };
   try {
     arm();
-    const res = await fetch('/api/v1/events', {
+    const res = await sendAuthed(filter ? `/api/v1/events?${filter}` : '/api/v1/events', {
       headers: { ...authHeader(), Accept: 'text/event-stream' },
       cache: 'no-store',
       signal: my.signal,
     });
-    if (res.status === 401) {
+    if (!res || res.status === 401) {
       running = false;
-      conn.expired();
+      unauthorized(new Error('the event stream was refused: 401'));
       return;
     }
     conn.reachable();

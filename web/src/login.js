@@ -21,8 +21,10 @@ export function loginPage(root, { done }) {
   clear(root).append(h('div', { class: 'login-wrap' }, form));
   input.focus();
 
+  let retry = null;
   async function onSubmit(e) {
     e.preventDefault();
+    clearTimeout(retry);
     const token = input.value.trim();
     error.hidden = true;
     if (!token) {
@@ -39,7 +41,13 @@ export function loginPage(root, { done }) {
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) error.textContent = 'The hub rejected this token (unknown, revoked or mistyped).';
       else if (err instanceof ApiError && err.status === 403) error.textContent = 'This token may not read devices (scope too low).';
-      else if (err instanceof ApiError && err.status === 429) error.textContent = `Too many failed tokens from this address: ${err.message}`;
+      else if (err instanceof ApiError && err.status === 429) {
+        // The hub refuses this address for a while after failed tokens (a
+        // valid token too): try again by itself when it says.
+        const wait = Math.min(Math.max(err.retryAfter || 5, 1), 300);
+        error.textContent = `The hub refuses this address for now after failed tokens; trying again in ${wait} s.`;
+        retry = setTimeout(() => form.requestSubmit(), wait * 1000);
+      }
       else if (err instanceof NetError) error.textContent = 'The hub is unreachable. Check that it runs and try again.';
       else error.textContent = `Login failed: ${err.message}`;
       error.hidden = false;
@@ -47,5 +55,5 @@ export function loginPage(root, { done }) {
       submit.disabled = false;
     }
   }
-  return () => {};
+  return () => clearTimeout(retry);
 }

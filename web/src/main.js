@@ -4,7 +4,7 @@
 // #/alerts, #/login), and runs the live event stream while logged in.
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
-import { api, getToken, setToken, clearToken, setUnauthorizedHandler } from './api.js';
+import { api, getToken, setToken, clearToken, setUnauthorizedHandler, distrust } from './api.js';
 import * as conn from './conn.js';
 import { startLive, stopLive, onLive, onEvent } from './live.js';
 import { fleetPage } from './fleet.js';
@@ -34,31 +34,39 @@ const go = (hash) => { if (window.location.hash === hash) route(); else window.l
 function route() {
   cleanup();
   cleanup = () => {};
+  distrust();
   const hash = window.location.hash || '#/devices';
   const loggedIn = !!getToken();
   document.getElementById('logout').hidden = !loggedIn;
   document.body.dataset.page = '';
+  document.title = 'mote';
   if (!loggedIn || hash === '#/login') {
     stopLive();
     document.body.dataset.page = 'login';
+    document.title = 'Log in · mote';
     setNav('');
-    cleanup = loginPage(app, { done: () => { startLive(); refreshAlertCount(); go('#/devices'); } });
+    cleanup = loginPage(app, { done: () => go('#/devices') });
     return;
   }
-  startLive();
   let m;
   if ((m = /^#\/devices\/(.+)$/.exec(hash))) {
     let id;
     try { id = decodeURIComponent(m[1]); } catch { id = m[1]; }
     setNav('devices');
+    startLive(`device=${encodeURIComponent(id)}`);
     cleanup = devicePage(app, { id, go });
   } else if (hash === '#/alerts') {
     setNav('alerts');
+    document.title = 'Alerts · mote';
+    startLive('types=alert');
     cleanup = alertsPage(app, { go });
   } else {
     setNav('devices');
+    document.title = 'Fleet · mote';
+    startLive();
     cleanup = fleetPage(app, { go });
   }
+  refreshAlertCount();
   document.body.dataset.page = document.querySelector('nav a.active')?.dataset.testid || '';
   window.scrollTo(0, 0);
 }
@@ -105,5 +113,7 @@ onEvent((type) => {
   countTimer = setTimeout(refreshAlertCount, 500);
 });
 conn.onRecovered(refreshAlertCount);
+// The device page's stream carries only its device's alerts: the count in
+// the nav is also asked for now and then.
+setInterval(refreshAlertCount, 30000);
 route();
-refreshAlertCount();
