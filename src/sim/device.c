@@ -50,6 +50,7 @@
 #define BACKOFF_MIN_MS 500u
 #define BACKOFF_MAX_MS 30000u
 #define STOP_FLUSH_MS 200
+#define LOG_EVERY_MS 10000u      /* connection failures, fleet-wide */
 
 /* ---- the SDK transport over a net_stream --------------------------------- */
 
@@ -220,9 +221,24 @@ static void attempt_failed(struct sim_dev *d, const char *why)
 	char q[300];
 
 	count(&f->c.connect_failures, 1);
-	if (!d->warned || f->cfg.verbose)
+	if (f->cfg.verbose) {
 		MOTE_WARN("sim", "event=connect_failed device=%s why=%s (retrying with backoff)",
 			  d->id, mote_log_quote(q, sizeof q, why, strlen(why)));
+	} else {
+		/* A hub outage fails the whole fleet at once: one line per
+		 * LOG_EVERY_MS for all of it, with how many were not shown. */
+		uint64_t now = mote_mono_ms();
+		uint_fast64_t last = atomic_load_explicit(&f->c.warned_ms, memory_order_relaxed);
+		atomic_fetch_add_explicit(&f->c.unlogged, 1, memory_order_relaxed);
+		if ((last == 0 || now - last >= LOG_EVERY_MS) &&
+		    atomic_compare_exchange_strong(&f->c.warned_ms, &last, now)) {
+			uint_fast64_t n = atomic_exchange(&f->c.unlogged, 0);
+			MOTE_WARN("sim", "event=connect_failed device=%s why=%s failures=%llu "
+				  "(retrying with backoff; --verbose shows every one)",
+				  d->id, mote_log_quote(q, sizeof q, why, strlen(why)),
+				  (unsigned long long)n);
+		}
+	}
 	d->warned = true;
 	close_stream(d);
 	d->state = D_WAIT;

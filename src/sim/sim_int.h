@@ -82,6 +82,9 @@ struct sim_counters {
 	atomic_uint_fast64_t connect_failures;
 	atomic_uint_fast64_t reports;
 	atomic_uint_fast64_t desired;
+	/* rate limit of connection failure warnings (device.c) */
+	atomic_uint_fast64_t warned_ms;
+	atomic_uint_fast64_t unlogged;
 };
 
 struct sim_worker {

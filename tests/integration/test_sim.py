@@ -258,6 +258,35 @@ class FleetTest(unittest.TestCase):
         wait_for(lambda: value(self.b, self.tok, dev, "temperature") < hot - 5, 15,
                  "cooling down after the repair")
 
+    def test_random_faults_are_reported(self):
+        # 3 more devices on the same hub, 36000 faults per hour across them:
+        # each gets one within a second
+        sim = Sim(self.b, ["--mqtt", "%s:%d" % (HOST, self.b.port), "--devices", "3",
+                           "--prefix", "rf-", "--fault-rate", "36000", "--interval-ms", "200",
+                           "--seed", "3"], name="sim-faults")
+        try:
+            for dev in ["rf-pump-001", "rf-motor-002", "rf-hvac-003"]:
+                wait_for(lambda: reported(self.b, self.tok, dev).get("fault") in
+                         ("overheat", "bearing", "stuck", "dropout"), 10,
+                         "a random fault reported by " + dev)
+            self.assertEqual(sim.log().count("cause=random"), 3, sim.log())
+        finally:
+            self.assertEqual(sim.stop(), 0, sim.log())
+
+    def test_sigterm_exits_0_quietly(self):
+        sim = Sim(self.b, ["--mqtt", "%s:%d" % (HOST, self.b.port), "--devices", "3",
+                           "--prefix", "q-", "--quiet"], name="sim-quiet")
+        try:
+            wait_for(lambda: "power" in latest(self.b, self.tok, "q-hvac-003"), 10, "telemetry")
+            self.assertIsNone(sim.proc.poll(), sim.log())
+            self.assertEqual(sim.stop(signal.SIGTERM), 0, sim.log())
+            self.assertEqual(sim.log(), "")  # --quiet: nothing to say
+            wait_for(lambda: not api(self.b, self.tok, "GET",
+                                     "/api/v1/devices/q-hvac-003")[2]["online"], 5,
+                     "offline after SIGTERM")
+        finally:
+            sim.kill()
+
 
 class TlsTest(unittest.TestCase):
     def test_mtls_with_certificates_issued_from_the_fleet_ca(self):
@@ -284,7 +313,7 @@ class TlsTest(unittest.TestCase):
             # a second run uses the certificates it has
             before = sorted(os.listdir(pki.p("devices")))
             sim = Sim(b, ["--mqtts", "%s:%d" % (HOST, tls_port), "--pki", pki.dir,
-                          "--devices", "4", "--prefix", "t-", "--duration", "2"], name="sim2")
+                          "--devices", "4", "--prefix", "t-", "--duration", "1"], name="sim2")
             self.assertEqual(sim.proc.wait(timeout=20), 0, sim.log())
             self.assertEqual(sorted(os.listdir(pki.p("devices"))), before)
             self.assertNotIn("connect_failed", sim.log())
@@ -322,34 +351,6 @@ class LifecycleTest(unittest.TestCase):
             sim.kill()
             b.stop()
 
-    def test_random_faults_are_reported(self):
-        b = Broker(http=True).start()
-        tok = b.token("read")
-        # 3 devices, 36000 faults per hour across them: each gets one within a second
-        sim = Sim(b, ["--mqtt", "%s:%d" % (HOST, b.port), "--devices", "3", "--fault-rate",
-                      "36000", "--interval-ms", "200", "--seed", "3"])
-        try:
-            for dev in ["pump-001", "motor-002", "hvac-003"]:
-                wait_for(lambda: reported(b, tok, dev).get("fault") in
-                         ("overheat", "bearing", "stuck", "dropout"), 10,
-                         "a random fault reported by " + dev)
-            self.assertEqual(sim.log().count("cause=random"), 3, sim.log())
-        finally:
-            self.assertEqual(sim.stop(), 0, sim.log())
-            b.stop()
-
-    def test_sigterm_exits_0(self):
-        b = Broker().start()
-        sim = Sim(b, ["--mqtt", "%s:%d" % (HOST, b.port), "--devices", "3", "--quiet"])
-        try:
-            wait_for(lambda: "power" in latest_mqtt(b.port, "hvac-003"), 10, "telemetry")
-            self.assertIsNone(sim.proc.poll(), sim.log())
-            self.assertEqual(sim.stop(signal.SIGTERM), 0, sim.log())
-            self.assertEqual(sim.log(), "")  # --quiet: nothing to say
-        finally:
-            sim.kill()
-            b.stop()
-
 
 class UsageTest(unittest.TestCase):
     def run_sim(self, *args):
@@ -376,11 +377,15 @@ class UsageTest(unittest.TestCase):
             (["--mqtt", "127.0.0.1:1883", "--prefix", "a/b"], "--prefix"),
             (["--mqtt", "127.0.0.1:1883", "--bogus"], "--bogus"),
         ]
-        for args, word in cases:
-            r = self.run_sim(*args)
-            self.assertEqual(r.returncode, 2, (args, r.stderr))
-            self.assertIn(word, r.stderr, args)
-            self.assertTrue(r.stderr.startswith("mote sim: "), r.stderr)
+        procs = [(args, word, subprocess.Popen([harness.mote_bin(), "sim"] + args,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                               text=True))
+                 for args, word in cases]
+        for args, word, p in procs:
+            _, err = p.communicate(timeout=20)
+            self.assertEqual(p.returncode, 2, (args, err))
+            self.assertIn(word, err, args)
+            self.assertTrue(err.startswith("mote sim: "), err)
 
     def test_unreachable_api_is_an_error_not_a_hang(self):
         port = harness.free_port()
