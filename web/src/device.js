@@ -31,7 +31,7 @@ export function devicePage(root, { id }) {
   // What the editor's text was based on: saved with this version, so a
   // desired state changed by someone else since is not overwritten (409).
   let base = null;
-  const metrics = new Map(); // metric -> {valueEl, tsEl, chart, xs, ys, note, dirty}
+  const metrics = new Map(); // metric -> {card, valueEl, tsEl, chart, xs, ys, note, ts}
 
   // ---- skeleton ----
   const title = h('h1', { testid: 'device-title' }, id);
@@ -149,7 +149,7 @@ export function devicePage(root, { id }) {
     const after = [...metrics.keys()].sort().find((k) => k > metric);
     if (after) grid.insertBefore(card, metrics.get(after).card); else grid.append(card);
     noMetrics.hidden = true;
-    m = { card, valueEl, tsEl, chartEl, note, chart: null, xs: [], ys: [], dirty: false, ts: null };
+    m = { card, valueEl, tsEl, chartEl, note, chart: null, xs: [], ys: [], ts: null };
     metrics.set(metric, m);
     m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], span: windowNow });
     return m;
@@ -180,13 +180,23 @@ export function devicePage(root, { id }) {
     const q = agg === 'raw' ? `limit=${RAW_LIMIT}` : `agg=${agg}&interval=${INTERVALS[range]}`;
     await Promise.all([...metrics.keys()].map(async (metric) => {
       const m = metrics.get(metric);
+      const ask = (from) => api('GET',
+        `${url}/telemetry?metric=${enc(metric)}&from=${Math.floor(from)}&to=${Math.ceil(w.to) + 1}&${q}`);
       try {
-        const r = await api('GET', `${url}/telemetry?metric=${enc(metric)}&from=${Math.floor(w.from)}&to=${Math.ceil(w.to) + 1}&${q}`);
+        let r = await ask(w.from);
+        let note = '';
+        if (r.truncated && r.points.length > 1) {
+          // The store answers the oldest points first; the newest matter
+          // more (live points are appended to them): ask again for about
+          // as long a stretch, ending now.
+          const covered = r.points[r.points.length - 1][0] - r.points[0][0];
+          r = await ask(w.to - covered);
+          note = `Raw points of the last ${Math.max(1, Math.round(covered / 60000))} min only (at most ${RAW_LIMIT.toLocaleString()}): choose an aggregation to see the whole window.`;
+        }
         if (seq !== histSeq) return;
         m.xs = r.points.map((p) => p[0] / 1000);
         m.ys = r.points.map((p) => p[1]);
-        m.note.textContent = r.truncated
-          ? `Showing the first ${RAW_LIMIT.toLocaleString()} points of this window: choose an aggregation to see all of it.` : '';
+        m.note.textContent = note;
         m.chart.set(m.xs, m.ys);
       } catch (e) {
         if (seq === histSeq) m.note.textContent = `History unavailable: ${errText(e)}`;
@@ -208,10 +218,8 @@ export function devicePage(root, { id }) {
   function onTelemetry(ev) {
     for (const p of ev.points || []) {
       if (typeof p.value !== 'number') continue;
-      const known = metrics.has(p.metric);
       setLive(p.metric, p.ts, p.value);
       const m = metrics.get(p.metric);
-      if (!known) { m.dirty = true; }
       if (agg !== 'raw') continue;
       const x = p.ts / 1000;
       // In order (the usual case) appended; late points are inserted.
@@ -221,7 +229,6 @@ export function devicePage(root, { id }) {
         while (i > 0 && m.xs[i - 1] > x) i--;
         if (m.xs[i - 1] === x) m.ys[i - 1] = p.value; else { m.xs.splice(i, 0, x); m.ys.splice(i, 0, p.value); }
       }
-      m.dirty = true;
     }
     noMetrics.hidden = metrics.size > 0;
   }
@@ -232,10 +239,9 @@ export function devicePage(root, { id }) {
     for (const m of metrics.values()) {
       let cut = 0;
       while (cut < m.xs.length && m.xs[cut] < from) cut++;
-      if (cut) { m.xs.splice(0, cut); m.ys.splice(0, cut); m.dirty = true; }
+      if (cut) { m.xs.splice(0, cut); m.ys.splice(0, cut); }
       // Redrawn even without new points: the window slides with the clock.
       m.chart.set(m.xs, m.ys);
-      m.dirty = false;
     }
   }
 
