@@ -27,30 +27,34 @@
 void mote_anomaly_params_default(struct mote_anomaly_params *p)
 {
 	*p = (struct mote_anomaly_params){
-		.warmup = 450,
+		.warmup = 150,
 		.alpha_level = 0.02,
-		.alpha_scale = 0.001,
+		.alpha_scale = 0.002,
 		.z_cap = 8.0,
 		.bins = 6,
-		.order = 3,
+		.order = 2,
 		.range_decay = 2e-05,
 		.ctx_forget = 1000000,
 		.w_novel = 0.6,
 		.season_slots = 168,
 		.season_ms = 3600000.0,
 		.alpha_season = 0.05,
-		.w_season = 0.4,
-		.peak_decay = 0.99,
+		.w_season = 0.5,
+		.peak_decay = 0.999,
 		.peak_exp = 0.5,
 		.short_len = 5,
-		.alpha_long = 0.003,
+		.alpha_long = 0.005,
 		.sd_min = 0.03,
-		.novel_exp = 4.0,
+		.novel_exp = 2.0,
 		.score_floor = 0.0,
+		.spike_z = 60.0,
+		.spike_warmup = 50,
 		.suppress_level = 0.5,
-		.suppress_len = 150,
+		.suppress_len = 50,
 		.suppress_gain = 0.1,
 		.gap_factor = 4.0,
+		.alarm_decay = 0.9999,
+		.alarm_gain = 0.2,
 	};
 }
 
@@ -67,8 +71,10 @@ static int params_ok(const struct mote_anomaly_params *p)
 	       p->w_novel <= 1 && p->short_len >= 1 && p->short_len <= MOTE_ANOMALY_SHORT &&
 	       p->alpha_long > 0 && p->alpha_long <= 1 && p->sd_min > 0 && p->sd_min <= 1 &&
 	       p->novel_exp >= 0 && p->novel_exp <= 64 && p->score_floor >= 0 && p->score_floor <= 1 &&
+	       p->spike_z >= 0 && p->spike_z < 1e12 &&
 	       p->suppress_level >= 0 && p->suppress_level <= 1 && p->suppress_gain >= 0 &&
-	       p->suppress_gain <= 1 && p->gap_factor >= 1 && p->gap_factor < 1e12;
+	       p->suppress_gain <= 1 && p->gap_factor >= 1 && p->gap_factor < 1e12 &&
+	       p->alarm_decay >= 0 && p->alarm_decay <= 1 && p->alarm_gain >= 0 && p->alarm_gain < 1e6;
 }
 
 enum mote_err mote_anomaly_init(struct mote_anomaly *a, const struct mote_anomaly_params *params)
@@ -154,7 +160,8 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 	/* 1. residual against the baseline */
 	double e = value - a->level;
 	double tiny = 1e-9 * (fabs(a->level) + 1e-9);
-	double r_res = clamp01(fabs(e) / ((a->scale + tiny) * p->z_cap));
+	double z_res = fabs(e) / (a->scale + tiny);
+	double r_res = clamp01(z_res / p->z_cap);
 	/* Early on, a plain mean (weight 1/n) instead of an EW one: an EW average
 	 * started at 0 would take 1/alpha points to stop being biased. */
 	double wn = 1.0 / (double)(a->n - 1);
@@ -233,16 +240,30 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 	if (p->peak_exp > 0 && sm < a->peak)
 		score *= p->peak_exp == 0.5 ? sqrt(sm / a->peak) : powi_or_pow(sm / a->peak, p->peak_exp);
 	a->peak = sm > a->peak * p->peak_decay ? sm : a->peak * p->peak_decay;
+	/* A residual far beyond any seen needs no likelihood to be news: this
+	 * channel also works before the likelihood has warmed up. */
+	double spike = p->spike_z > 0 && a->n > p->spike_warmup && z_res >= p->spike_z ?
+			       clamp01(0.5 * z_res / p->spike_z) : 0.0;
 	if (a->n <= p->warmup)
+		score = 0.0;
+	if (spike > score)
+		score = spike;
+	if (a->n <= p->warmup && score == 0.0)
 		return 0.0;
 
-	/* 5. quiet period after an alarm */
+	/* 5. quiet period after an alarm; a series that alarms often (a bursty
+	 * one) needs more to alarm again */
+	a->alarms *= p->alarm_decay;
+	if (p->alarm_gain > 0)
+		score /= 1.0 + p->alarm_gain * a->alarms;
 	if (score < p->score_floor)
 		score = 0.0;
 	if (a->last_alarm && a->n - a->last_alarm < p->suppress_len)
 		return score * p->suppress_gain;
-	if (score >= p->suppress_level)
+	if (score >= p->suppress_level) {
 		a->last_alarm = a->n;
+		a->alarms += 1.0;
+	}
 	return score;
 }
 
@@ -277,7 +298,7 @@ enum mote_err mote_anomaly_restore(struct mote_anomaly *a, const void *buf, size
 	 * step() divides by or indexes with is checked. */
 	if (!isfinite(tmp.dt) || !isfinite(tmp.level) || !isfinite(tmp.scale) || !isfinite(tmp.lo) ||
 	    !isfinite(tmp.hi) || !isfinite(tmp.lmean) || !isfinite(tmp.lvar) || !isfinite(tmp.short_sum) ||
-	    !isfinite(tmp.peak) || tmp.peak < 0 || !isfinite(tmp.sscale) || tmp.sscale < 0 ||
+	    !isfinite(tmp.peak) || tmp.peak < 0 || !isfinite(tmp.alarms) || tmp.alarms < 0 || !isfinite(tmp.sscale) || tmp.sscale < 0 ||
 	    tmp.lo > tmp.hi || tmp.scale < 0 || tmp.lvar < 0 || tmp.short_pos >= tmp.p.short_len ||
 	    tmp.ctx_valid > MOTE_ANOMALY_ORDER)
 		return MOTE_EMALFORMED;

@@ -60,10 +60,14 @@ struct mote_anomaly_params {
 				* series must not turn noise-level wiggles into alarms */
 	double novel_exp;      /* novelty of a context seen c times: 1 / (1 + c)^novel_exp */
 	double score_floor;    /* output below this is reported as 0 */
+	double spike_z;        /* a residual of this many scales scores at least 0.5 (0 = off) ... */
+	uint32_t spike_warmup; /* ... once this many points were seen */
 	double suppress_level; /* an output >= this starts a quiet period ... */
 	uint32_t suppress_len; /* ... of this many points, scaled by suppress_gain */
 	double suppress_gain;
 	double gap_factor;     /* a gap is more than this many typical intervals */
+	double alarm_decay;    /* per-point decay of the count of recent alarms ... */
+	double alarm_gain;     /* ... which divides the score by (1 + alarm_gain * count) */
 };
 
 /* The state; its layout is private to anomaly.c (read only the counters). */
@@ -83,6 +87,7 @@ struct mote_anomaly {
 	uint32_t ctx_valid; /* how many of prev_bin are meaningful (reset by gaps) */
 	uint64_t last_alarm;
 	double peak;
+	double alarms; /* decayed count of recent alarms */
 	double sscale; /* EW mean absolute seasonal residual */
 	float sprof[MOTE_ANOMALY_SEASON];
 	uint16_t sseen[MOTE_ANOMALY_SEASON];
