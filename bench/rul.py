@@ -90,7 +90,7 @@ def main():
     section = (
         "## k) remaining useful life: NASA C-MAPSS FD001 (issue 8)\n\n"
         "Written by `bench/rul.py` (scenario k of `make bench`). Date %s; machine %s, load average %.2f at start; "
-        "mote %s (Release, `%s`); data `%s`.\n\n"
+        "mote %s (binary `%s`); data `%s`.\n\n"
         "Command: `%s` (files in the data folder; `bench/rul.py bench/RESULTS.md` reruns this section).\n\n"
         "| what | result | reference |\n|---|---|---|\n"
         "| FD001 test RMSE (100 engines, last cycle, truth capped at 125) | **%s** | target <= 13; published CNN "

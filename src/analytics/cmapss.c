@@ -19,7 +19,8 @@
 
 #define FIELD_MAX 64 /* longest number we accept, in characters */
 
-static void fail(char *err, size_t errlen, const char *name, size_t line, const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void fail(char *err, size_t errlen, const char *name, size_t line,
+							const char *fmt, ...)
 {
 	if (!err || errlen == 0)
 		return;

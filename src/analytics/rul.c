@@ -47,9 +47,9 @@ void rul_params_default(struct rul_params *p)
 	memcpy(p->use, cmapss_use, sizeof cmapss_use);
 	p->cap = 125;
 	p->cond_tol = 0.05;
-	p->rounds = 300;
+	p->rounds = 150;
 	p->depth = 4;
-	p->eta = 0.05;
+	p->eta = 0.1;
 	p->subsample = 0.8;
 	p->colsample = 0.5;
 	p->min_child = 10;
@@ -57,6 +57,7 @@ void rul_params_default(struct rul_params *p)
 	p->bags = 3;
 	p->seed = 1;
 	p->threads = 1;
+	p->features = RUL_F_ALL;
 }
 
 enum mote_err rul_params_set(struct rul_params *p, const char *kv)
@@ -78,6 +79,7 @@ enum mote_err rul_params_set(struct rul_params *p, const char *kv)
 		{"depth", NULL, &p->depth},    {"eta", &p->eta, NULL},		 {"subsample", &p->subsample, NULL},
 		{"colsample", &p->colsample, NULL}, {"min_child", &p->min_child, NULL}, {"lambda", &p->lambda, NULL},
 		{"bags", NULL, &p->bags},      {"threads", NULL, &p->threads},
+		{"features", NULL, &p->features},
 	};
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
 		if (strlen(f[i].name) != kl || strncmp(f[i].name, kv, kl) != 0)
@@ -128,6 +130,8 @@ static int params_ok(const struct rul_params *p, char *err, size_t errlen)
 		bad = "bags";
 	else if (p->threads < 1 || p->threads > 1024)
 		bad = "threads";
+	else if (p->features < 0 || p->features > RUL_F_ALL)
+		bad = "features";
 	for (int k = 0; !bad && k < p->nuse; k++)
 		if (p->use[k] < 0 || p->use[k] >= p->nsensors)
 			bad = "use";
@@ -181,6 +185,9 @@ static int configure(BoosterHandle b, const struct rul_params *p, unsigned seed)
 	       set_param(b, "min_child_weight", p->min_child) || set_param(b, "lambda", p->lambda) ||
 	       set_param(b, "base_score", p->cap / 2);
 }
+
+#define PREDICT_CONFIG                                                                                       \
+	"{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,\"strict_shape\":false}"
 
 /* splitmix64: a small, seedable generator for the bootstrap and the folds. */
 static uint64_t mix(uint64_t *s)
@@ -243,6 +250,117 @@ static enum mote_err build_matrix(const struct rul_model *m, const struct rul_se
 	return MOTE_OK;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double quantile(const double *sorted, size_t n, double q)
+{
+	double at = q * (double)(n - 1);
+	size_t i = (size_t)at;
+	double f = at - (double)i;
+	return i + 1 < n ? sorted[i] * (1 - f) + sorted[i + 1] * f : sorted[n - 1];
+}
+
+static int iv_bin(const struct rul_model *m, double est)
+{
+	int b = (int)(est / m->p.cap * RUL_IV_BINS);
+	return b < 0 ? 0 : b >= RUL_IV_BINS ? RUL_IV_BINS - 1 : b;
+}
+
+/*
+ * The interval from out-of-bag errors: each training row is estimated by the
+ * boosters whose bootstrap did not draw its engine (about a third of them),
+ * and the 10th/90th percentiles of truth - estimate, per bin of the
+ * estimate (errors grow with the RUL), become the offsets of an 80 %
+ * interval. A bin with fewer than 50 rows uses the percentiles of all rows.
+ */
+static enum mote_err fit_interval(struct rul_model *m, const float *x, const float *y, const size_t *start,
+				  size_t n, const unsigned char *drawn, char *err, size_t errlen)
+{
+	size_t rows = start[n], nb = (size_t)m->p.bags;
+	double *sum = calloc(rows, sizeof *sum), *res = malloc(sizeof(double) * rows);
+	unsigned *cnt = calloc(rows, sizeof *cnt);
+	int *bin = malloc(sizeof(int) * rows);
+	DMatrixHandle dm = NULL;
+	enum mote_err rc = MOTE_OK;
+	if (!sum || !res || !cnt || !bin) {
+		snprintf(err, errlen, "out of memory");
+		rc = MOTE_ENOMEM;
+		goto out;
+	}
+	if (XGDMatrixCreateFromMat_omp(x, rows, (bst_ulong)m->nf, NAN, &dm, m->p.threads)) {
+		rc = xgb_fail(err, errlen, "matrix");
+		goto out;
+	}
+	for (size_t b = 0; b < nb; b++) {
+		const bst_ulong *shape;
+		bst_ulong dim;
+		const float *out;
+		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim, &out)) {
+			rc = xgb_fail(err, errlen, "predict");
+			goto out;
+		}
+		for (size_t e = 0; e < n; e++) {
+			if (drawn[e * nb + b])
+				continue;
+			for (size_t r = start[e]; r < start[e + 1]; r++) {
+				sum[r] += fmin(fmax(out[r], 0), m->p.cap);
+				cnt[r]++;
+			}
+		}
+	}
+	size_t k = 0;
+	for (size_t r = 0; r < rows; r++)
+		if (cnt[r]) {
+			double est = sum[r] / cnt[r];
+			res[k] = y[r] - est;
+			bin[k++] = iv_bin(m, est);
+		}
+	m->nm.iv_bins = 0;
+	if (k < 50)
+		goto out; /* too few: the spread of the boosters instead */
+	/* Sort (bin, residual) pairs by bin, then each bin's residuals. */
+	double *all = malloc(sizeof(double) * k), *one = malloc(sizeof(double) * k);
+	if (!all || !one) {
+		free(all);
+		free(one);
+		snprintf(err, errlen, "out of memory");
+		rc = MOTE_ENOMEM;
+		goto out;
+	}
+	memcpy(all, res, sizeof(double) * k);
+	qsort(all, k, sizeof *all, cmp_double);
+	for (int b = 0; b < RUL_IV_BINS; b++) {
+		size_t c = 0;
+		for (size_t i = 0; i < k; i++)
+			if (bin[i] == b)
+				one[c++] = res[i];
+		const double *q = all;
+		if (c >= 50) {
+			qsort(one, c, sizeof *one, cmp_double);
+			q = one;
+		} else {
+			c = k;
+		}
+		m->nm.iv_lo[b] = quantile(q, c, 0.1);
+		m->nm.iv_hi[b] = quantile(q, c, 0.9);
+	}
+	m->nm.iv_bins = RUL_IV_BINS;
+	free(all);
+	free(one);
+out:
+	if (dm)
+		XGDMatrixFree(dm);
+	free(sum);
+	free(res);
+	free(cnt);
+	free(bin);
+	return rc;
+}
+
 void rul_free(struct rul_model *m)
 {
 	if (!m)
@@ -258,6 +376,7 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 	enum mote_err rc;
 	float *x = NULL, *y = NULL, *w = NULL, *bx = NULL, *by = NULL;
 	unsigned *count = NULL;
+	unsigned char *drawn = NULL; /* n x bags: engine e in bag b */
 	size_t *start = NULL, rows = 0;
 	DMatrixHandle dm = NULL;
 	struct rul_model *m = NULL;
@@ -278,7 +397,8 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 		goto out;
 	rc = build_matrix(m, s, n, &x, &y, &start, &rows);
 	if (rc == MOTE_OK && (!(w = malloc(sizeof(float) * rows)) || !(bx = malloc(sizeof(float) * rows * (size_t)m->nf)) ||
-			      !(by = malloc(sizeof(float) * rows)) || !(count = malloc(sizeof(unsigned) * n))))
+			      !(by = malloc(sizeof(float) * rows)) || !(count = malloc(sizeof(unsigned) * n)) ||
+			      !(drawn = malloc(n * (size_t)p->bags))))
 		rc = MOTE_ENOMEM;
 	if (rc != MOTE_OK) {
 		snprintf(err, errlen, "%s", mote_strerror(rc));
@@ -299,6 +419,7 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 				count[(size_t)(mix(&rng) % n)]++;
 		size_t br = 0;
 		for (size_t e = 0; e < n; e++) {
+			drawn[e * (size_t)p->bags + (size_t)b] = count[e] > 0;
 			if (!count[e])
 				continue;
 			size_t len = start[e + 1] - start[e];
@@ -329,6 +450,8 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 				goto out;
 			}
 	}
+	if (p->bags > 1 && (rc = fit_interval(m, x, y, start, n, drawn, err, errlen)) != MOTE_OK)
+		goto out;
 	*out = m;
 	m = NULL;
 out:
@@ -340,12 +463,14 @@ out:
 	free(bx);
 	free(by);
 	free(count);
+	free(drawn);
 	free(start);
 	rul_free(m);
 	return rc;
 }
 
-/* Mean, lowest and highest booster prediction for each of rows feature rows. */
+/* Mean of the boosters for each of rows feature rows, with the out-of-bag
+ * interval (or, without one, the lowest and highest booster). */
 static enum mote_err predict_rows(const struct rul_model *m, const float *x, size_t rows, struct rul_estimate *out,
 				  char *err, size_t errlen)
 {
@@ -363,10 +488,7 @@ static enum mote_err predict_rows(const struct rul_model *m, const float *x, siz
 		const bst_ulong *shape;
 		bst_ulong dim;
 		const float *res;
-		if (XGBoosterPredictFromDMatrix(m->bag[b], dm,
-						"{\"type\":0,\"training\":false,\"iteration_begin\":0,"
-						"\"iteration_end\":0,\"strict_shape\":false}",
-						&shape, &dim, &res)) {
+		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim, &res)) {
 			rc = xgb_fail(err, errlen, "predict");
 			break;
 		}
@@ -378,6 +500,11 @@ static enum mote_err predict_rows(const struct rul_model *m, const float *x, siz
 		}
 	}
 	XGDMatrixFree(dm);
+	for (size_t r = 0; rc == MOTE_OK && m->nm.iv_bins && r < rows; r++) {
+		int b = iv_bin(m, out[r].rul);
+		out[r].lo = fmin(out[r].rul, fmax(out[r].rul + m->nm.iv_lo[b], 0));
+		out[r].hi = fmax(out[r].rul, fmin(out[r].rul + m->nm.iv_hi[b], m->p.cap));
+	}
 	return rc;
 }
 
@@ -434,7 +561,7 @@ enum mote_err rul_cv(const struct rul_params *p, const struct rul_series *s, siz
 	size_t *order = malloc(sizeof(size_t) * n);
 	struct rul_series *tr = malloc(sizeof *tr * n), *te = malloc(sizeof *te * n);
 	enum mote_err rc = MOTE_OK;
-	double se = 0, sc = 0;
+	double se = 0, sc = 0, inside = 0;
 	if (!order || !tr || !te) {
 		rc = MOTE_ENOMEM;
 		snprintf(err, errlen, "out of memory");
@@ -474,6 +601,7 @@ enum mote_err rul_cv(const struct rul_params *p, const struct rul_series *s, siz
 			double d = est[r].rul - y[r];
 			se += d * d;
 			sc += rul_phm08(est[r].rul, y[r]);
+			inside += est[r].lo <= y[r] && y[r] <= est[r].hi;
 			out->points++;
 		}
 		free(x);
@@ -485,6 +613,7 @@ enum mote_err rul_cv(const struct rul_params *p, const struct rul_series *s, siz
 	if (rc == MOTE_OK && out->points) {
 		out->rmse = sqrt(se / (double)out->points);
 		out->score_mean = sc / (double)out->points;
+		out->coverage = inside / (double)out->points;
 	}
 out:
 	free(order);
@@ -601,6 +730,11 @@ static int norm_ok(const struct rul_norm *nm, const struct rul_params *p)
 	}
 	for (int k = 0; k <= p->nuse; k++)
 		if (!isfinite(nm->hi_w[k]))
+			return 0;
+	if (nm->iv_bins != 0 && nm->iv_bins != RUL_IV_BINS)
+		return 0;
+	for (int b = 0; b < nm->iv_bins; b++)
+		if (!isfinite(nm->iv_lo[b]) || !isfinite(nm->iv_hi[b]) || nm->iv_lo[b] > nm->iv_hi[b])
 			return 0;
 	return 1;
 }

@@ -15,8 +15,11 @@
  *  - trains XGBoost regressors (gradient-boosted trees) on the RUL capped at
  *    params.cap (piecewise linear: a healthy machine's RUL is not observable,
  *    so the target stays flat until degradation starts), each on a bootstrap
- *    resample of the machines; the estimate is their mean, the interval the
- *    lowest and highest of them (model spread, not a calibrated quantile).
+ *    resample of the machines; the estimate is their mean;
+ *  - the interval: 10th to 90th percentile of the out-of-bag errors (each
+ *    training row estimated by the boosters that did not see its machine),
+ *    per bin of the estimate - a nominal 80 % interval (measured coverage in
+ *    docs/analytics.md). With bags == 1, lo == hi == rul.
  *
  * Threading: no globals of ours; a model is used by one thread at a time
  * (distinct models are independent). params.threads is XGBoost's own OpenMP
@@ -55,7 +58,16 @@ struct rul_params {
 	int bags;                   /* boosters, each on a bootstrap resample of machines (1: no resample) */
 	unsigned seed;              /* XGBoost and bootstrap seed: same data + seed = same model */
 	int threads;                /* XGBoost threads; 1 = no thread pool at all */
+	int features;               /* RUL_F_* groups beyond the rolling means (ablation experiments) */
 };
+
+/* Feature groups (rul_features.c); the rolling means and the cycle count are always in. */
+#define RUL_F_HEALTH 1  /* the health-index channel */
+#define RUL_F_SPREAD 2  /* standard deviation over 10 cycles */
+#define RUL_F_SLOPE 4   /* least-squares slopes */
+#define RUL_F_DRIFT 8   /* last 10 cycles minus the machine's first 20 */
+#define RUL_F_HISTORY 16 /* mean of the whole history */
+#define RUL_F_ALL 31
 
 /* The settings chosen for C-MAPSS by cross-validation on training engines
  * (docs/analytics.md): 3 settings, 21 sensors, the 14 informative sensors,
@@ -70,7 +82,7 @@ struct rul_model;
 
 struct rul_estimate {
 	double rul;     /* mean of the boosters, clipped to [0, cap] */
-	double lo, hi;  /* lowest and highest booster (equal when bags == 1) */
+	double lo, hi;  /* nominal 80 % interval (out-of-bag errors), within [0, cap] */
 };
 
 /*
@@ -108,6 +120,7 @@ void rul_free(struct rul_model *m);
  */
 struct rul_cv_result {
 	double rmse, score_mean;
+	double coverage; /* fraction of truths inside [lo, hi] */
 	size_t points;
 };
 enum mote_err rul_cv(const struct rul_params *p, const struct rul_series *s, size_t n, int k,

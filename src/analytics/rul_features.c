@@ -33,11 +33,22 @@ static const int slope_w[] = {10, 20, 50};
 #define BASE_W 20
 #define NMEAN ((int)(sizeof mean_w / sizeof mean_w[0]))
 #define NSLOPE ((int)(sizeof slope_w / sizeof slope_w[0]))
-#define PER_CHANNEL (NMEAN + 1 + NSLOPE + 1 + 1)
+
+static int per_channel(const struct rul_params *p)
+{
+	int f = p->features;
+	return NMEAN + !!(f & RUL_F_SPREAD) + ((f & RUL_F_SLOPE) ? NSLOPE : 0) + !!(f & RUL_F_DRIFT) +
+	       !!(f & RUL_F_HISTORY);
+}
+
+static int channels(const struct rul_params *p)
+{
+	return p->nuse + !!(p->features & RUL_F_HEALTH);
+}
 
 int rul_nfeatures(const struct rul_params *p)
 {
-	return (p->nuse + 1) * PER_CHANNEL + 1;
+	return channels(p) * per_channel(p) + 1;
 }
 
 static double sensor(const struct rul_params *p, const struct rul_series *s, size_t i, int k)
@@ -222,7 +233,7 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 			   int all, float *out)
 {
 	size_t T = s->cycles;
-	int ch = p->nuse + 1, nf = rul_nfeatures(p);
+	int ch = p->nuse + 1, nf = rul_nfeatures(p), fl = p->features;
 	if (T == 0)
 		return MOTE_EINVAL;
 	/* Prefix sums per channel: sum z, sum z^2, sum i*z (i = row index). */
@@ -255,19 +266,19 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 	for (size_t t = from; t <= T; t++) {
 		float *f = out + (all ? (t - 1) * (size_t)nf : 0);
 		int o = 0;
-		for (int k = 0; k < ch; k++) {
+		for (int k = 0; k < channels(p); k++) {
 			const double *s1 = ps + (size_t)(3 * k) * stride, *s2 = s1 + stride, *s3 = s2 + stride;
 			for (int w = 0; w < NMEAN; w++) {
 				size_t a = t > (size_t)mean_w[w] ? t - (size_t)mean_w[w] : 0;
 				f[o++] = (float)wmean(s1, a, t);
 			}
-			{
+			if (fl & RUL_F_SPREAD) {
 				size_t a = t > SD_W ? t - SD_W : 0;
 				double nn = (double)(t - a), mu = wmean(s1, a, t);
 				double var = nn > 1 ? ((s2[t] - s2[a]) - nn * mu * mu) / (nn - 1) : 0;
 				f[o++] = (float)(var > 0 ? sqrt(var) : 0);
 			}
-			for (int w = 0; w < NSLOPE; w++) {
+			for (int w = 0; (fl & RUL_F_SLOPE) && w < NSLOPE; w++) {
 				size_t a = t > (size_t)slope_w[w] ? t - (size_t)slope_w[w] : 0;
 				double nn = (double)(t - a);
 				double slope = 0;
@@ -279,12 +290,13 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 				}
 				f[o++] = (float)slope;
 			}
-			{
+			if (fl & RUL_F_DRIFT) {
 				size_t b = t < BASE_W ? t : BASE_W;
 				size_t a = t > DRIFT_W ? t - DRIFT_W : 0;
 				f[o++] = (float)(wmean(s1, a, t) - wmean(s1, 0, b));
 			}
-			f[o++] = (float)wmean(s1, 0, t);
+			if (fl & RUL_F_HISTORY)
+				f[o++] = (float)wmean(s1, 0, t);
 		}
 		f[o++] = (float)t;
 	}

@@ -11,6 +11,8 @@
 #include "analytics/rul.h"
 #include "base/err.h"
 
+#define RUL_IV_BINS 5
+
 /* What training learns before the trees: fitted once, then fixed. */
 struct rul_norm {
 	int ncond;
@@ -19,6 +21,11 @@ struct rul_norm {
 	double mean[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS]; /* per condition, per used sensor */
 	double sd[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS];
 	double hi_w[RUL_MAX_SENSORS + 1]; /* health index weights, intercept last */
+	/* The interval: 10th and 90th percentiles of out-of-bag errors (truth
+	 * - estimate) for estimates in each of iv_bins equal bins of [0, cap];
+	 * iv_bins 0 when there is no out-of-bag data (bags == 1). */
+	int iv_bins;
+	double iv_lo[RUL_IV_BINS], iv_hi[RUL_IV_BINS];
 };
 
 /* Feature vector length for p. */

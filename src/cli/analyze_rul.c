@@ -33,9 +33,9 @@ static void usage(FILE *out)
 		"  --tune KEY=VALUE    overrides a model setting, for tuning experiments only (rounds,\n"
 		"                      depth, eta, subsample, colsample, min_child, lambda, bags, seed,\n"
 		"                      cap, cond_tol); the defaults are the chosen ones\n\n"
-		"Prints one line per test engine (estimate and the interval spanned by the bagged\n"
-		"boosters), then 'RMSE x PHM08 y' when the truth is given. Exit 1 on bad input, with\n"
-		"the file and line.\n");
+		"Prints one line per test engine (estimate and a nominal 80%% interval from the bagged\n"
+		"boosters' out-of-bag errors), then 'RMSE x PHM08 y' when the truth is given. Exit 1 on\n"
+		"bad input, with the file and line.\n");
 }
 
 static double now(void)
@@ -152,8 +152,8 @@ int cli_analyze_rul(int argc, char **argv)
 		if (rul_cv(&p, trs, tr.nunits, cv, &r, err, sizeof err) != MOTE_OK)
 			goto fail;
 		printf("cv: %d-fold by engine on %s: RMSE %.2f, mean PHM08 %.3f per estimate (%zu estimates, every "
-		       "cycle of the held-out engines), %.1f s\n",
-		       cv, train, r.rmse, r.score_mean, r.points, now() - t0);
+		       "cycle of the held-out engines), interval coverage %.1f%%, %.1f s\n",
+		       cv, train, r.rmse, r.score_mean, r.points, 100 * r.coverage, now() - t0);
 		fflush(stdout);
 	}
 	if (!test) {

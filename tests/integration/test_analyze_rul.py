@@ -58,17 +58,14 @@ class Cmapss(unittest.TestCase):
         cls.tmp = tempfile.mkdtemp(prefix="mote-rul-")
         cls.pred1 = os.path.join(cls.tmp, "fd001.txt")
         cls.model = os.path.join(cls.tmp, "fd001.rul")
-        # Both trainings at once (each is single-threaded). FD001 runs the
-        # shipped settings - that is the check; FD003 only has to show the
-        # pipeline copes with two fault modes, so it trains a smaller model
-        # (100 rounds, 2 boosters) to keep this file quick in sanitizer builds.
+        # Both trainings at once (each is single-threaded), shipped settings.
         p1 = subprocess.Popen(argv("--train", d("train_FD001.txt"), "--test", d("test_FD001.txt"),
                                    "--truth", d("RUL_FD001.txt"), "--predictions", cls.pred1,
                                    "--save-model", cls.model),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cls.pred3 = os.path.join(cls.tmp, "fd003.txt")
         p3 = subprocess.Popen(argv("--train", d("train_FD003.txt"), "--test", d("test_FD003.txt"),
-                                   "--predictions", cls.pred3, "--tune", "rounds=100", "--tune", "bags=2"),
+                                   "--predictions", cls.pred3),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         cls.fd001 = Done(p1, 240)
         cls.fd003 = Done(p3, 240)

@@ -226,7 +226,6 @@ static void cross_validation_and_score(void **state)
 	make_fleet(&f, 11);
 	struct rul_params p;
 	small_params(&p);
-	p.bags = 1;
 	struct rul_cv_result r;
 	char err[256] = "";
 	assert_int_equal(rul_cv(&p, f.s, ENGINES, 3, &r, err, sizeof err), MOTE_OK);
@@ -235,6 +234,13 @@ static void cross_validation_and_score(void **state)
 		rows += f.s[e].cycles;
 	assert_int_equal(r.points, rows);
 	assert_true(r.rmse > 0 && r.rmse < 20);
+	/* The out-of-bag interval is a nominal 80 %: on held-out engines of the
+	 * same kind it must hold most truths, and not all (then it says nothing). */
+	if (!(r.coverage > 0.6 && r.coverage < 0.98))
+		fail_msg("interval coverage %.3f", r.coverage);
+	p.bags = 1;
+	assert_int_equal(rul_cv(&p, f.s, ENGINES, 3, &r, err, sizeof err), MOTE_OK);
+	assert_true(r.coverage < 0.2); /* one booster: no interval, lo == hi */
 	assert_int_equal(rul_cv(&p, f.s, ENGINES, 1, &r, err, sizeof err), MOTE_EINVAL);
 	/* PHM08: late is punished harder than early. */
 	assert_true(fabs(rul_phm08(10, 10)) < 1e-12);
