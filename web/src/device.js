@@ -9,6 +9,7 @@ import { onEvent } from './live.js';
 import { onRecovered } from './conn.js';
 import { makeChart, PALETTE } from './chart.js';
 import { alertHead, alertRow } from './alerts.js';
+import { insightView } from './insight.js';
 
 const RANGES = { '15m': 15 * 60e3, '1h': 3600e3, '6h': 6 * 3600e3, '24h': 86400e3, '7d': 7 * 86400e3 };
 // Buckets for aggregated history: about 150-180 per window.
@@ -32,6 +33,7 @@ export function devicePage(root, { id }) {
   // desired state changed by someone else since is not overwritten (409).
   let base = null;
   const metrics = new Map(); // metric -> {card, valueEl, tsEl, chart, xs, ys, note, ts}
+  const insight = insightView(id); // analytics panel, anomaly markers, what-if (insight.js)
 
   // ---- skeleton ----
   const title = h('h1', { testid: 'device-title' }, id);
@@ -70,10 +72,12 @@ export function devicePage(root, { id }) {
     h('div', { class: 'crumbs' }, h('a', { href: '#/devices' }, '← Fleet')),
     h('div', { class: 'page-head' }, h('div', {}, title, meta)),
     pageError,
+    insight.panel,
     h('section', { class: 'panel' },
       h('div', { class: 'panel-head' }, h('h2', {}, 'Telemetry'),
         h('div', { class: 'toolbar tight' }, h('label', {}, 'Range ', rangeSel), h('label', {}, 'Aggregation ', aggSel))),
       grid, noMetrics),
+    insight.whatif,
     h('section', { class: 'panel' },
       h('div', { class: 'panel-head' }, h('h2', {}, 'Twin'), twinVersion),
       twinError,
@@ -154,6 +158,7 @@ export function devicePage(root, { id }) {
     m = { card, valueEl, tsEl, chartEl, note, chart: null, xs: [], ys: [], ts: null };
     metrics.set(metric, m);
     m.chart = makeChart(chartEl, { metric, unit, color: PALETTE[metrics.size % PALETTE.length], span: windowNow });
+    insight.attachChart(metric, m.chart.plot);
     return m;
   }
 
@@ -400,6 +405,7 @@ export function devicePage(root, { id }) {
         on: { click: () => { showAllAlerts = true; loadAlerts(); } } }, `Show ${hiddenN} older cleared alert(s)`) : null);
       alertsNote.hidden = r.alerts.length > 0;
       lastActive = activeByDevice(r.alerts).get(id) || null;
+      insight.setAlerts(r.alerts);
       renderMeta(lastActive);
     } catch (e) {
       alertsMsg.textContent = `Could not load the alerts: ${errText(e)}`;
@@ -425,7 +431,7 @@ export function devicePage(root, { id }) {
       twinTimer = setTimeout(() => loadTwin(false), 200);
     } else if (type === 'alert') {
       clearTimeout(alertTimer);
-      alertTimer = setTimeout(loadAlerts, 200);
+      alertTimer = setTimeout(() => { loadAlerts(); insight.refresh(); }, 200);
     } else if (type === 'connection') {
       if (dev) { dev.online = !!ev.online; dev.last_seen = Date.now(); renderMeta(lastActive); }
     } else if (type === 'device') {
@@ -444,6 +450,7 @@ export function devicePage(root, { id }) {
     clearTimeout(twinTimer);
     clearTimeout(alertTimer);
     histSeq++;
+    insight.destroy();
     for (const m of metrics.values()) m.chart.destroy();
   };
 }

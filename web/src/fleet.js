@@ -7,6 +7,7 @@ import { h, clear, fill, ago, fmtTime, errText } from './dom.js';
 import { health, activeByDevice, HEALTH_WORD } from './health.js';
 import { onEvent } from './live.js';
 import { onRecovered } from './conn.js';
+import { healthBadge, fleetHealthIndex, refreshFleetHealth } from './insight.js';
 
 const PAGE = 1000;
 const MAX_DEVICES = 20000;
@@ -146,8 +147,7 @@ export function fleetPage(root, { go }) {
       h('td', { data: { col: 'model' } }, d.model || '–'),
       h('td', { data: { col: 'tags' } }, tagText(d.tags).map((t) => h('span', { class: 'tag' }, t))),
       h('td', { data: { col: 'last_seen' }, title: fmtTime(d.last_seen) }, ago(d.last_seen, now)),
-      h('td', { data: { col: 'health' }, title: hl.why },
-        h('span', { class: `health ${hl.level}`, data: { health: hl.level } }, HEALTH_WORD[hl.level])),
+      h('td', { data: { col: 'health' } }, healthBadge(hl, HEALTH_WORD, fleetHealthIndex(d.id))),
       h('td', { data: { col: 'alerts' }, class: 'num' },
         a ? h('span', { class: `badge sev-${a.worst}` }, String(a.count)) : h('span', { class: 'muted' }, '0'))));
     }
@@ -181,6 +181,7 @@ export function fleetPage(root, { go }) {
       loaded = true;
       error.hidden = true;
       render();
+      refreshFleetHealth(devices.map((d) => d.id), soon);
     } catch (e) {
       if (e.name === 'AbortError') return;
       error.textContent = `Could not load the fleet: ${errText(e)}`;
