@@ -28,7 +28,9 @@ static void feed(struct mote_anomaly *a, const uint8_t *data, size_t size)
 		memcpy(&dts, data + off, 8);
 		memcpy(&v, data + off + 8, 8);
 		/* mostly small forward steps, sometimes anything (backwards, huge) */
-		ts = (dts & 1) ? (int64_t)((uint64_t)ts + (uint64_t)dts) : ts + (int64_t)((uint64_t)dts % 600000u);
+		/* unsigned arithmetic: the harness itself must not overflow */
+		uint64_t step = (dts & 1) ? (uint64_t)dts : (uint64_t)dts % 600000u;
+		ts = (int64_t)((uint64_t)ts + step);
 		double s = mote_anomaly_step(a, ts, v);
 		if (!(s >= 0.0 && s <= 1.0))
 			__builtin_trap();

@@ -13,7 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum mote_err fail(struct nab_csv_error *err, enum mote_err code, uint32_t line, const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static enum mote_err
+fail(struct nab_csv_error *err, enum mote_err code, uint32_t line, const char *fmt, ...)
 {
 	va_list ap;
 	err->line = line;
