@@ -75,7 +75,8 @@ def main():
         o = run("--model", model, "--test", d("test_FD001.txt"))
         rates.append(float(re.search(r"\(([0-9]+) estimates/s\)", o).group(1)))
     cv = run("--train", d("train_FD001.txt"), "--cv", "5")
-    c = re.search(r"RMSE ([0-9.]+), mean PHM08 ([0-9.]+) per estimate \(([0-9]+) estimates", cv)
+    c = re.search(r"RMSE ([0-9.]+), mean PHM08 ([0-9.]+) per estimate \(([0-9]+) estimates.*?"
+                  r"interval coverage ([0-9.]+)%", cv)
     spread = ""
     if os.path.isfile(d("train_FD003.txt")):
         p3 = os.path.join(tmp, "fd003.txt")
@@ -97,12 +98,12 @@ def main():
         "18.45, LSTM 16.14, DCNN 12.61 |\n"
         "| FD001 PHM08 score (sum over 100 engines) | **%s** | lower is better |\n"
         "| 5-fold CV by engine on train_FD001, every cycle (settings were chosen by this) | RMSE %s, mean PHM08 %s "
-        "per estimate (%s estimates) | |\n"
+        "per estimate (%s estimates); interval coverage %s %% | interval nominal 80 %% |\n"
         "| training (%s) | %s s, %s XGBoost thread | |\n"
         "| estimates/s (saved model, batch of 100 test engines, features + every booster) | %s (median of 3) | |\n"
         "%s\n"
         % (now, machine(), load, commit(), os.path.relpath(MOTE, ROOT), os.path.relpath(DATA, ROOT), cmd,
-           m.group(1), m.group(2), c.group(1), c.group(2), c.group(3), t.group(1), t.group(2), THREADS,
+           m.group(1), m.group(2), c.group(1), c.group(2), c.group(3), c.group(4), t.group(1), t.group(2), THREADS,
            "{:,.0f}".format(statistics.median(rates)), spread))
     with open(results) as f:
         text = f.read()

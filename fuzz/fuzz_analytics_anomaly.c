@@ -13,8 +13,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check(const struct mote_anomaly *a)
 {
 	if (!isfinite(a->level) || !isfinite(a->scale) || !isfinite(a->lo) || !isfinite(a->hi) ||
-	    !isfinite(a->lmean) || !isfinite(a->lvar) || !isfinite(a->short_sum) ||
-	    !isfinite(a->dt) || a->lo > a->hi)
+	    !isfinite(a->lmean) || !isfinite(a->lvar) || !isfinite(a->short_sum) || !isfinite(a->dt) ||
+	    a->lo > a->hi)
 		__builtin_trap();
 }
 
@@ -28,8 +28,9 @@ static void feed(struct mote_anomaly *a, const uint8_t *data, size_t size)
 		memcpy(&dts, data + off, 8);
 		memcpy(&v, data + off + 8, 8);
 		/* mostly small forward steps, sometimes anything (backwards, huge) */
-		ts = (dts & 1) ? (int64_t)((uint64_t)ts + (uint64_t)dts)
-			       : ts + (int64_t)((uint64_t)dts % 600000u);
+		/* unsigned arithmetic: the harness itself must not overflow */
+		uint64_t step = (dts & 1) ? (uint64_t)dts : (uint64_t)dts % 600000u;
+		ts = (int64_t)((uint64_t)ts + step);
 		double s = mote_anomaly_step(a, ts, v);
 		if (!(s >= 0.0 && s <= 1.0))
 			__builtin_trap();
@@ -52,8 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		mote_anomaly_save(&good, blob, sizeof blob, &len);
 		memcpy(blob + 16, data + 1, MOTE_ANOMALY_SNAPSHOT_SIZE - 17);
 		if (mote_anomaly_restore(&a, blob, len) == MOTE_OK)
-			feed(&a, data + MOTE_ANOMALY_SNAPSHOT_SIZE,
-			     size - MOTE_ANOMALY_SNAPSHOT_SIZE);
+			feed(&a, data + MOTE_ANOMALY_SNAPSHOT_SIZE, size - MOTE_ANOMALY_SNAPSHOT_SIZE);
 		if (mote_anomaly_restore(&a, data, size) == MOTE_OK) /* raw bytes too */
 			check(&a);
 		return 0;

@@ -19,12 +19,13 @@
 
 #define FIELD_MAX 64 /* longest number we accept, in characters */
 
-__attribute__((format(printf, 5, 6))) static void fail(char *err, size_t errlen, const char *name, size_t line,
-							const char *fmt, ...)
+__attribute__((format(printf, 5, 6))) static void fail(char *err, size_t errlen, const char *name,
+						       size_t line, const char *fmt, ...)
 {
 	if (!err || errlen == 0)
 		return;
-	int n = line ? snprintf(err, errlen, "%s:%zu: ", name, line) : snprintf(err, errlen, "%s: ", name);
+	int n = line ? snprintf(err, errlen, "%s:%zu: ", name, line)
+		     : snprintf(err, errlen, "%s: ", name);
 	if (n < 0 || (size_t)n >= errlen)
 		return;
 	va_list ap;
@@ -84,10 +85,11 @@ static int parse_number(const char *s, double *out)
 static const char *ordinal_name(int col)
 {
 	static const char *const names[CMAPSS_COLUMNS] = {
-		"unit", "cycle", "setting 1", "setting 2", "setting 3",
-		"sensor 1", "sensor 2", "sensor 3", "sensor 4", "sensor 5", "sensor 6", "sensor 7",
-		"sensor 8", "sensor 9", "sensor 10", "sensor 11", "sensor 12", "sensor 13", "sensor 14",
-		"sensor 15", "sensor 16", "sensor 17", "sensor 18", "sensor 19", "sensor 20", "sensor 21",
+	    "unit",	 "cycle",     "setting 1", "setting 2", "setting 3", "sensor 1",
+	    "sensor 2",	 "sensor 3",  "sensor 4",  "sensor 5",	"sensor 6",  "sensor 7",
+	    "sensor 8",	 "sensor 9",  "sensor 10", "sensor 11", "sensor 12", "sensor 13",
+	    "sensor 14", "sensor 15", "sensor 16", "sensor 17", "sensor 18", "sensor 19",
+	    "sensor 20", "sensor 21",
 	};
 	return names[col];
 }
@@ -149,26 +151,31 @@ enum mote_err cmapss_parse(const char *name, const char *text, size_t len, struc
 			while (q < eol && !is_blank(*q))
 				q++;
 			if (col == CMAPSS_COLUMNS) {
-				fail(err, errlen, name, line, "more than %d columns", CMAPSS_COLUMNS);
+				fail(err, errlen, name, line, "more than %d columns",
+				     CMAPSS_COLUMNS);
 				rc = MOTE_EMALFORMED;
 				goto out;
 			}
 			if (!field_copy(f, q, buf)) {
-				fail(err, errlen, name, line, "%s: value longer than %d characters", ordinal_name(col),
-				     FIELD_MAX);
+				fail(err, errlen, name, line, "%s: value longer than %d characters",
+				     ordinal_name(col), FIELD_MAX);
 				rc = MOTE_EMALFORMED;
 				goto out;
 			}
-			int ok = col == 0   ? parse_count(buf, CMAPSS_MAX_UNIT, &unit) && unit > 0
-				 : col == 1 ? parse_count(buf, CMAPSS_MAX_CYCLE, &cycle) && cycle > 0
-					    : parse_number(buf, &v[col]);
+			int ok = col == 0 ? parse_count(buf, CMAPSS_MAX_UNIT, &unit) && unit > 0
+				 : col == 1
+				     ? parse_count(buf, CMAPSS_MAX_CYCLE, &cycle) && cycle > 0
+				     : parse_number(buf, &v[col]);
 			if (!ok) {
 				if (col < 2)
-					fail(err, errlen, name, line, "%s: '%s' is not an integer between 1 and %ld",
+					fail(err, errlen, name, line,
+					     "%s: '%s' is not an integer between 1 and %ld",
 					     ordinal_name(col), buf,
-					     col == 0 ? (long)CMAPSS_MAX_UNIT : (long)CMAPSS_MAX_CYCLE);
+					     col == 0 ? (long)CMAPSS_MAX_UNIT
+						      : (long)CMAPSS_MAX_CYCLE);
 				else
-					fail(err, errlen, name, line, "%s: '%s' is not a finite number", ordinal_name(col),
+					fail(err, errlen, name, line,
+					     "%s: '%s' is not a finite number", ordinal_name(col),
 					     buf);
 				rc = MOTE_EMALFORMED;
 				goto out;
@@ -179,7 +186,8 @@ enum mote_err cmapss_parse(const char *name, const char *text, size_t len, struc
 		if (col == 0)
 			continue; /* blank line */
 		if (col < CMAPSS_COLUMNS) {
-			fail(err, errlen, name, line, "%d columns, expected %d (unit, cycle, 3 settings, 21 sensors)", col,
+			fail(err, errlen, name, line,
+			     "%d columns, expected %d (unit, cycle, 3 settings, 21 sensors)", col,
 			     CMAPSS_COLUMNS);
 			rc = MOTE_EMALFORMED;
 			goto out;
@@ -187,13 +195,17 @@ enum mote_err cmapss_parse(const char *name, const char *text, size_t len, struc
 		struct cmapss_unit *u = d.nunits ? &d.units[d.nunits - 1] : NULL;
 		if (!u || unit != u->id) {
 			if (u && unit < u->id) {
-				fail(err, errlen, name, line, "unit %ld after unit %d: units must be in increasing order, each "
-				     "engine's rows together", unit, u->id);
+				fail(err, errlen, name, line,
+				     "unit %ld after unit %d: units must be in increasing order, "
+				     "each "
+				     "engine's rows together",
+				     unit, u->id);
 				rc = MOTE_EMALFORMED;
 				goto out;
 			}
 			if (cycle != 1) {
-				fail(err, errlen, name, line, "unit %ld starts at cycle %ld, expected 1", unit, cycle);
+				fail(err, errlen, name, line,
+				     "unit %ld starts at cycle %ld, expected 1", unit, cycle);
 				rc = MOTE_EMALFORMED;
 				goto out;
 			}
@@ -207,11 +219,11 @@ enum mote_err cmapss_parse(const char *name, const char *text, size_t len, struc
 			u->first = d.nrows;
 			u->cycles = 0;
 		} else if ((size_t)cycle != u->cycles + 1) {
-			const char *what = (size_t)cycle == u->cycles ? "duplicate cycle"
+			const char *what = (size_t)cycle == u->cycles  ? "duplicate cycle"
 					   : (size_t)cycle < u->cycles ? "cycle out of order"
-									 : "gap in cycles";
-			fail(err, errlen, name, line, "unit %ld: %s: cycle %ld after cycle %zu", unit, what, cycle,
-			     u->cycles);
+								       : "gap in cycles";
+			fail(err, errlen, name, line, "unit %ld: %s: cycle %ld after cycle %zu",
+			     unit, what, cycle, u->cycles);
 			rc = MOTE_EMALFORMED;
 			goto out;
 		}
@@ -307,10 +319,12 @@ enum mote_err cmapss_parse_truth(const char *name, const char *text, size_t len,
 		}
 		if (!field_copy(f, q, buf) || !parse_count(buf, CMAPSS_MAX_CYCLE, &v)) {
 			if ((size_t)(q - f) <= FIELD_MAX)
-				fail(err, errlen, name, line, "'%s' is not a RUL (an integer between 0 and %d)", buf,
+				fail(err, errlen, name, line,
+				     "'%s' is not a RUL (an integer between 0 and %d)", buf,
 				     CMAPSS_MAX_CYCLE);
 			else
-				fail(err, errlen, name, line, "value longer than %d characters", FIELD_MAX);
+				fail(err, errlen, name, line, "value longer than %d characters",
+				     FIELD_MAX);
 			rc = MOTE_EMALFORMED;
 			goto out;
 		}

@@ -72,6 +72,7 @@ void cmapss_free(struct cmapss *d);
  */
 enum mote_err cmapss_parse_truth(const char *name, const char *text, size_t len, double **out,
 				 size_t *n, char *err, size_t errlen);
-enum mote_err cmapss_load_truth(const char *path, double **out, size_t *n, char *err, size_t errlen);
+enum mote_err cmapss_load_truth(const char *path, double **out, size_t *n, char *err,
+				size_t errlen);
 
 #endif

@@ -13,11 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static enum mote_err fail(struct nab_csv_error *err, enum mote_err code, uint32_t line,
-			  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-
-static enum mote_err fail(struct nab_csv_error *err, enum mote_err code, uint32_t line,
-			  const char *fmt, ...)
+__attribute__((format(printf, 4, 5))) static enum mote_err
+fail(struct nab_csv_error *err, enum mote_err code, uint32_t line, const char *fmt, ...)
 {
 	va_list ap;
 	err->line = line;
@@ -53,12 +50,12 @@ static int64_t days_from_civil(int y, int m, int d)
 enum mote_err nab_parse_timestamp(const char *s, size_t len, int64_t *ms)
 {
 	int y, mo, d, h, mi, se, frac = 0;
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') ||
-	    s[13] != ':' || s[16] != ':')
+	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
+	    s[16] != ':')
 		return MOTE_EMALFORMED;
-	if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
-	    !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+	if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) ||
+	    !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
 		return MOTE_EMALFORMED;
 	if (len > 19) {
 		/* fraction of a second: up to 9 digits, milliseconds kept */
@@ -127,8 +124,7 @@ static void show(char *dst, size_t cap, const char *b, const char *e)
 	dst[j] = 0;
 }
 
-enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
-			    struct nab_csv_error *err)
+enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out, struct nab_csv_error *err)
 {
 	enum mote_err rc = MOTE_OK;
 	const char *p = buf, *end = buf + len;
@@ -150,8 +146,7 @@ enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
 		const char *next = nl ? nl + 1 : end;
 		line++;
 		if (le - p > NAB_CSV_MAX_LINE) {
-			rc = fail(err, MOTE_ETOOBIG, line, "line longer than %d bytes",
-				  NAB_CSV_MAX_LINE);
+			rc = fail(err, MOTE_ETOOBIG, line, "line longer than %d bytes", NAB_CSV_MAX_LINE);
 			goto out;
 		}
 		if (le > p && le[-1] == '\r')
@@ -180,9 +175,7 @@ enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
 			}
 			if (ti < 0 || vi < 0) {
 				show(shown, sizeof shown, p, le);
-				rc = fail(err, MOTE_EMALFORMED, line,
-					  "header must name the columns timestamp and value (found "
-					  "\"%s\")",
+				rc = fail(err, MOTE_EMALFORMED, line, "header must name the columns timestamp and value (found \"%s\")",
 					  shown);
 				ti = -1;
 				goto out;
@@ -192,15 +185,13 @@ enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
 			continue;
 		}
 		if (nf < need) {
-			rc = fail(err, MOTE_EMALFORMED, line,
-				  "expected at least %d fields, found %d", need, nf);
+			rc = fail(err, MOTE_EMALFORMED, line, "expected at least %d fields, found %d", need, nf);
 			goto out;
 		}
-		struct nab_row r = {.line = line};
+		struct nab_row r = { .line = line };
 		if (nab_parse_timestamp(fb[ti], (size_t)(fe[ti] - fb[ti]), &r.ts_ms) != MOTE_OK) {
 			show(shown, sizeof shown, fb[ti], fe[ti]);
-			rc = fail(err, MOTE_EMALFORMED, line,
-				  "bad timestamp \"%s\" (want YYYY-MM-DD HH:MM:SS)", shown);
+			rc = fail(err, MOTE_EMALFORMED, line, "bad timestamp \"%s\" (want YYYY-MM-DD HH:MM:SS)", shown);
 			goto out;
 		}
 		r.ts_text = fb[ti];
@@ -215,8 +206,7 @@ enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
 			r.value = n ? strtod(num, &stop) : 0;
 			if (n == 0 || *stop != 0 || !isfinite(r.value)) {
 				show(shown, sizeof shown, fb[vi], fe[vi]);
-				rc = fail(err, MOTE_EMALFORMED, line,
-					  "value \"%s\" is not a finite number", shown);
+				rc = fail(err, MOTE_EMALFORMED, line, "value \"%s\" is not a finite number", shown);
 				goto out;
 			}
 		}

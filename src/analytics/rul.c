@@ -75,11 +75,18 @@ enum mote_err rul_params_set(struct rul_params *p, const char *kv)
 		double *d;
 		int *i;
 	} f[] = {
-		{"cap", &p->cap, NULL},	       {"cond_tol", &p->cond_tol, NULL}, {"rounds", NULL, &p->rounds},
-		{"depth", NULL, &p->depth},    {"eta", &p->eta, NULL},		 {"subsample", &p->subsample, NULL},
-		{"colsample", &p->colsample, NULL}, {"min_child", &p->min_child, NULL}, {"lambda", &p->lambda, NULL},
-		{"bags", NULL, &p->bags},      {"threads", NULL, &p->threads},
-		{"features", NULL, &p->features},
+	    {"cap", &p->cap, NULL},
+	    {"cond_tol", &p->cond_tol, NULL},
+	    {"rounds", NULL, &p->rounds},
+	    {"depth", NULL, &p->depth},
+	    {"eta", &p->eta, NULL},
+	    {"subsample", &p->subsample, NULL},
+	    {"colsample", &p->colsample, NULL},
+	    {"min_child", &p->min_child, NULL},
+	    {"lambda", &p->lambda, NULL},
+	    {"bags", NULL, &p->bags},
+	    {"threads", NULL, &p->threads},
+	    {"features", NULL, &p->features},
 	};
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
 		if (strlen(f[i].name) != kl || strncmp(f[i].name, kv, kl) != 0)
@@ -140,23 +147,25 @@ static int params_ok(const struct rul_params *p, char *err, size_t errlen)
 	return !bad;
 }
 
-static int series_ok(const struct rul_params *p, const struct rul_series *s, size_t n, int training, char *err,
-		     size_t errlen)
+static int series_ok(const struct rul_params *p, const struct rul_series *s, size_t n, int training,
+		     char *err, size_t errlen)
 {
 	if (n == 0) {
 		snprintf(err, errlen, "no histories");
 		return 0;
 	}
 	for (size_t e = 0; e < n; e++) {
-		if (s[e].cycles == 0 || !s[e].data || s[e].stride < (size_t)(p->nsettings + p->nsensors) ||
+		if (s[e].cycles == 0 || !s[e].data ||
+		    s[e].stride < (size_t)(p->nsettings + p->nsensors) ||
 		    (training && !(s[e].end_rul >= 0 && s[e].end_rul < 1e9))) {
 			snprintf(err, errlen, "history %zu: empty or malformed", e + 1);
 			return 0;
 		}
 		for (size_t i = 0; i < s[e].cycles * s[e].stride; i++)
-			if (!isfinite(s[e].data[i]) && (i % s[e].stride) < (size_t)(p->nsettings + p->nsensors)) {
-				snprintf(err, errlen, "history %zu, cycle %zu: not a finite number", e + 1,
-					 i / s[e].stride + 1);
+			if (!isfinite(s[e].data[i]) &&
+			    (i % s[e].stride) < (size_t)(p->nsettings + p->nsensors)) {
+				snprintf(err, errlen, "history %zu, cycle %zu: not a finite number",
+					 e + 1, i / s[e].stride + 1);
 				return 0;
 			}
 	}
@@ -178,16 +187,19 @@ static int set_param(BoosterHandle b, const char *k, double v)
 
 static int configure(BoosterHandle b, const struct rul_params *p, unsigned seed)
 {
-	return XGBoosterSetParam(b, "verbosity", "0") || XGBoosterSetParam(b, "objective", "reg:squarederror") ||
+	return XGBoosterSetParam(b, "verbosity", "0") ||
+	       XGBoosterSetParam(b, "objective", "reg:squarederror") ||
 	       XGBoosterSetParam(b, "tree_method", "hist") || set_param(b, "nthread", p->threads) ||
-	       set_param(b, "seed", seed) || set_param(b, "max_depth", p->depth) || set_param(b, "eta", p->eta) ||
-	       set_param(b, "subsample", p->subsample) || set_param(b, "colsample_bytree", p->colsample) ||
-	       set_param(b, "min_child_weight", p->min_child) || set_param(b, "lambda", p->lambda) ||
-	       set_param(b, "base_score", p->cap / 2);
+	       set_param(b, "seed", seed) || set_param(b, "max_depth", p->depth) ||
+	       set_param(b, "eta", p->eta) || set_param(b, "subsample", p->subsample) ||
+	       set_param(b, "colsample_bytree", p->colsample) ||
+	       set_param(b, "min_child_weight", p->min_child) ||
+	       set_param(b, "lambda", p->lambda) || set_param(b, "base_score", p->cap / 2);
 }
 
-#define PREDICT_CONFIG                                                                                       \
-	"{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,\"strict_shape\":false}"
+#define PREDICT_CONFIG                                                                             \
+	"{\"type\":0,\"training\":false,\"iteration_begin\":0,\"iteration_end\":0,\"strict_"       \
+	"shape\":false}"
 
 /* splitmix64: a small, seedable generator for the bootstrap and the folds. */
 static uint64_t mix(uint64_t *s)
@@ -213,8 +225,8 @@ static void xgb_enter(int threads)
 }
 
 /* Features and labels of every cycle of every history (rows x nf, rows). */
-static enum mote_err build_matrix(const struct rul_model *m, const struct rul_series *s, size_t n, float **xo,
-				  float **yo, size_t **starto, size_t *rowso)
+static enum mote_err build_matrix(const struct rul_model *m, const struct rul_series *s, size_t n,
+				  float **xo, float **yo, size_t **starto, size_t *rowso)
 {
 	size_t rows = 0;
 	for (size_t e = 0; e < n; e++)
@@ -239,7 +251,8 @@ static enum mote_err build_matrix(const struct rul_model *m, const struct rul_se
 			return rc;
 		}
 		for (size_t i = 0; i < s[e].cycles; i++)
-			y[r + i] = (float)fmin((double)(s[e].cycles - 1 - i) + s[e].end_rul, m->p.cap);
+			y[r + i] =
+			    (float)fmin((double)(s[e].cycles - 1 - i) + s[e].end_rul, m->p.cap);
 		r += s[e].cycles;
 	}
 	start[n] = r;
@@ -277,8 +290,9 @@ static int iv_bin(const struct rul_model *m, double est)
  * estimate (errors grow with the RUL), become the offsets of an 80 %
  * interval. A bin with fewer than 50 rows uses the percentiles of all rows.
  */
-static enum mote_err fit_interval(struct rul_model *m, const float *x, const float *y, const size_t *start,
-				  size_t n, const unsigned char *drawn, char *err, size_t errlen)
+static enum mote_err fit_interval(struct rul_model *m, const float *x, const float *y,
+				  const size_t *start, size_t n, const unsigned char *drawn,
+				  char *err, size_t errlen)
 {
 	size_t rows = start[n], nb = (size_t)m->p.bags;
 	double *sum = calloc(rows, sizeof *sum), *res = malloc(sizeof(double) * rows);
@@ -299,7 +313,8 @@ static enum mote_err fit_interval(struct rul_model *m, const float *x, const flo
 		const bst_ulong *shape;
 		bst_ulong dim;
 		const float *out;
-		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim, &out)) {
+		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim,
+						&out)) {
 			rc = xgb_fail(err, errlen, "predict");
 			goto out;
 		}
@@ -396,9 +411,11 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 	if (rc != MOTE_OK)
 		goto out;
 	rc = build_matrix(m, s, n, &x, &y, &start, &rows);
-	if (rc == MOTE_OK && (!(w = malloc(sizeof(float) * rows)) || !(bx = malloc(sizeof(float) * rows * (size_t)m->nf)) ||
-			      !(by = malloc(sizeof(float) * rows)) || !(count = malloc(sizeof(unsigned) * n)) ||
-			      !(drawn = malloc(n * (size_t)p->bags))))
+	if (rc == MOTE_OK &&
+	    (!(w = malloc(sizeof(float) * rows)) ||
+	     !(bx = malloc(sizeof(float) * rows * (size_t)m->nf)) ||
+	     !(by = malloc(sizeof(float) * rows)) || !(count = malloc(sizeof(unsigned) * n)) ||
+	     !(drawn = malloc(n * (size_t)p->bags))))
 		rc = MOTE_ENOMEM;
 	if (rc != MOTE_OK) {
 		snprintf(err, errlen, "%s", mote_strerror(rc));
@@ -423,7 +440,8 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 			if (!count[e])
 				continue;
 			size_t len = start[e + 1] - start[e];
-			memcpy(bx + br * (size_t)m->nf, x + start[e] * (size_t)m->nf, sizeof(float) * len * (size_t)m->nf);
+			memcpy(bx + br * (size_t)m->nf, x + start[e] * (size_t)m->nf,
+			       sizeof(float) * len * (size_t)m->nf);
 			memcpy(by + br, y + start[e], sizeof(float) * len);
 			for (size_t r = 0; r < len; r++)
 				w[br + r] = (float)count[e];
@@ -434,8 +452,8 @@ enum mote_err rul_train(const struct rul_params *p, const struct rul_series *s, 
 			XGDMatrixFree(dm);
 		dm = NULL;
 		if (XGDMatrixCreateFromMat_omp(bx, br, (bst_ulong)m->nf, NAN, &dm, p->threads) ||
-		    XGDMatrixSetFloatInfo(dm, "label", by, br) || XGDMatrixSetFloatInfo(dm, "weight", w, br) ||
-		    XGBoosterCreate(&dm, 1, &bh)) {
+		    XGDMatrixSetFloatInfo(dm, "label", by, br) ||
+		    XGDMatrixSetFloatInfo(dm, "weight", w, br) || XGBoosterCreate(&dm, 1, &bh)) {
 			rc = xgb_fail(err, errlen, "training matrix");
 			goto out;
 		}
@@ -471,8 +489,8 @@ out:
 
 /* Mean of the boosters for each of rows feature rows, with the out-of-bag
  * interval (or, without one, the lowest and highest booster). */
-static enum mote_err predict_rows(const struct rul_model *m, const float *x, size_t rows, struct rul_estimate *out,
-				  char *err, size_t errlen)
+static enum mote_err predict_rows(const struct rul_model *m, const float *x, size_t rows,
+				  struct rul_estimate *out, char *err, size_t errlen)
 {
 	DMatrixHandle dm;
 	xgb_enter(m->p.threads);
@@ -488,7 +506,8 @@ static enum mote_err predict_rows(const struct rul_model *m, const float *x, siz
 		const bst_ulong *shape;
 		bst_ulong dim;
 		const float *res;
-		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim, &res)) {
+		if (XGBoosterPredictFromDMatrix(m->bag[b], dm, PREDICT_CONFIG, &shape, &dim,
+						&res)) {
 			rc = xgb_fail(err, errlen, "predict");
 			break;
 		}
@@ -725,7 +744,8 @@ static int norm_ok(const struct rul_norm *nm, const struct rul_params *p)
 			if (!isfinite(nm->centroid[c][j]))
 				return 0;
 		for (int k = 0; k < p->nuse; k++)
-			if (!isfinite(nm->mean[c][k]) || !(nm->sd[c][k] > 0 && isfinite(nm->sd[c][k])))
+			if (!isfinite(nm->mean[c][k]) ||
+			    !(nm->sd[c][k] > 0 && isfinite(nm->sd[c][k])))
 				return 0;
 	}
 	for (int k = 0; k <= p->nuse; k++)
@@ -734,7 +754,8 @@ static int norm_ok(const struct rul_norm *nm, const struct rul_params *p)
 	if (nm->iv_bins != 0 && nm->iv_bins != RUL_IV_BINS)
 		return 0;
 	for (int b = 0; b < nm->iv_bins; b++)
-		if (!isfinite(nm->iv_lo[b]) || !isfinite(nm->iv_hi[b]) || nm->iv_lo[b] > nm->iv_hi[b])
+		if (!isfinite(nm->iv_lo[b]) || !isfinite(nm->iv_hi[b]) ||
+		    nm->iv_lo[b] > nm->iv_hi[b])
 			return 0;
 	return 1;
 }
@@ -770,12 +791,14 @@ enum mote_err rul_load(const char *path, struct rul_model **out, char *err, size
 		goto out;
 	}
 	if (!take(&r, sizes, sizeof sizes) || sizes[0] != sizeof m->p || sizes[1] != sizeof m->nm ||
-	    !take(&r, &m->p, sizeof m->p) || !take(&r, &m->nm, sizeof m->nm) || !take(&r, &nb, sizeof nb)) {
+	    !take(&r, &m->p, sizeof m->p) || !take(&r, &m->nm, sizeof m->nm) ||
+	    !take(&r, &nb, sizeof nb)) {
 		snprintf(err, errlen, "%s: header does not match this build", path);
 		goto out;
 	}
 	char perr[128];
-	if (!params_ok(&m->p, perr, sizeof perr) || !norm_ok(&m->nm, &m->p) || nb != (uint32_t)m->p.bags) {
+	if (!params_ok(&m->p, perr, sizeof perr) || !norm_ok(&m->nm, &m->p) ||
+	    nb != (uint32_t)m->p.bags) {
 		snprintf(err, errlen, "%s: inconsistent model parameters", path);
 		goto out;
 	}
@@ -795,14 +818,15 @@ enum mote_err rul_load(const char *path, struct rul_model **out, char *err, size
 		m->bag[m->nbags++] = bh;
 		bst_ulong nfeat = 0;
 		/* nthread before the load: parsing the model is parallel too. */
-		if (set_param(bh, "nthread", m->p.threads) || XGBoosterLoadModelFromBuffer(bh, r.p, (bst_ulong)l) ||
+		if (set_param(bh, "nthread", m->p.threads) ||
+		    XGBoosterLoadModelFromBuffer(bh, r.p, (bst_ulong)l) ||
 		    set_param(bh, "nthread", m->p.threads) || XGBoosterGetNumFeature(bh, &nfeat)) {
 			snprintf(err, errlen, "%s: booster %u: %s", path, b + 1, XGBGetLastError());
 			goto out;
 		}
 		if (nfeat != (bst_ulong)m->nf) {
-			snprintf(err, errlen, "%s: booster %u: %lu features, expected %d", path, b + 1,
-				 (unsigned long)nfeat, m->nf);
+			snprintf(err, errlen, "%s: booster %u: %lu features, expected %d", path,
+				 b + 1, (unsigned long)nfeat, m->nf);
 			goto out;
 		}
 		r.p += l;

@@ -43,29 +43,29 @@
 struct rul_series {
 	const double *data;
 	size_t cycles;
-	size_t stride;  /* doubles per row, >= nsettings + nsensors */
+	size_t stride;	/* doubles per row, >= nsettings + nsensors */
 	double end_rul; /* training only: cycles left after the last row (0: it failed there) */
 };
 
 struct rul_params {
 	int nsettings, nsensors;
-	int nuse;                   /* sensors that carry information */
-	int use[RUL_MAX_SENSORS];   /* their 0-based indices */
-	double cap;                 /* training target min(RUL, cap); estimates lie in [0, cap] */
-	double cond_tol;            /* condition clustering tolerance (fraction of max(1, |setting|)) */
-	int rounds, depth;          /* boosting rounds, tree depth */
+	int nuse;		  /* sensors that carry information */
+	int use[RUL_MAX_SENSORS]; /* their 0-based indices */
+	double cap;		  /* training target min(RUL, cap); estimates lie in [0, cap] */
+	double cond_tol;   /* condition clustering tolerance (fraction of max(1, |setting|)) */
+	int rounds, depth; /* boosting rounds, tree depth */
 	double eta, subsample, colsample, min_child, lambda;
-	int bags;                   /* boosters, each on a bootstrap resample of machines (1: no resample) */
-	unsigned seed;              /* XGBoost and bootstrap seed: same data + seed = same model */
-	int threads;                /* XGBoost threads; 1 = no thread pool at all */
-	int features;               /* RUL_F_* groups beyond the rolling means (ablation experiments) */
+	int bags;      /* boosters, each on a bootstrap resample of machines (1: no resample) */
+	unsigned seed; /* XGBoost and bootstrap seed: same data + seed = same model */
+	int threads;   /* XGBoost threads; 1 = no thread pool at all */
+	int features;  /* RUL_F_* groups beyond the rolling means (ablation experiments) */
 };
 
 /* Feature groups (rul_features.c); the rolling means and the cycle count are always in. */
-#define RUL_F_HEALTH 1  /* the health-index channel */
-#define RUL_F_SPREAD 2  /* standard deviation over 10 cycles */
-#define RUL_F_SLOPE 4   /* least-squares slopes */
-#define RUL_F_DRIFT 8   /* last 10 cycles minus the machine's first 20 */
+#define RUL_F_HEALTH 1	 /* the health-index channel */
+#define RUL_F_SPREAD 2	 /* standard deviation over 10 cycles */
+#define RUL_F_SLOPE 4	 /* least-squares slopes */
+#define RUL_F_DRIFT 8	 /* last 10 cycles minus the machine's first 20 */
 #define RUL_F_HISTORY 16 /* mean of the whole history */
 #define RUL_F_ALL 31
 
@@ -81,8 +81,8 @@ enum mote_err rul_params_set(struct rul_params *p, const char *kv);
 struct rul_model;
 
 struct rul_estimate {
-	double rul;     /* mean of the boosters, clipped to [0, cap] */
-	double lo, hi;  /* nominal 80 % interval (out-of-bag errors), within [0, cap] */
+	double rul;    /* mean of the boosters, clipped to [0, cap] */
+	double lo, hi; /* nominal 80 % interval (out-of-bag errors), within [0, cap] */
 };
 
 /*

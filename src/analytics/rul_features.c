@@ -37,8 +37,8 @@ static const int slope_w[] = {10, 20, 50};
 static int per_channel(const struct rul_params *p)
 {
 	int f = p->features;
-	return NMEAN + !!(f & RUL_F_SPREAD) + ((f & RUL_F_SLOPE) ? NSLOPE : 0) + !!(f & RUL_F_DRIFT) +
-	       !!(f & RUL_F_HISTORY);
+	return NMEAN + !!(f & RUL_F_SPREAD) + ((f & RUL_F_SLOPE) ? NSLOPE : 0) +
+	       !!(f & RUL_F_DRIFT) + !!(f & RUL_F_HISTORY);
 }
 
 static int channels(const struct rul_params *p)
@@ -111,8 +111,8 @@ static int solve(double *a, double *b, int n)
 	return 1;
 }
 
-static double zscore(const struct rul_norm *nm, const struct rul_params *p, const struct rul_series *s,
-		     size_t i, int c, int k)
+static double zscore(const struct rul_norm *nm, const struct rul_params *p,
+		     const struct rul_series *s, size_t i, int c, int k)
 {
 	return (sensor(p, s, i, k) - nm->mean[c][k]) / nm->sd[c][k];
 }
@@ -146,8 +146,10 @@ enum mote_err rul_norm_fit(const struct rul_params *p, const struct rul_series *
 			}
 			if (c < 0) {
 				if (nm.ncond == RUL_MAX_CONDITIONS) {
-					snprintf(err, errlen, "more than %d operating conditions in the settings",
-						 RUL_MAX_CONDITIONS);
+					snprintf(
+					    err, errlen,
+					    "more than %d operating conditions in the settings",
+					    RUL_MAX_CONDITIONS);
 					return MOTE_ETOOBIG;
 				}
 				c = nm.ncond++;
@@ -165,7 +167,8 @@ enum mote_err rul_norm_fit(const struct rul_params *p, const struct rul_series *
 			nm.centroid[c][j] = sum[c][j] / cnt[c];
 
 	/* Per-condition mean and standard deviation of each used sensor. */
-	double m1[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS] = {{0}}, m2[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS] = {{0}};
+	double m1[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS] = {{0}},
+	       m2[RUL_MAX_CONDITIONS][RUL_MAX_SENSORS] = {{0}};
 	double nc[RUL_MAX_CONDITIONS] = {0};
 	for (size_t e = 0; e < n; e++)
 		for (size_t i = 0; i < s[e].cycles; i++) {
@@ -183,7 +186,8 @@ enum mote_err rul_norm_fit(const struct rul_params *p, const struct rul_series *
 			double var = nc[c] > 1 ? (m2[c][k] - nc[c] * mu * mu) / (nc[c] - 1) : 0;
 			double sd = var > 0 ? sqrt(var) : 0;
 			nm.mean[c][k] = mu;
-			nm.sd[c][k] = sd > 1e-9 * fmax(1, fabs(mu)) ? sd : 1; /* a constant sensor stays ~0 */
+			nm.sd[c][k] =
+			    sd > 1e-9 * fmax(1, fabs(mu)) ? sd : 1; /* a constant sensor stays ~0 */
 		}
 
 	/* Health index: ridge regression of min(RUL, cap) / cap on the z-scores. */
@@ -229,8 +233,8 @@ static double wmean(const double *ps, size_t a, size_t b)
 	return (ps[b] - ps[a]) / (double)(b - a);
 }
 
-enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p, const struct rul_series *s,
-			   int all, float *out)
+enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p,
+			   const struct rul_series *s, int all, float *out)
 {
 	size_t T = s->cycles;
 	int ch = p->nuse + 1, nf = rul_nfeatures(p), fl = p->features;
@@ -256,7 +260,8 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 			} else {
 				z = hi;
 			}
-			double *s1 = ps + (size_t)(3 * k) * stride, *s2 = s1 + stride, *s3 = s2 + stride;
+			double *s1 = ps + (size_t)(3 * k) * stride, *s2 = s1 + stride,
+			       *s3 = s2 + stride;
 			s1[i + 1] = s1[i] + z;
 			s2[i + 1] = s2[i] + z * z;
 			s3[i + 1] = s3[i] + (double)i * z;
@@ -267,7 +272,8 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 		float *f = out + (all ? (t - 1) * (size_t)nf : 0);
 		int o = 0;
 		for (int k = 0; k < channels(p); k++) {
-			const double *s1 = ps + (size_t)(3 * k) * stride, *s2 = s1 + stride, *s3 = s2 + stride;
+			const double *s1 = ps + (size_t)(3 * k) * stride, *s2 = s1 + stride,
+				     *s3 = s2 + stride;
 			for (int w = 0; w < NMEAN; w++) {
 				size_t a = t > (size_t)mean_w[w] ? t - (size_t)mean_w[w] : 0;
 				f[o++] = (float)wmean(s1, a, t);
@@ -275,7 +281,8 @@ enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p
 			if (fl & RUL_F_SPREAD) {
 				size_t a = t > SD_W ? t - SD_W : 0;
 				double nn = (double)(t - a), mu = wmean(s1, a, t);
-				double var = nn > 1 ? ((s2[t] - s2[a]) - nn * mu * mu) / (nn - 1) : 0;
+				double var =
+				    nn > 1 ? ((s2[t] - s2[a]) - nn * mu * mu) / (nn - 1) : 0;
 				f[o++] = (float)(var > 0 ? sqrt(var) : 0);
 			}
 			for (int w = 0; (fl & RUL_F_SLOPE) && w < NSLOPE; w++) {

@@ -43,7 +43,7 @@ int rul_condition(const struct rul_norm *nm, const struct rul_params *p, const d
  * when all is set, else only at the last cycle (out: nfeatures floats).
  * MOTE_ENOMEM or MOTE_EINVAL (no cycles).
  */
-enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p, const struct rul_series *s,
-			   int all, float *out);
+enum mote_err rul_features(const struct rul_norm *nm, const struct rul_params *p,
+			   const struct rul_series *s, int all, float *out);
 
 #endif

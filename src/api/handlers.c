@@ -98,7 +98,7 @@ static void attach_analytics(struct platform_services *s, const char *id, struct
 {
 	if (r->status != 200 || !r->body)
 		return;
-	cJSON *sec = insight_section(s->insight, id, s->now_ms);
+	cJSON *sec = insight_section(s->insight, id, registry_model(s->registry, id), s->now_ms);
 	if (!sec)
 		return;
 	cJSON *doc = cJSON_Parse(r->body);
@@ -145,7 +145,8 @@ static void run(struct platform_services *s, void *arg)
 		if (!registry_exists(s->registry, c->rid)) {
 			mote_reply_error(r, 404, "no device '%s'", c->rid);
 		} else {
-			cJSON *sec = insight_section(s->insight, c->rid, s->now_ms);
+			cJSON *sec = insight_section(s->insight, c->rid,
+						     registry_model(s->registry, c->rid), s->now_ms);
 			mote_reply_cjson(r, 200, sec ? sec : cJSON_CreateObject());
 		}
 		break;

@@ -16,6 +16,7 @@
 enum opt_kind {
 	OPT_BOOL, OPT_U32, OPT_U16, OPT_STR, OPT_LISTEN, OPT_LOGLEVEL, OPT_MS, OPT_WORD,
 	OPT_LISTEN_TLS, OPT_LISTEN_WS, OPT_LISTEN_WSS, OPT_ORIGIN, OPT_SIZE,
+	OPT_FRACTION, /* a double in (0, 1] */
 };
 
 struct opt {
@@ -187,6 +188,14 @@ static const struct opt opts[] = {
 	{ "auto-register", OPT_BOOL, POFF(auto_register), 0, "on|off",
 	  "register a device on its first connect: a verified device certificate, or the client "
 	  "id on --allow-anonymous (default on; off = only `mote device add` and the API)", NULL },
+	{ "anomaly-threshold", OPT_FRACTION, POFF(insight.anomaly_threshold), 0, "SCORE",
+	  "an anomaly score at or above it makes a metric anomalous and raises an alert "
+	  "anomaly:METRIC (default 0.5, the detector's alarm level; docs/analytics.md)", NULL },
+	{ "anomaly-clear-after", OPT_U32, POFF(insight.clear_after_s), 86400, "SEC",
+	  "an anomalous metric is normal again, and its alert cleared, after this long "
+	  "without an anomalous score (default 60)", NULL },
+	{ "anomaly-alerts", OPT_BOOL, POFF(insight.alerts), 0, "on|off",
+	  "raise alerts for anomalies (default on; off: scores and states only)", NULL },
 	{ "pipeline-queue-bytes", OPT_U32, POFF(queue_bytes), 0xFFFFFFFFul, "BYTES",
 	  "messages waiting for the platform (telemetry, twin requests); beyond it telemetry is "
 	  "dropped and counted in /metrics (default 67108864)", NULL },
@@ -352,6 +361,18 @@ static enum mote_err apply(struct hub_config *cfg, const struct opt *o, const ch
 			return MOTE_EINVAL;
 		}
 		return MOTE_OK;
+	case OPT_FRACTION: {
+		char *end;
+		errno = 0;
+		double d = strtod(v, &end);
+		if (*v == '\0' || *end != '\0' || errno || !(d > 0 && d <= 1)) {
+			snprintf(errbuf, errcap, "--%s: '%s' is not a number above 0 and at most 1",
+				 o->name, v);
+			return MOTE_EINVAL;
+		}
+		*(double *)(base + o->offset) = d;
+		return MOTE_OK;
+	}
 	case OPT_U32:
 	case OPT_U16:
 	case OPT_SIZE:

@@ -2,6 +2,15 @@
  * insight.c - per-device state (a hash table of struct idev), anomaly
  * scoring and its alert episodes, feeding the online models, the tick.
  *
+ * A metric's score is the streaming detector's (src/analytics/anomaly.h,
+ * tuned on NAB, where anomalies are episodes and an alarm a little late
+ * inside the window still counts), or the extreme-deviation guard's if
+ * higher: a value more than 10 mean absolute deviations from the EW mean
+ * scores from 0 up to 1 at 20. The detector averages its evidence over a
+ * few points and waits out its warm-up, so a sensor reading 55 C above
+ * everything it ever said would otherwise be scored late or not at all;
+ * for alerting on machines, that reading is the one that must not wait.
+ *
  * An anomaly episode of a metric begins with a score at or above the
  * threshold (an alert "anomaly:METRIC" is raised, its severity from the
  * score), may grow more severe (the open alert is updated), and ends once
@@ -19,6 +28,10 @@
 #include "base/log.h"
 
 #define SMOOTH_ALPHA 0.05
+#define GUARD_WARMUP 60      /* values before the guard scores */
+#define GUARD_ALPHA 0.01
+#define GUARD_FROM 10.0      /* deviations where its score starts ... */
+#define GUARD_FULL 20.0      /* ... and where it reaches 1 */
 /* Samples before the models choose their block sizes from the interval. */
 #define MODEL_START_SAMPLES 5
 
@@ -34,6 +47,15 @@ const struct profile *insight_profile(const char *model)
 		if (strcmp(profiles[i].model, model) == 0)
 			return &profiles[i];
 	return NULL;
+}
+
+void insight_set_model(struct idev *d, const char *model)
+{
+	const char *mdl = model ? model : "";
+	if (strcmp(d->model, mdl) != 0 && strlen(mdl) <= INSIGHT_MODEL_MAX) {
+		snprintf(d->model, sizeof d->model, "%s", mdl);
+		d->prof = insight_profile(d->model);
+	}
 }
 
 void insight_config_defaults(struct insight_config *cfg)
@@ -196,7 +218,7 @@ static void resolve_alert(struct insight *in, const struct idev *d, const struct
 	rules_resolve(in->rules, d->id, type, now_ms);
 }
 
-static struct imetric *metric_of(struct insight *in, struct idev *d, const char *name)
+struct imetric *insight_metric(struct insight *in, struct idev *d, const char *name)
 {
 	for (size_t i = 0; i < d->nm; i++)
 		if (strcmp(d->m[i].name, name) == 0)
@@ -224,10 +246,28 @@ static struct imetric *metric_of(struct insight *in, struct idev *d, const char 
 static void score_point(struct insight *in, struct idev *d, const struct telemetry_point *p,
 			int64_t now_ms)
 {
-	struct imetric *m = metric_of(in, d, p->metric);
+	struct imetric *m = insight_metric(in, d, p->metric);
 	if (!m)
 		return;
 	double s = mote_anomaly_step(&m->det, p->ts_ms, p->value);
+	double v = p->value;
+	if (isfinite(v)) {
+		double z = 0, dv = v - m->ew_mean;
+		if (m->seen >= GUARD_WARMUP) {
+			double scale = fmax(m->ew_dev, 1e-9 * fmax(1, fabs(m->ew_mean)));
+			z = fabs(dv) / scale;
+			s = fmax(s, fmin(1, fmax(0, (z - GUARD_FROM) / (GUARD_FULL - GUARD_FROM))));
+		}
+		if (m->seen == 0) {
+			m->ew_mean = v;
+		} else {
+			/* an extreme value moves the baseline ten times slower */
+			double a = z > GUARD_FROM ? GUARD_ALPHA / 10 : GUARD_ALPHA;
+			m->ew_mean += a * dv;
+			m->ew_dev += a * (fabs(dv) - m->ew_dev);
+		}
+		m->seen++;
+	}
 	in->st.points++;
 	m->score = s;
 	m->value = p->value;
@@ -323,11 +363,7 @@ void insight_on_points(struct insight *in, const char *device_id, const char *mo
 	struct idev *d = insight_dev(in, device_id, true);
 	if (!d)
 		return;
-	const char *mdl = model ? model : "";
-	if (strcmp(d->model, mdl) != 0 && strlen(mdl) <= INSIGHT_MODEL_MAX) {
-		snprintf(d->model, sizeof d->model, "%s", mdl);
-		d->prof = insight_profile(d->model);
-	}
+	insight_set_model(d, model);
 	for (size_t i = 0; i < n; i++)
 		score_point(in, d, &pts[i], now_ms);
 	if (d->prof)

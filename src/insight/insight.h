@@ -76,8 +76,10 @@ void insight_tick(struct insight *in, int64_t now_ms);
 void insight_device_deleted(struct insight *in, const char *device_id);
 
 /* The device's "analytics" section, or NULL when nothing is known of it yet
- * (or out of memory). The caller owns it (cJSON_Delete). */
-cJSON *insight_section(struct insight *in, const char *device_id, int64_t now_ms);
+ * (or out of memory). model: the registry's (NULL or "": none). The caller
+ * owns it (cJSON_Delete). */
+cJSON *insight_section(struct insight *in, const char *device_id, const char *model,
+		       int64_t now_ms);
 
 /*
  * POST /api/v1/devices/{id}/simulate (docs/api.md): body

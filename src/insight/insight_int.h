@@ -38,6 +38,10 @@ struct imetric {
 	double peak;               /* the episode's highest score */
 	int severity;              /* the severity raised for the episode (0: none) */
 	uint64_t episodes;
+	/* the extreme-deviation guard (insight.c): EW mean and mean absolute
+	 * deviation of the values, and how many it has seen */
+	double ew_mean, ew_dev;
+	uint64_t seen;
 	bool dirty;                /* changed since saved */
 };
 
@@ -75,7 +79,7 @@ struct idev {
 
 struct insight {
 	sqlite3 *db;
-	sqlite3_stmt *load, *save, *drop;
+	sqlite3_stmt *load, *save, *drop, *parts;
 	struct insight_config cfg;
 	struct rules *rules;
 	struct idev **table;
@@ -86,15 +90,20 @@ struct insight {
 
 /* insight.c */
 struct idev *insight_dev(struct insight *in, const char *id, bool create);
+/* The device's state of metric name, created (and restored) if new; NULL
+ * beyond max_metrics or without memory. */
+struct imetric *insight_metric(struct insight *in, struct idev *d, const char *name);
 const struct profile *insight_profile(const char *model);
+/* Notes the device's model (from the registry); its profile follows. */
+void insight_set_model(struct idev *d, const char *model);
 /* The alert level of the wear metric: a rule's threshold, else the profile's. */
 double insight_wear_limit(struct insight *in, const struct idev *d);
 
 /* persist.c */
 enum mote_err insight_persist_open(struct insight *in, char *err, size_t errcap);
 void insight_persist_close(struct insight *in);
-/* Loads what was saved of d (its models, and the detectors of its metrics
- * as they appear: insight_persist_restore_metric). */
+/* Loads what was saved of d: its models, and every metric it had (their
+ * detectors and episodes, through insight_metric). */
 void insight_persist_restore(struct insight *in, struct idev *d);
 void insight_persist_restore_metric(struct insight *in, struct idev *d, struct imetric *m);
 /* Writes every dirty device in one transaction. */

@@ -28,6 +28,8 @@ struct episode {
 	int64_t since_ms, last_high_ms;
 	double peak, smooth;
 	uint64_t episodes;
+	double ew_mean, ew_dev;
+	uint64_t seen;
 };
 
 enum mote_err insight_persist_open(struct insight *in, char *err, size_t errcap)
@@ -44,7 +46,11 @@ enum mote_err insight_persist_open(struct insight *in, char *err, size_t errcap)
 			       "VALUES (?1, ?2, ?3)",
 			       -1, &in->save, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(in->db, "DELETE FROM insight_state WHERE device = ?1", -1,
-			       &in->drop, NULL) != SQLITE_OK) {
+			       &in->drop, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(in->db,
+			       "SELECT part FROM insight_state WHERE device = ?1 AND part <> '"
+			       MODELS_PART "' ORDER BY rowid",
+			       -1, &in->parts, NULL) != SQLITE_OK) {
 		snprintf(err, errcap, "analytics table in mote.db: %s", sqlite3_errmsg(in->db));
 		insight_persist_close(in);
 		return MOTE_EIO;
@@ -57,7 +63,8 @@ void insight_persist_close(struct insight *in)
 	sqlite3_finalize(in->load);
 	sqlite3_finalize(in->save);
 	sqlite3_finalize(in->drop);
-	in->load = in->save = in->drop = NULL;
+	sqlite3_finalize(in->parts);
+	in->load = in->save = in->drop = in->parts = NULL;
 }
 
 /* Copies the stored blob of (device, part) into buf; its length, or 0. */
@@ -107,6 +114,19 @@ void insight_persist_restore(struct insight *in, struct idev *d)
 	if (d->restored)
 		return;
 	d->restored = true;
+	/* the metrics it had, in the order they first came */
+	char names[64][TELEMETRY_METRIC_MAX + 1];
+	size_t nn = 0;
+	sqlite3_bind_text(in->parts, 1, d->id, -1, SQLITE_STATIC);
+	while (nn < 64 && sqlite3_step(in->parts) == SQLITE_ROW) {
+		const char *part = (const char *)sqlite3_column_text(in->parts, 0);
+		if (part && strlen(part) <= TELEMETRY_METRIC_MAX)
+			snprintf(names[nn++], sizeof names[0], "%s", part);
+	}
+	sqlite3_reset(in->parts);
+	sqlite3_clear_bindings(in->parts);
+	for (size_t i = 0; i < nn; i++)
+		insight_metric(in, d, names[i]);
 	unsigned char buf[8 + sizeof(struct imodels)];
 	size_t n = load_blob(in, d->id, MODELS_PART, buf, sizeof buf);
 	uint32_t magic, size;
@@ -136,7 +156,8 @@ void insight_persist_restore_metric(struct insight *in, struct idev *d, struct i
 	memcpy(&ep, buf + 8, sizeof ep);
 	struct mote_anomaly det;
 	if (magic != METRIC_MAGIC || size != sizeof ep || !isfinite(ep.peak) ||
-	    !isfinite(ep.smooth) || ep.severity < 0 || ep.severity > 4 ||
+	    !isfinite(ep.smooth) || ep.severity < 0 || ep.severity > 4 || !isfinite(ep.ew_mean) ||
+	    !isfinite(ep.ew_dev) || ep.ew_dev < 0 ||
 	    mote_anomaly_restore(&det, buf + 8 + sizeof ep, n - 8 - sizeof ep) != MOTE_OK) {
 		MOTE_INFO("insight", "event=state_ignored device=%s part=%s", d->id, m->name);
 		return;
@@ -149,6 +170,9 @@ void insight_persist_restore_metric(struct insight *in, struct idev *d, struct i
 	m->peak = ep.peak;
 	m->smooth = ep.smooth;
 	m->episodes = ep.episodes;
+	m->ew_mean = ep.ew_mean;
+	m->ew_dev = ep.ew_dev;
+	m->seen = ep.seen;
 }
 
 static bool save_blob(struct insight *in, const char *id, const char *part, const void *b,
@@ -188,6 +212,9 @@ static bool save_device(struct insight *in, struct idev *d)
 		ep.peak = m->peak;
 		ep.smooth = m->smooth;
 		ep.episodes = m->episodes;
+		ep.ew_mean = m->ew_mean;
+		ep.ew_dev = m->ew_dev;
+		ep.seen = m->seen;
 		uint32_t magic = METRIC_MAGIC, size = sizeof ep;
 		memcpy(buf, &magic, 4);
 		memcpy(buf + 4, &size, 4);

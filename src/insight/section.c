@@ -76,12 +76,15 @@ static void add_models(const struct idev *d, cJSON *sec)
 	cJSON_AddNumberToObject(m, "blocks", (double)d->mod.thermal.fitted);
 }
 
-cJSON *insight_section(struct insight *in, const char *device_id, int64_t now_ms)
+cJSON *insight_section(struct insight *in, const char *device_id, const char *model,
+		       int64_t now_ms)
 {
 	(void)now_ms;
-	struct idev *d = insight_dev(in, device_id, false);
+	/* create: after a restart, what was saved is loaded on first sight */
+	struct idev *d = insight_dev(in, device_id, true);
 	if (!d || d->nm == 0)
 		return NULL;
+	insight_set_model(d, model);
 	cJSON *sec = cJSON_CreateObject();
 	cJSON *mets = sec ? cJSON_AddObjectToObject(sec, "metrics") : NULL;
 	if (!mets) {

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_syntax.h"
+
 #define HORIZON_MAX_S (30.0 * 86400)
 #define POINTS_MAX 2000
 #define DRAWS 200
@@ -264,16 +266,30 @@ static const char *learn_hint(enum mote_err e)
 void insight_simulate(struct insight *in, const char *device_id, const char *model,
 		      const char *body, size_t len, int64_t now_ms, struct mote_reply *r)
 {
-	cJSON *doc = cJSON_ParseWithLength(body, len), *out = NULL;
+	cJSON *doc = NULL, *out = NULL;
 	struct fc_point *pts = NULL;
 	struct request q;
-	if (!doc) {
-		mote_reply_error(r, 400, "the body is not valid JSON");
+	/* body is NUL-terminated at len (the API's buffer): strict JSON, one
+	 * value, no NUL inside, no key twice */
+	int oom = 0;
+	const char *dup = NULL;
+	if (!body || strlen(body) != len || mote_json_syntax(body) != MOTE_JSON_OK) {
+		mote_reply_error(r, 400, "the body is not valid JSON (RFC 8259)");
+		goto done;
+	}
+	doc = cJSON_ParseWithLength(body, len);
+	if (!doc || (dup = mote_json_dup_key(doc, 4, &oom)) != NULL || oom) {
+		if (!doc || oom)
+			mote_reply_error(r, 500, "out of memory");
+		else
+			mote_reply_error(r, 400, "the key '%.64s' appears twice", dup);
 		goto done;
 	}
 	if (parse_request(doc, &q, r) != 0)
 		goto done;
-	struct idev *d = insight_dev(in, device_id, false);
+	struct idev *d = insight_dev(in, device_id, true);
+	if (d)
+		insight_set_model(d, model);
 	const struct profile *pf = d ? d->prof : insight_profile(model);
 	if (!pf) {
 		mote_reply_error(r, 422,

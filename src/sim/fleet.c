@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "audit/audit.h"
 #include "base/log.h"
 #include "pki/pki.h"
 #include "sim/sim_int.h"
@@ -60,9 +61,42 @@ static bool file_exists(const char *path)
 	return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * Every certificate issued goes into DIR/audit.log, as `mote pki issue`
+ * records it (by "sim"). The log is opened at the first one; a log that
+ * cannot be written is said once and does not stop the fleet.
+ */
+static void audit_issued(struct sim_fleet *f, struct audit **a, bool *failed, const char *id,
+			 const char *cert)
+{
+	char path[PATH_MAX], jid[2 * SIM_ID_MAX + 8], jcert[2 * PATH_MAX + 8];
+	char fields[sizeof jid + sizeof jcert + 64];
+
+	if (*failed)
+		return;
+	if (!*a) {
+		snprintf(path, sizeof path, "%s/audit.log", f->cfg.pki_dir);
+		if (audit_open(path, a) != MOTE_OK) {
+			MOTE_WARN("sim", "event=audit_failed path=%s why=\"cannot open it: the "
+				  "certificates are issued but not in the audit log\"", path);
+			*failed = true;
+			return;
+		}
+	}
+	audit_json_str(jid, sizeof jid, id, strlen(id));
+	audit_json_str(jcert, sizeof jcert, cert, strlen(cert));
+	snprintf(fields, sizeof fields, "{\"device\":%s,\"cert\":%s,\"by\":\"sim\"}", jid,
+		 jcert);
+	/* The queue is bounded: on a full one, let the writer catch up once. */
+	if (audit_append(*a, "pki_issued", fields) == MOTE_EFULL &&
+	    (audit_flush(*a) != MOTE_OK || audit_append(*a, "pki_issued", fields) != MOTE_OK))
+		MOTE_WARN("sim", "event=audit_failed device=%s why=\"audit queue full\"", id);
+}
+
 /* TLS context of one device, issuing its certificate when --pki has none. */
 static enum mote_err device_tls(struct sim_fleet *f, struct sim_dev *d, const char *ca,
-				unsigned *issued, char *err, size_t errcap)
+				unsigned *issued, struct audit **log, bool *log_failed,
+				char *err, size_t errcap)
 {
 	const struct sim_config *cfg = &f->cfg;
 	char cert[PATH_MAX], key[PATH_MAX], e[512];
@@ -80,6 +114,7 @@ static enum mote_err device_tls(struct sim_fleet *f, struct sim_dev *d, const ch
 				return rc;
 			}
 			(*issued)++;
+			audit_issued(f, log, log_failed, d->id, cert);
 		}
 	} else {
 		snprintf(cert, sizeof cert, "%s/%s.pem", cfg->certs_dir, d->id);
@@ -100,6 +135,9 @@ static enum mote_err setup_tls(struct sim_fleet *f, char *err, size_t errcap)
 	char ca[PATH_MAX];
 	unsigned issued = 0;
 	uint64_t last = mote_mono_ms();
+	struct audit *log = NULL;
+	bool log_failed = false;
+	enum mote_err rc = MOTE_OK;
 
 	if (cfg->ca_file)
 		snprintf(ca, sizeof ca, "%s", cfg->ca_file);
@@ -117,20 +155,25 @@ static enum mote_err setup_tls(struct sim_fleet *f, char *err, size_t errcap)
 	for (unsigned i = 0; i < cfg->devices; i++) {
 		if (cancelled(f)) {
 			snprintf(err, errcap, "stopped while preparing certificates");
-			return MOTE_EAGAIN;
+			rc = MOTE_EAGAIN;
+			goto out;
 		}
-		enum mote_err rc = device_tls(f, &f->devs[i], ca, &issued, err, errcap);
+		rc = device_tls(f, &f->devs[i], ca, &issued, &log, &log_failed, err, errcap);
 		if (rc != MOTE_OK)
-			return rc;
+			goto out;
 		if (issued && mote_mono_ms() - last > 5000) {
 			MOTE_INFO("sim", "event=certificates_progress done=%u of=%u issued=%u", i + 1,
 				  cfg->devices, issued);
 			last = mote_mono_ms();
 		}
 	}
+out:
+	if (log && audit_flush(log) != MOTE_OK)
+		MOTE_WARN("sim", "event=audit_failed dir=%s why=\"write failed\"", cfg->pki_dir);
+	audit_close(log);
 	if (issued)
 		MOTE_INFO("sim", "event=certificates_issued count=%u dir=%s", issued, cfg->pki_dir);
-	return MOTE_OK;
+	return rc;
 }
 
 /* "host:port" with brackets for an IPv6 address, parsed by the net module. */

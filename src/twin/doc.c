@@ -16,6 +16,8 @@
  */
 #include "twin/doc.h"
 
+#include "base/json_syntax.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,171 +159,6 @@ static int check_value(const cJSON *v, unsigned level, const char *section,
 	return 0;
 }
 
-/*
- * A JSON syntax check (RFC 8259) that builds nothing, run before cJSON so
- * that a cJSON failure afterwards can only mean out of memory (500), and so
- * that what cJSON lets through and JSON does not is refused: numbers that
- * strtod takes (01, 1., .5), raw control characters in strings. Stricter
- * than the RFC where cJSON would fail anyway: lone UTF-16 surrogates in
- * \u escapes, numbers over 63 characters, nesting over cJSON's limit.
- * Iterative, with one bit per open container.
- */
-enum { JSON_OK, JSON_BAD, JSON_DEEP };
-
-static const char *ws(const char *s)
-{
-	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
-		s++;
-	return s;
-}
-
-static int hex4(const char *s)
-{
-	int v = 0;
-	for (int i = 0; i < 4; i++) {
-		char c = s[i];
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
-/* s at the opening quote: the byte after the closing one, or NULL. */
-static const char *json_string(const char *s)
-{
-	for (s++;; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"')
-			return s + 1;
-		if (c < 0x20) /* the end of the text too */
-			return NULL;
-		if (c != '\\')
-			continue;
-		c = (unsigned char)*++s;
-		if (c == 'u') {
-			int u = hex4(s + 1);
-			if (u < 0 || (u >= 0xdc00 && u <= 0xdfff))
-				return NULL;
-			s += 4;
-			if (u >= 0xd800 && u <= 0xdbff) {
-				int lo = s[1] == '\\' && s[2] == 'u' ? hex4(s + 3) : -1;
-				if (lo < 0xdc00 || lo > 0xdfff)
-					return NULL;
-				s += 6;
-			}
-		} else if (!c || !strchr("\"\\/bfnrt", c)) {
-			return NULL;
-		}
-	}
-}
-
-static const char *json_number(const char *s)
-{
-	const char *start = s;
-	if (*s == '-')
-		s++;
-	if (*s == '0')
-		s++;
-	else if (*s >= '1' && *s <= '9')
-		while (*s >= '0' && *s <= '9')
-			s++;
-	else
-		return NULL;
-	if (*s == '.') {
-		s++;
-		if (*s < '0' || *s > '9')
-			return NULL;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	if (*s == 'e' || *s == 'E') {
-		s++;
-		if (*s == '+' || *s == '-')
-			s++;
-		if (*s < '0' || *s > '9')
-			return NULL;
-		while (*s >= '0' && *s <= '9')
-			s++;
-	}
-	return s - start > 63 ? NULL : s; /* cJSON reads at most 63 */
-}
-
-static int json_check(const char *s)
-{
-	uint8_t is_obj[CJSON_NESTING_LIMIT / 8 + 1];
-	unsigned depth = 0;
-
-	s = ws(s);
-value:
-	switch (*s) {
-	case '{':
-	case '[':
-		if (depth >= CJSON_NESTING_LIMIT)
-			return JSON_DEEP;
-		if (*s == '{')
-			is_obj[depth / 8] |= (uint8_t)(1u << (depth % 8));
-		else
-			is_obj[depth / 8] &= (uint8_t)~(1u << (depth % 8));
-		depth++;
-		s = ws(s + 1);
-		if (*s == (is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8)) ? '}' : ']')) {
-			depth--;
-			s++;
-			goto after;
-		}
-		if (is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8)))
-			goto key;
-		goto value;
-	case '"':
-		s = json_string(s);
-		break;
-	case 't':
-		s = strncmp(s, "true", 4) == 0 ? s + 4 : NULL;
-		break;
-	case 'f':
-		s = strncmp(s, "false", 5) == 0 ? s + 5 : NULL;
-		break;
-	case 'n':
-		s = strncmp(s, "null", 4) == 0 ? s + 4 : NULL;
-		break;
-	default:
-		s = json_number(s);
-		break;
-	}
-	if (!s)
-		return JSON_BAD;
-after:
-	s = ws(s);
-	if (depth == 0)
-		return *s ? JSON_BAD : JSON_OK;
-	bool obj = is_obj[(depth - 1) / 8] & (1u << ((depth - 1) % 8));
-	if (*s == ',') {
-		s = ws(s + 1);
-		if (obj)
-			goto key;
-		goto value;
-	}
-	if (*s != (obj ? '}' : ']'))
-		return JSON_BAD;
-	depth--;
-	s++;
-	goto after;
-key:
-	if (*s != '"' || !(s = json_string(s)))
-		return JSON_BAD;
-	s = ws(s);
-	if (*s != ':')
-		return JSON_BAD;
-	s = ws(s + 1);
-	goto value;
-}
 
 static bool all_space(const uint8_t *p, size_t len)
 {
@@ -382,10 +219,10 @@ int twin_request_parse(const uint8_t *p, size_t len, enum twin_req kind,
 	}
 	memcpy(buf, p, len);
 	buf[len] = '\0';
-	int syn = json_check(buf);
-	if (syn != JSON_OK) {
+	enum mote_json_syntax syn = mote_json_syntax(buf);
+	if (syn != MOTE_JSON_OK) {
 		free(buf);
-		snprintf(msg, cap, syn == JSON_DEEP ? "JSON nests deeper than %d levels"
+		snprintf(msg, cap, syn == MOTE_JSON_DEEP ? "JSON nests deeper than %d levels"
 						    : "malformed JSON",
 			 CJSON_NESTING_LIMIT);
 		return 400;

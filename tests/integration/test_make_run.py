@@ -40,7 +40,7 @@ MOTE = os.path.abspath(os.environ.get("MOTE_BIN", os.path.join(SRC, "build", "mo
 SECRET_RX = re.compile(r"created user 'admin' with password (\S+)")
 LINK_RX = re.compile(r"dashboard:\s+(http://127\.0\.0\.1:(\d+)/\?token=(mote_[0-9a-f]+))")
 TOKEN_RX = re.compile(r"admin token:\s+(mote_[0-9a-f]+)")
-DEVICES = 6
+DEVICES = 3
 # timeouts are bounds for a failure, generous for the sanitizer builds
 SLOW = 2
 

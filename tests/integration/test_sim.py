@@ -10,6 +10,7 @@
 - SIGINT and SIGTERM: every device disconnects and the simulator exits 0.
 - Usage errors exit 2 with a sentence.
 """
+import json
 import os
 import signal
 import subprocess
@@ -310,6 +311,16 @@ class TlsTest(unittest.TestCase):
             self.assertTrue(body["cert_serial"], body)  # identified by its certificate
             rc = sim.stop()
             self.assertEqual(rc, 0, sim.log())
+            # each issue is in the PKI's audit log, as `mote pki issue` records it
+            log = pki.p("audit.log")
+            r = subprocess.run([harness.mote_bin(), "audit", "verify", log], capture_output=True,
+                               text=True)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            with open(log) as f:
+                issued = [json.loads(line) for line in f if '"pki_issued"' in line]
+            self.assertEqual(sorted(e["fields"]["device"] for e in issued),
+                             ["t-hvac-003", "t-motor-002", "t-pump-001", "t-pump-004"])
+            self.assertTrue(all(e["fields"]["by"] == "sim" for e in issued))
             # a second run uses the certificates it has
             before = sorted(os.listdir(pki.p("devices")))
             sim = Sim(b, ["--mqtts", "%s:%d" % (HOST, tls_port), "--pki", pki.dir,

@@ -172,7 +172,8 @@ static void empty_nul_and_truncated_input(void **state)
 	char r[1024];
 	row(r, sizeof r, 1, 1);
 	r[10] = '\0';
-	assert_int_equal(cmapss_parse("f.txt", r, strlen(r) + 3, &d, err, sizeof err), MOTE_EMALFORMED);
+	assert_int_equal(cmapss_parse("f.txt", r, strlen(r) + 3, &d, err, sizeof err),
+			 MOTE_EMALFORMED);
 	assert_non_null(strstr(err, "f.txt:1: NUL byte"));
 	/* A row cut before its last value is short (cut inside it, it is a
 	 * valid row with a shorter number: nothing can tell). */
@@ -198,10 +199,13 @@ static void oversized_values_and_counts(void **state)
 	row(r, sizeof r, 1, 1);
 	char big[1200];
 	snprintf(big, sizeof big, "99999999999999999999%s", r + 1);
-	assert_int_equal(cmapss_parse("f.txt", big, strlen(big), &d, err, sizeof err), MOTE_EMALFORMED);
-	assert_non_null(strstr(err, "unit: '99999999999999999999' is not an integer between 1 and 1000000"));
+	assert_int_equal(cmapss_parse("f.txt", big, strlen(big), &d, err, sizeof err),
+			 MOTE_EMALFORMED);
+	assert_non_null(
+	    strstr(err, "unit: '99999999999999999999' is not an integer between 1 and 1000000"));
 	snprintf(big, sizeof big, "1 100001%s", strchr(r, ' ') + 2);
-	assert_int_equal(cmapss_parse("f.txt", big, strlen(big), &d, err, sizeof err), MOTE_EMALFORMED);
+	assert_int_equal(cmapss_parse("f.txt", big, strlen(big), &d, err, sizeof err),
+			 MOTE_EMALFORMED);
 	/* one engine with many cycles is fine */
 	int cycles[] = {2000};
 	char *t = file_of(1, cycles);
@@ -218,16 +222,18 @@ static void truth_file(void **state)
 	size_t n;
 	char err[256];
 	const char *good = "112\n98 \r\n\n69\n";
-	assert_int_equal(cmapss_parse_truth("t.txt", good, strlen(good), &v, &n, err, sizeof err), MOTE_OK);
+	assert_int_equal(cmapss_parse_truth("t.txt", good, strlen(good), &v, &n, err, sizeof err),
+			 MOTE_OK);
 	assert_int_equal(n, 3);
 	assert_true(v[0] == 112 && v[1] == 98 && v[2] == 69);
 	free(v);
 	const char *bad[] = {"1\n2 3\n", "1\n-2\n", "1\n2.5\n", "1\nabc\n", ""};
-	const char *want[] = {"t.txt:2: more than one value", "t.txt:2: '-2' is not a RUL", "t.txt:2: '2.5'",
-			      "t.txt:2: 'abc'", "t.txt: no values"};
+	const char *want[] = {"t.txt:2: more than one value", "t.txt:2: '-2' is not a RUL",
+			      "t.txt:2: '2.5'", "t.txt:2: 'abc'", "t.txt: no values"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		assert_int_equal(cmapss_parse_truth("t.txt", bad[i], strlen(bad[i]), &v, &n, err, sizeof err),
-				 MOTE_EMALFORMED);
+		assert_int_equal(
+		    cmapss_parse_truth("t.txt", bad[i], strlen(bad[i]), &v, &n, err, sizeof err),
+		    MOTE_EMALFORMED);
 		if (!strstr(err, want[i]))
 			fail_msg("'%s': got '%s'", bad[i], err);
 		assert_null(v);
@@ -239,7 +245,8 @@ static void load_missing_file(void **state)
 	(void)state;
 	struct cmapss d;
 	char err[256];
-	assert_int_equal(cmapss_load("/nonexistent/train.txt", &d, err, sizeof err), MOTE_ENOTFOUND);
+	assert_int_equal(cmapss_load("/nonexistent/train.txt", &d, err, sizeof err),
+			 MOTE_ENOTFOUND);
 	assert_non_null(strstr(err, "/nonexistent/train.txt: cannot read"));
 	char path[] = "/tmp/test_cmapss_XXXXXX";
 	int fd = mkstemp(path);
@@ -258,13 +265,13 @@ static void load_missing_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(good_file_groups_engines),
-		cmocka_unit_test(crlf_tabs_blank_lines_and_no_final_newline),
-		cmocka_unit_test(bad_rows_name_file_and_line),
-		cmocka_unit_test(empty_nul_and_truncated_input),
-		cmocka_unit_test(oversized_values_and_counts),
-		cmocka_unit_test(truth_file),
-		cmocka_unit_test(load_missing_file),
+	    cmocka_unit_test(good_file_groups_engines),
+	    cmocka_unit_test(crlf_tabs_blank_lines_and_no_final_newline),
+	    cmocka_unit_test(bad_rows_name_file_and_line),
+	    cmocka_unit_test(empty_nul_and_truncated_input),
+	    cmocka_unit_test(oversized_values_and_counts),
+	    cmocka_unit_test(truth_file),
+	    cmocka_unit_test(load_missing_file),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

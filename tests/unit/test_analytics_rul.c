@@ -16,7 +16,7 @@
 
 #include "analytics/rul.h"
 
-#define NS 4  /* sensors */
+#define NS 4 /* sensors */
 #define NSET 2
 #define STRIDE (NSET + NS)
 #define ENGINES 24
@@ -56,7 +56,8 @@ static void make_fleet(struct fleet *f, uint32_t seed)
 			r[5] = 7;
 		}
 		f->data[e] = d;
-		f->s[e] = (struct rul_series){.data = d, .cycles = life, .stride = STRIDE, .end_rul = 0};
+		f->s[e] =
+		    (struct rul_series){.data = d, .cycles = life, .stride = STRIDE, .end_rul = 0};
 	}
 }
 
@@ -253,10 +254,10 @@ static void cross_validation_and_score(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(learns_wear_in_two_regimes),
-		cmocka_unit_test(deterministic_and_file_round_trip),
-		cmocka_unit_test(bad_input_is_refused),
-		cmocka_unit_test(cross_validation_and_score),
+	    cmocka_unit_test(learns_wear_in_two_regimes),
+	    cmocka_unit_test(deterministic_and_file_round_trip),
+	    cmocka_unit_test(bad_input_is_refused),
+	    cmocka_unit_test(cross_validation_and_score),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

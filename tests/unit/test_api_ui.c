@@ -5,7 +5,8 @@
  * token-guarded API routes, ?token= accepted on "/" and other parameters
  * refused, 404 for unknown assets, 405 for other methods, and hostile
  * names (traversal, %-encoded slashes, NUL, control bytes, long and odd
- * names) refused without ever answering 200. First through ui_answer
+ * names) refused without ever answering 200; the embedded bytes equal the
+ * files they were made from. First through ui_answer
  * directly, then over a loopback socket against a real server (no
  * platform, no user store: the API routes answer 401).
  */
@@ -62,6 +63,71 @@ static void test_table(void **state)
 	assert_non_null(strstr(js, "fleet-table"));
 	assert_non_null(strstr(js, "desired-editor"));
 	assert_non_null(strstr(js, "/api/v1/events"));
+}
+
+/* The whole file at path, NUL-terminated; NULL if it cannot be read. */
+static unsigned char *slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	if (!fp)
+		return NULL;
+	unsigned char *b = NULL;
+	size_t cap = 0, n = 0, got;
+	do {
+		if (n + 4096 + 1 > cap) {
+			cap = cap ? cap * 2 : 65536;
+			unsigned char *nb = realloc(b, cap);
+			assert_non_null(nb);
+			b = nb;
+		}
+		got = fread(b + n, 1, cap - n - 1, fp);
+		n += got;
+	} while (got > 0);
+	fclose(fp);
+	b[n] = 0;
+	*len = n;
+	return b;
+}
+
+static void expect_same(const char *path, const char *name)
+{
+	size_t n;
+	unsigned char *b = slurp(path, &n);
+	if (!b)
+		fail_msg("cannot read %s", path);
+	const struct ui_asset *a = ui_asset_find(name);
+	assert_non_null(a);
+	assert_int_equal(a->len, n);
+	assert_memory_equal(a->data, b, n);
+	free(b);
+}
+
+/* embed.cmake's hex round trip is exact: the embedded bytes are the files,
+ * the sources' (index.html, favicon.svg, next to this file's source) and
+ * the bundle's (in this build folder: the test runs from BUILD/tests, the
+ * bundle is BUILD/src/api/web). */
+static void test_embedded_bytes(void **state)
+{
+	(void)state;
+	char src[4096], exe[4096], path[4096 + 64];
+	snprintf(src, sizeof src, "%s", __FILE__);
+	char *cut = strstr(src, "/tests/unit/");
+	assert_non_null(cut);
+	*cut = '\0';
+	snprintf(path, sizeof path, "%s/web/index.html", src);
+	expect_same(path, "index.html");
+	snprintf(path, sizeof path, "%s/web/favicon.svg", src);
+	expect_same(path, "favicon.svg");
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	assert_true(n > 0);
+	exe[n] = '\0';
+	char *slash = strrchr(exe, '/');
+	assert_non_null(slash);
+	*slash = '\0'; /* BUILD/tests */
+	snprintf(path, sizeof path, "%s/../src/api/web/app.js", exe);
+	expect_same(path, "app.js");
+	snprintf(path, sizeof path, "%s/../src/api/web/app.css", exe);
+	expect_same(path, "app.css");
 }
 
 static void test_answer(void **state)
@@ -381,6 +447,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_embedded_bytes),
 		cmocka_unit_test(test_answer),
 		cmocka_unit_test_setup_teardown(test_serve, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),

@@ -58,6 +58,7 @@ export function devicePage(root, { id }) {
     'Discard edits');
   const saveMsg = h('span', { class: 'msg', testid: 'desired-message', role: 'status', hidden: true });
   const twinError = h('div', { class: 'error', hidden: true });
+  const quick = h('div', { class: 'quick toolbar', hidden: true });
 
   const alertsBody = h('tbody');
   const alertsMsg = h('div', { class: 'error', hidden: true });
@@ -80,6 +81,7 @@ export function devicePage(root, { id }) {
         h('div', {}, h('h3', {}, 'Desired'), desiredPre),
         h('div', {}, h('h3', {}, 'Reported'), reportedPre)),
       deltaNote,
+      quick,
       h('h3', {}, 'Edit desired'),
       h('p', { class: 'muted small' }, 'A JSON object merged into desired; a key set to null is removed. ',
         'Saved with the version shown, so a change made meanwhile by someone else is not overwritten.'),
@@ -262,6 +264,47 @@ export function devicePage(root, { id }) {
       editor.value = pretty(st.desired);
       editorDirty = false;
       base = { version: twin.version, desired: JSON.stringify(st.desired ?? {}) };
+    }
+    renderQuick(st.reported || {});
+  }
+
+  // Quick commands for the keys a device reports in the usual shape (the
+  // simulator's on and setpoint, docs/sim.md): one desired key each, sent
+  // without a version (setting one key overwrites nobody's other keys).
+  function renderQuick(rep) {
+    const typing = document.activeElement;
+    if (typing && typing.tagName === 'INPUT' && quick.contains(typing)) return; // not under the user's typing
+    const kids = [];
+    if (typeof rep.on === 'boolean') {
+      kids.push(h('button', { type: 'button', class: 'btn', testid: 'quick-on',
+        on: { click: () => quickSet({ on: !rep.on }) } }, rep.on ? 'Turn off' : 'Turn on'));
+    }
+    if (typeof rep.setpoint === 'number') {
+      const inp = h('input', { type: 'number', step: 'any', class: 'narrow', value: String(rep.setpoint),
+        testid: 'quick-setpoint', 'aria-label': 'Setpoint' });
+      const set = () => {
+        const v = Number(inp.value);
+        if (inp.value.trim() === '' || !Number.isFinite(v)) {
+          say('error', 'The setpoint must be a number; nothing was sent.');
+          return;
+        }
+        quickSet({ setpoint: v });
+      };
+      inp.addEventListener('keydown', (e) => { if (e.key === 'Enter') set(); });
+      kids.push(h('label', {}, 'Setpoint ', inp),
+        h('button', { type: 'button', class: 'btn', testid: 'quick-setpoint-save', on: { click: set } }, 'Set'));
+    }
+    fill(quick, kids.length ? [h('span', { class: 'muted small' }, 'Quick commands'), kids] : null);
+    quick.hidden = kids.length === 0;
+  }
+
+  async function quickSet(desired) {
+    try {
+      twin = await api('PATCH', `${url}/twin`, { desired });
+      renderTwin(false);
+      say('ok', `Sent ${JSON.stringify(desired)}: version ${twin.version}. The device applies it when it is online.`);
+    } catch (e) {
+      say('error', `Not sent: ${e instanceof NetError ? 'the hub is unreachable' : errText(e)}`);
     }
   }
 
