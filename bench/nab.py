@@ -5,7 +5,8 @@ Runs `mote analyze nab` (env MOTE: the release binary) over the NAB corpus in
 ../shared/data/nab, scores the output with ../shared/tools/nab_score.py (the
 official NAB v1.1 rules, all three profiles) and measures the detector's speed:
 points per second on one thread, detector only (CSV parsing and output not
-timed), the median of ROUNDS runs of `--repeat REPEAT`. Rewrites the
+timed, in the thread's CPU time so that other processes on a shared machine
+do not count), the median of ROUNDS runs of `--repeat REPEAT`. Rewrites the
 `## j) ...` section of RESULTS.md (argv[1]), inserted before `## Reading`.
 """
 import json
@@ -119,8 +120,8 @@ def main():
         "",
         "\n".join(rows),
         "",
-        "Speed: **%s points/s** on one thread, detector only (`mote_anomaly_step` timed around the per-file "
-        "loop, CSV parsing and output excluded), median of %d runs of `--repeat %d` over all %d points "
+        "Speed: **%s points/s** on one core, detector only (`mote_anomaly_step` timed around the per-file "
+        "loop in the thread's CPU time (CLOCK_THREAD_CPUTIME_ID), CSV parsing and output excluded), median of %d runs of `--repeat %d` over all %d points "
         "(runs: %s); the whole command once (read, parse, detect, write %d files): %.2f s. Last summary line: `%s`."
         % (format(int(rate), ","), len(rates), REPEAT, points, ", ".join(format(x, ",") for x in rates),
            31, wall, summary),

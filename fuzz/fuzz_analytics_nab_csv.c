@@ -34,8 +34,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 		for (size_t i = 0; i < s.count; i++) {
 			const struct nab_row *r = &s.rows[i];
-			if (!isfinite(r->value) || r->ts_len < 19 || r->ts_text < text || r->ts_text + r->ts_len > text + size ||
-			    r->line < 2 || (i && r->line <= s.rows[i - 1].line))
+			if (!isfinite(r->value) || r->ts_len < 19 || r->ts_text < text ||
+			    r->ts_text + r->ts_len > text + size || r->line < 2 ||
+			    (i && r->line <= s.rows[i - 1].line))
 				__builtin_trap();
 			double sc = mote_anomaly_step(&det, r->ts_ms, r->value);
 			if (!(sc >= 0.0 && sc <= 1.0))

@@ -5,17 +5,23 @@
  * has been scored with the old one, so nothing looks ahead):
  *   1. residual: |value - baseline| over an exponentially weighted mean
  *      absolute residual, capped at z_cap -> r_res in [0, 1];
+ *   1b. the same against the EW mean of this slot of the season (hour of the
+ *      week by default);
  *   2. context novelty: the value is quantized between a learned min and max
- *      (which expand at once and contract slowly); the last three levels form a
- *      context, counted in a small hashed table whose counts are halved every
+ *      (which expand at once and contract slowly); the last `order` levels form
+ *      a context, counted in a small hashed table whose counts are halved every
  *      ctx_forget points. An unseen context scores 1, a familiar one ~0;
- *   3. raw = w_novel * novelty + (1 - w_novel) * r_res;
+ *   3. raw = w_novel * novelty + (1 - w_novel) * (mix of the two residuals);
  *   4. likelihood: the mean raw score of the last short_len points against the
  *      long-run mean and variance of that mean (as NAB's "anomaly
  *      likelihood"): the Gaussian tail probability q, reported as
  *      log(q + 1e-10) / log(1e-10) so that rarer is higher and 1 is the max;
- *   5. a quiet period after each alarm: one event gives one early alarm, not
- *      a burst of alarms that would all count as false positives.
+ *   5. a spike channel: a residual beyond spike_z scales scores >= 0.5 on its
+ *      own, also while the likelihood is still warming up;
+ *   6. bursts: damping below the recent peak of the short mean, division by
+ *      1 + alarm_gain * (decayed count of recent alarms), and a quiet period
+ *      after each alarm: one event gives one early alarm, not a burst of
+ *      alarms that would all count as false positives.
  * Invariants: n counts accepted points; lo <= hi once n > 0; the state stays
  * finite because non-finite input never reaches it.
  */
@@ -27,54 +33,55 @@
 void mote_anomaly_params_default(struct mote_anomaly_params *p)
 {
 	*p = (struct mote_anomaly_params){
-		.warmup = 150,
-		.alpha_level = 0.02,
-		.alpha_scale = 0.002,
-		.z_cap = 8.0,
-		.bins = 6,
-		.order = 2,
-		.range_decay = 2e-05,
-		.ctx_forget = 1000000,
-		.w_novel = 0.6,
-		.season_slots = 168,
-		.season_ms = 3600000.0,
-		.alpha_season = 0.05,
-		.w_season = 0.5,
-		.peak_decay = 0.999,
-		.peak_exp = 0.5,
-		.short_len = 5,
-		.alpha_long = 0.005,
-		.sd_min = 0.03,
-		.novel_exp = 2.0,
-		.score_floor = 0.0,
-		.spike_z = 60.0,
-		.spike_warmup = 50,
-		.suppress_level = 0.5,
-		.suppress_len = 50,
-		.suppress_gain = 0.1,
-		.gap_factor = 4.0,
-		.alarm_decay = 0.9999,
-		.alarm_gain = 0.2,
+	    .warmup = 150,
+	    .alpha_level = 0.02,
+	    .alpha_scale = 0.002,
+	    .z_cap = 8.0,
+	    .bins = 6,
+	    .order = 2,
+	    .range_decay = 2e-05,
+	    .ctx_forget = 1000000,
+	    .w_novel = 0.6,
+	    .season_slots = 168,
+	    .season_ms = 3600000.0,
+	    .alpha_season = 0.05,
+	    .w_season = 0.5,
+	    .peak_decay = 0.999,
+	    .peak_exp = 0.5,
+	    .short_len = 5,
+	    .alpha_long = 0.005,
+	    .sd_min = 0.03,
+	    .novel_exp = 2.0,
+	    .score_floor = 0.0,
+	    .spike_z = 60.0,
+	    .spike_warmup = 50,
+	    .suppress_level = 0.5,
+	    .suppress_len = 50,
+	    .suppress_gain = 0.1,
+	    .gap_factor = 4.0,
+	    .alarm_decay = 0.9999,
+	    .alarm_gain = 0.2,
 	};
 }
 
 static int params_ok(const struct mote_anomaly_params *p)
 {
 	/* Written so that NaN fails every test. */
-	return p->alpha_level > 0 && p->alpha_level <= 1 && p->alpha_scale > 0 && p->alpha_scale <= 1 &&
-	       p->z_cap > 0 && p->z_cap < 1e12 && p->bins >= 1 && p->bins <= 1u << 20 && p->order >= 1 &&
-	       p->order <= MOTE_ANOMALY_ORDER &&
-	       p->range_decay >= 0 && p->range_decay <= 1 && p->ctx_forget >= 1 && p->w_novel >= 0 &&
-	       p->season_slots <= MOTE_ANOMALY_SEASON && p->season_ms >= 1 && p->season_ms < 1e15 &&
-	       p->alpha_season > 0 && p->alpha_season <= 1 && p->w_season >= 0 && p->w_season <= 1 &&
-	       p->peak_decay >= 0 && p->peak_decay <= 1 && p->peak_exp >= 0 && p->peak_exp <= 64 &&
-	       p->w_novel <= 1 && p->short_len >= 1 && p->short_len <= MOTE_ANOMALY_SHORT &&
-	       p->alpha_long > 0 && p->alpha_long <= 1 && p->sd_min > 0 && p->sd_min <= 1 &&
-	       p->novel_exp >= 0 && p->novel_exp <= 64 && p->score_floor >= 0 && p->score_floor <= 1 &&
-	       p->spike_z >= 0 && p->spike_z < 1e12 &&
+	return p->alpha_level > 0 && p->alpha_level <= 1 && p->alpha_scale > 0 &&
+	       p->alpha_scale <= 1 && p->z_cap > 0 && p->z_cap < 1e12 && p->bins >= 1 &&
+	       p->bins <= 1u << 20 && p->order >= 1 && p->order <= MOTE_ANOMALY_ORDER &&
+	       p->range_decay >= 0 && p->range_decay <= 1 && p->ctx_forget >= 1 &&
+	       p->w_novel >= 0 && p->season_slots <= MOTE_ANOMALY_SEASON && p->season_ms >= 1 &&
+	       p->season_ms < 1e15 && p->alpha_season > 0 && p->alpha_season <= 1 &&
+	       p->w_season >= 0 && p->w_season <= 1 && p->peak_decay >= 0 && p->peak_decay <= 1 &&
+	       p->peak_exp >= 0 && p->peak_exp <= 64 && p->w_novel <= 1 && p->short_len >= 1 &&
+	       p->short_len <= MOTE_ANOMALY_SHORT && p->alpha_long > 0 && p->alpha_long <= 1 &&
+	       p->sd_min > 0 && p->sd_min <= 1 && p->novel_exp >= 0 && p->novel_exp <= 64 &&
+	       p->score_floor >= 0 && p->score_floor <= 1 && p->spike_z >= 0 && p->spike_z < 1e12 &&
 	       p->suppress_level >= 0 && p->suppress_level <= 1 && p->suppress_gain >= 0 &&
 	       p->suppress_gain <= 1 && p->gap_factor >= 1 && p->gap_factor < 1e12 &&
-	       p->alarm_decay >= 0 && p->alarm_decay <= 1 && p->alarm_gain >= 0 && p->alarm_gain < 1e6;
+	       p->alarm_decay >= 0 && p->alarm_decay <= 1 && p->alarm_gain >= 0 &&
+	       p->alarm_gain < 1e6;
 }
 
 enum mote_err mote_anomaly_init(struct mote_anomaly *a, const struct mote_anomaly_params *params)
@@ -178,7 +185,8 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 		if (a->sseen[slot]) {
 			double es = value - a->sprof[slot];
 			r_season = clamp01(fabs(es) / ((a->sscale + tiny) * p->z_cap));
-			a->sscale += (wn > p->alpha_scale ? wn : p->alpha_scale) * (fabs(es) - a->sscale);
+			a->sscale +=
+			    (wn > p->alpha_scale ? wn : p->alpha_scale) * (fabs(es) - a->sscale);
 			a->sprof[slot] += (float)(p->alpha_season * es);
 			if (a->sseen[slot] < UINT16_MAX)
 				a->sseen[slot]++;
@@ -238,12 +246,14 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 	/* Scores below the remembered peak of the short mean are damped: in a
 	 * bursty series only a burst beyond the recent ones is news. */
 	if (p->peak_exp > 0 && sm < a->peak)
-		score *= p->peak_exp == 0.5 ? sqrt(sm / a->peak) : powi_or_pow(sm / a->peak, p->peak_exp);
+		score *= p->peak_exp == 0.5 ? sqrt(sm / a->peak)
+					    : powi_or_pow(sm / a->peak, p->peak_exp);
 	a->peak = sm > a->peak * p->peak_decay ? sm : a->peak * p->peak_decay;
 	/* A residual far beyond any seen needs no likelihood to be news: this
 	 * channel also works before the likelihood has warmed up. */
-	double spike = p->spike_z > 0 && a->n > p->spike_warmup && z_res >= p->spike_z ?
-			       clamp01(0.5 * z_res / p->spike_z) : 0.0;
+	double spike = p->spike_z > 0 && a->n > p->spike_warmup && z_res >= p->spike_z
+			   ? clamp01(0.5 * z_res / p->spike_z)
+			   : 0.0;
 	if (a->n <= p->warmup)
 		score = 0.0;
 	if (spike > score)
@@ -274,7 +284,7 @@ enum mote_err mote_anomaly_save(const struct mote_anomaly *a, void *buf, size_t 
 {
 	if (cap < MOTE_ANOMALY_SNAPSHOT_SIZE)
 		return MOTE_ENOSPC;
-	uint32_t hdr[4] = { SNAP_MAGIC, SNAP_VERSION, (uint32_t)sizeof *a, 0 };
+	uint32_t hdr[4] = {SNAP_MAGIC, SNAP_VERSION, (uint32_t)sizeof *a, 0};
 	memcpy(buf, hdr, sizeof hdr);
 	memcpy((char *)buf + sizeof hdr, a, sizeof *a);
 	if (len)
@@ -296,9 +306,10 @@ enum mote_err mote_anomaly_restore(struct mote_anomaly *a, const void *buf, size
 		return MOTE_EINVAL;
 	/* A snapshot is trusted no further than the network: every number that
 	 * step() divides by or indexes with is checked. */
-	if (!isfinite(tmp.dt) || !isfinite(tmp.level) || !isfinite(tmp.scale) || !isfinite(tmp.lo) ||
-	    !isfinite(tmp.hi) || !isfinite(tmp.lmean) || !isfinite(tmp.lvar) || !isfinite(tmp.short_sum) ||
-	    !isfinite(tmp.peak) || tmp.peak < 0 || !isfinite(tmp.alarms) || tmp.alarms < 0 || !isfinite(tmp.sscale) || tmp.sscale < 0 ||
+	if (!isfinite(tmp.dt) || !isfinite(tmp.level) || !isfinite(tmp.scale) ||
+	    !isfinite(tmp.lo) || !isfinite(tmp.hi) || !isfinite(tmp.lmean) || !isfinite(tmp.lvar) ||
+	    !isfinite(tmp.short_sum) || !isfinite(tmp.peak) || tmp.peak < 0 ||
+	    !isfinite(tmp.alarms) || tmp.alarms < 0 || !isfinite(tmp.sscale) || tmp.sscale < 0 ||
 	    tmp.lo > tmp.hi || tmp.scale < 0 || tmp.lvar < 0 || tmp.short_pos >= tmp.p.short_len ||
 	    tmp.ctx_valid > MOTE_ANOMALY_ORDER)
 		return MOTE_EMALFORMED;

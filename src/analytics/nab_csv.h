@@ -37,7 +37,7 @@ struct nab_row {
 	double value;
 	const char *ts_text; /* the timestamp as written (not NUL-terminated) */
 	uint32_t ts_len;
-	uint32_t line;       /* 1-based line in the file */
+	uint32_t line; /* 1-based line in the file */
 };
 
 struct nab_series {
@@ -45,7 +45,7 @@ struct nab_series {
 	size_t count;
 	size_t duplicates;   /* rows whose timestamp equals the previous one */
 	size_t out_of_order; /* rows whose timestamp is older than the previous one */
-	size_t gaps;         /* intervals longer than 4x the shortest positive interval so far */
+	size_t gaps;	     /* intervals longer than 4x the shortest positive interval so far */
 	uint32_t first_warning_line; /* line of the first duplicate / out-of-order row, 0 if none */
 };
 
@@ -56,7 +56,8 @@ struct nab_csv_error {
 
 /* Parses buf[0..len). MOTE_EMALFORMED (err says where and what), MOTE_ETOOBIG
  * (too many rows or a too-long line, also in err), MOTE_ENOMEM. */
-enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out, struct nab_csv_error *err);
+enum mote_err nab_csv_parse(const char *buf, size_t len, struct nab_series *out,
+			    struct nab_csv_error *err);
 
 void nab_series_free(struct nab_series *s);
 

@@ -347,7 +347,10 @@ static void on_twin(struct sim_dev *d, enum sim_twin_msg kind, const void *paylo
 	err = sim_desired_apply(d->model, kind, payload, len, &d->set, &r);
 	if (kind == SIM_TWIN_GET) {
 		d->got_twin = true;
-		d->report_pending = true; /* the twin learns who we are */
+		/* the twin learns who we are, once per connection (unless the
+		 * no-answer timer already reported) */
+		if (!d->rep_valid)
+			d->report_pending = true;
 	}
 	if (err != MOTE_OK) {
 		MOTE_DEBUG("sim", "event=twin_ignored device=%s why=\"%s\"", d->id,
@@ -534,7 +537,11 @@ static void mqtt_open(struct sim_dev *d)
 
 static void tls_step(struct sim_dev *d)
 {
-	while (tls_stream_handshaking(&d->s)) {
+	for (int round = 0; tls_stream_handshaking(&d->s); round++) {
+		if (round == 8) { /* no progress without the peer: wait for it */
+			update_interest(d);
+			return;
+		}
 		if (d->s.ops->flush(&d->s) < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
 				update_interest(d);

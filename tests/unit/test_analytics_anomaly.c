@@ -61,7 +61,8 @@ static void spike_scores_above_normal(void **state)
 	}
 	double spike = 0;
 	for (int k = 0; k < 5; k++, i++) {
-		double s = mote_anomaly_step(&a, (int64_t)i * STEP_MS, series(&seed, i) + (k == 0 ? 200.0 : 0.0));
+		double s = mote_anomaly_step(&a, (int64_t)i * STEP_MS,
+					     series(&seed, i) + (k == 0 ? 200.0 : 0.0));
 		if (s > spike)
 			spike = s;
 	}
@@ -87,9 +88,9 @@ static void junk_leaves_state_untouched(void **state)
 	struct {
 		int64_t ts;
 		double v;
-	} junk[] = { { last + STEP_MS, NAN },      { last + STEP_MS, INFINITY }, { last + STEP_MS, -INFINITY },
-		     { last, 42.0 },               { last - STEP_MS, 42.0 },     { INT64_MIN, 1.0 },
-		     { last + STEP_MS, -NAN } };
+	} junk[] = {{last + STEP_MS, NAN}, {last + STEP_MS, INFINITY}, {last + STEP_MS, -INFINITY},
+		    {last, 42.0},	   {last - STEP_MS, 42.0},     {INT64_MIN, 1.0},
+		    {last + STEP_MS, -NAN}};
 	for (size_t k = 0; k < sizeof junk / sizeof junk[0]; k++) {
 		before = a;
 		assert_true(mote_anomaly_step(&a, junk[k].ts, junk[k].v) == 0.0);
@@ -136,7 +137,8 @@ static void extreme_values_stay_finite(void **state)
 {
 	(void)state;
 	struct mote_anomaly a;
-	const double vals[] = { 1e308, -1e308, 5e-324, 0.0, -0.0, 1e100, -1e300, 1.7976931348623157e308, 3.0 };
+	const double vals[] = {
+	    1e308, -1e308, 5e-324, 0.0, -0.0, 1e100, -1e300, 1.7976931348623157e308, 3.0};
 	assert_int_equal(mote_anomaly_init(&a, NULL), MOTE_OK);
 	for (int i = 0; i < 5000; i++) {
 		double s = mote_anomaly_step(&a, i, vals[i % (sizeof vals / sizeof vals[0])]);
@@ -212,13 +214,13 @@ static void reset_forgets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(defaults_are_valid_and_bad_settings_refused),
-		cmocka_unit_test(spike_scores_above_normal),
-		cmocka_unit_test(junk_leaves_state_untouched),
-		cmocka_unit_test(gaps_keep_state_sane),
-		cmocka_unit_test(extreme_values_stay_finite),
-		cmocka_unit_test(snapshot_round_trip),
-		cmocka_unit_test(reset_forgets),
+	    cmocka_unit_test(defaults_are_valid_and_bad_settings_refused),
+	    cmocka_unit_test(spike_scores_above_normal),
+	    cmocka_unit_test(junk_leaves_state_untouched),
+	    cmocka_unit_test(gaps_keep_state_sane),
+	    cmocka_unit_test(extreme_values_stay_finite),
+	    cmocka_unit_test(snapshot_round_trip),
+	    cmocka_unit_test(reset_forgets),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

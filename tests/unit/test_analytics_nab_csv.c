@@ -1,4 +1,5 @@
-/* test_analytics_nab_csv.c - the NAB CSV reader: good files, and every kind of bad one with its line. */
+/* test_analytics_nab_csv.c - the NAB CSV reader: good files, and every kind of bad one with its
+ * line. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,11 +30,21 @@ static void timestamps(void **state)
 	assert_int_equal(nab_parse_timestamp("2016-02-29 23:59:59", 19, &ms), MOTE_OK);
 	assert_int_equal(nab_parse_timestamp("1969-12-31 23:59:59", 19, &ms), MOTE_OK);
 	assert_true(ms == -1000);
-	const char *bad[] = { "2015-02-29 00:00:00", "2014-13-01 00:00:00", "2014-04-31 00:00:00",
-			      "2014-04-01 24:00:00", "2014-04-01 00:60:00", "2014-04-01",
-			      "2014/04/01 00:00:00", "2014-04-01 00:00:0x", "2014-04-01 00:00:00.",
-			      "2014-04-01 00:00:00Z", "2014-04-01 00:00:00.1234567890", "", "-014-04-01 00:00:00",
-			      "2014-00-01 00:00:00", "2014-04-00 00:00:00" };
+	const char *bad[] = {"2015-02-29 00:00:00",
+			     "2014-13-01 00:00:00",
+			     "2014-04-31 00:00:00",
+			     "2014-04-01 24:00:00",
+			     "2014-04-01 00:60:00",
+			     "2014-04-01",
+			     "2014/04/01 00:00:00",
+			     "2014-04-01 00:00:0x",
+			     "2014-04-01 00:00:00.",
+			     "2014-04-01 00:00:00Z",
+			     "2014-04-01 00:00:00.1234567890",
+			     "",
+			     "-014-04-01 00:00:00",
+			     "2014-00-01 00:00:00",
+			     "2014-04-00 00:00:00"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(nab_parse_timestamp(bad[i], strlen(bad[i]), &ms), MOTE_EMALFORMED);
 }
@@ -77,27 +88,28 @@ static void bad_files_name_the_line(void **state)
 {
 	(void)state;
 	const struct bad_case cases[] = {
-		{ "", MOTE_EMALFORMED, 0, "empty" },
-		{ "\n\n", MOTE_EMALFORMED, 2, "empty" },
-		{ "timestamp,value\n", MOTE_EMALFORMED, 1, "no data rows" },
-		{ "time,value\n2014-04-01 00:00:00,1\n", MOTE_EMALFORMED, 1, "timestamp and value" },
-		{ "timestamp,val\n2014-04-01 00:00:00,1\n", MOTE_EMALFORMED, 1, "timestamp and value" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00\n", MOTE_EMALFORMED, 3,
-		  "found 1" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n", MOTE_EMALFORMED, 3,
-		  "\"abc\" is not a finite number" },
-		{ "timestamp,value\n2014-04-01 00:00:00,nan\n", MOTE_EMALFORMED, 2, "finite" },
-		{ "timestamp,value\n2014-04-01 00:00:00,inf\n", MOTE_EMALFORMED, 2, "finite" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1e999\n", MOTE_EMALFORMED, 2, "finite" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1.5x\n", MOTE_EMALFORMED, 2, "finite" },
-		{ "timestamp,value\n2014-04-01 00:00:00,\n", MOTE_EMALFORMED, 2, "finite" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1\nyesterday,2\n", MOTE_EMALFORMED, 3,
-		  "bad timestamp \"yesterday\"" },
-		/* a truncated file: the last row cut in the middle of its timestamp */
-		{ "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:0", MOTE_EMALFORMED, 3, "found 1" },
-		{ "timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:0,3", MOTE_EMALFORMED, 3,
-		  "bad timestamp" },
-		{ "timestamp,value\n,,,\n", MOTE_EMALFORMED, 2, "bad timestamp" },
+	    {"", MOTE_EMALFORMED, 0, "empty"},
+	    {"\n\n", MOTE_EMALFORMED, 2, "empty"},
+	    {"timestamp,value\n", MOTE_EMALFORMED, 1, "no data rows"},
+	    {"time,value\n2014-04-01 00:00:00,1\n", MOTE_EMALFORMED, 1, "timestamp and value"},
+	    {"timestamp,val\n2014-04-01 00:00:00,1\n", MOTE_EMALFORMED, 1, "timestamp and value"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00\n", MOTE_EMALFORMED, 3,
+	     "found 1"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:05:00,abc\n", MOTE_EMALFORMED,
+	     3, "\"abc\" is not a finite number"},
+	    {"timestamp,value\n2014-04-01 00:00:00,nan\n", MOTE_EMALFORMED, 2, "finite"},
+	    {"timestamp,value\n2014-04-01 00:00:00,inf\n", MOTE_EMALFORMED, 2, "finite"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1e999\n", MOTE_EMALFORMED, 2, "finite"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1.5x\n", MOTE_EMALFORMED, 2, "finite"},
+	    {"timestamp,value\n2014-04-01 00:00:00,\n", MOTE_EMALFORMED, 2, "finite"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1\nyesterday,2\n", MOTE_EMALFORMED, 3,
+	     "bad timestamp \"yesterday\""},
+	    /* a truncated file: the last row cut in the middle of its timestamp */
+	    {"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:0", MOTE_EMALFORMED, 3,
+	     "found 1"},
+	    {"timestamp,value\n2014-04-01 00:00:00,1\n2014-04-01 00:0,3", MOTE_EMALFORMED, 3,
+	     "bad timestamp"},
+	    {"timestamp,value\n,,,\n", MOTE_EMALFORMED, 2, "bad timestamp"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct nab_series s;
@@ -155,8 +167,8 @@ static void hostile_input(void **state)
 	assert_non_null(many);
 	len += (size_t)snprintf(many, cap, "timestamp,value\n");
 	for (size_t i = 0; i < rows; i++)
-		len += (size_t)snprintf(many + len, cap - len, "2014-04-%02zu %02zu:%02zu:00,%zu\n", 1 + i / 1440,
-					i / 60 % 24, i % 60, i);
+		len += (size_t)snprintf(many + len, cap - len, "2014-04-%02zu %02zu:%02zu:00,%zu\n",
+					1 + i / 1440, i / 60 % 24, i % 60, i);
 	assert_int_equal(nab_csv_parse(many, len, &s, &e), MOTE_OK);
 	assert_int_equal(s.count, rows);
 	assert_true(s.rows[rows - 1].value == (double)(rows - 1));
@@ -168,10 +180,10 @@ static void hostile_input(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(timestamps),
-		cmocka_unit_test(good_file),
-		cmocka_unit_test(bad_files_name_the_line),
-		cmocka_unit_test(hostile_input),
+	    cmocka_unit_test(timestamps),
+	    cmocka_unit_test(good_file),
+	    cmocka_unit_test(bad_files_name_the_line),
+	    cmocka_unit_test(hostile_input),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
