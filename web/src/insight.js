@@ -28,6 +28,12 @@ function duration(s) {
   return `${(s / 86400).toFixed(a < 864000 ? 1 : 0)} days`;
 }
 const hoursText = (hrs) => duration(hrs * 3600);
+// The page's CSP (style-src 'self') refuses style attributes; properties
+// set through the CSSOM are allowed.
+function sized(el, props) {
+  Object.assign(el.style, props);
+  return el;
+}
 const clock = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
 
 // ---- the device page: analytics panel + anomaly markers ----
@@ -97,7 +103,7 @@ export function insightView(id) {
         data: { metric, state: m.state || 'normal', score: m.score ?? '' },
         title: bad && m.since ? `anomalous since ${fmtTime(m.since)}, peak score ${fmtNum(m.peak)}` : `${m.anomalies || 0} anomalous episode(s) so far` },
       h('span', { class: 'ins-metric-name' }, label(metric)),
-      h('span', { class: 'ins-bar' }, h('span', { style: `width:${Math.round(Math.max(0, Math.min(1, m.score || 0)) * 100)}%` })),
+      h('span', { class: 'ins-bar' }, sized(h('span'), { width: `${Math.round(Math.max(0, Math.min(1, m.score || 0)) * 100)}%` })),
       h('span', { class: 'ins-score' }, fmtNum(m.score ?? 0)),
       h('span', { class: `ins-state ${bad ? 'bad' : ''}` }, bad
         ? `anomalous${m.since ? ` since ${clock(m.since)}` : ''}` : 'normal'),
@@ -157,7 +163,8 @@ export function insightView(id) {
         kids.push(h('div', { class: `ins-mark${s.active ? ' active' : ''}`, testid: 'anomaly-marker',
           data: { metric, alert: s.id, state: s.active ? 'active' : 'cleared' },
           title: `anomaly (${s.severity}) from ${fmtTime(s.from)}${s.to ? ` to ${fmtTime(s.to)}` : ', still open'}`,
-          style: `left:${l}px;width:${Math.max(4, r - l)}px` }));
+        }));
+        sized(kids[kids.length - 1], { left: `${l}px`, width: `${Math.max(4, r - l)}px` });
       }
     }
     fill(layer, kids);
