@@ -14,7 +14,13 @@
 //   twin changed behind the page's back) and a 413 are shown as errors; a
 //   revoked token shows the expired banner and a new one logs in; a stopped
 //   hub shows the offline banner and, restarted on the same ports and data,
-//   the page recovers by itself with live values flowing again.
+//   the page recovers by itself with live values flowing again. Issue 8's
+//   views on a pump: the hub's health index in the fleet, the analytics panel
+//   (health, anomaly state per metric, RUL), a what-if run (409 said kindly,
+//   a power change drawn with its band and its threshold crossing in words,
+//   an empty value and the hub's 400 shown) and the anomaly span of an
+//   overheating pump marked on its chart. The simulator's physics run 30x
+//   (--speed 30) so the hub's models learn within the test.
 // Devices use mTLS rather than plaintext anonymous: that is how `make run`
 // and a real fleet connect, so the dashboard is shown what production shows
 // (devices registered from their certificates); it costs 6 handshakes.
