@@ -7,9 +7,9 @@
  *     a fixed order, so a run is a pure function of (seed, t0, calls).
  *   - First-order lags are solved exactly over each sub-step
  *     (x += (target - x) * (1 - exp(-h / tau))); a step is cut into
- *     sub-steps of at most MAX_SUBSTEP_S so that the daily cycles and the
- *     demand walk, which drive the targets, are followed closely whatever
- *     step the caller takes.
+ *     sub-steps of at most MAX_SUBSTEP_S (or 1/MAX_SUBSTEPS of a step over
+ *     10000 s) so that the daily cycles and the demand walk, which drive
+ *     the targets, are followed closely whatever step the caller takes.
  *   - State stays finite and in range: wear in [0, 1], demand in
  *     [DEMAND_MIN, DEMAND_MAX], flows, speeds and powers >= 0.
  */
@@ -19,6 +19,7 @@
 #include "sim/asset.h"
 
 #define MAX_SUBSTEP_S 10.0
+#define MAX_SUBSTEPS 1000.0  /* per sim_asset_step call */
 #define DEMAND_MIN 0.05
 #define DEMAND_MAX 1.0
 #define DAY_S 86400.0
@@ -343,8 +344,11 @@ void sim_asset_step(struct sim_asset *a, double dt_s)
 {
 	if (!(dt_s > 0))
 		return;
+	/* Long steps (hours at a high --speed, or a forecast) get longer
+	 * sub-steps instead of unbounded work. */
+	double hmax = dt_s / MAX_SUBSTEPS > MAX_SUBSTEP_S ? dt_s / MAX_SUBSTEPS : MAX_SUBSTEP_S;
 	while (dt_s > 0) {
-		double h = dt_s > MAX_SUBSTEP_S ? MAX_SUBSTEP_S : dt_s;
+		double h = dt_s > hmax ? hmax : dt_s;
 		substep(a, h);
 		dt_s -= h;
 	}
