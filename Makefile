@@ -2,7 +2,8 @@
 # people type. See README.md.
 #
 #   make          build build/mote
-#   make run      install what is missing, build, start the hub
+#   make run      install what is missing, build, start the hub with its dashboard
+#                 (http://127.0.0.1:8080) and a simulated fleet (mote sim)
 #   make test     install, build, run every test: unit + integration (real
 #                 clients), the same under ASan+UBSan and under ThreadSanitizer
 #                 (both with 4 event loops), and each fuzz target

@@ -233,7 +233,10 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 	a->short_buf[a->short_pos] = raw;
 	a->short_pos = (a->short_pos + 1) % p->short_len;
 	uint64_t have = a->n - 1 < p->short_len ? a->n - 1 : p->short_len;
-	double sm = a->short_sum / (double)have;
+	/* The running sum drifts by rounding and can end a hair below 0 once
+	 * the window holds only zeros: a negative mean would make the damping's
+	 * sqrt(sm / peak) NaN (found by fuzz_analytics_anomaly). */
+	double sm = fmax(0.0, a->short_sum / (double)have);
 	double sd = sqrt(a->lvar);
 	if (sd < p->sd_min)
 		sd = p->sd_min;
@@ -245,7 +248,7 @@ double mote_anomaly_step(struct mote_anomaly *a, int64_t ts_ms, double value)
 	a->lvar = (1.0 - al) * (a->lvar + al * d * d);
 	/* Scores below the remembered peak of the short mean are damped: in a
 	 * bursty series only a burst beyond the recent ones is news. */
-	if (p->peak_exp > 0 && sm < a->peak)
+	if (p->peak_exp > 0 && sm < a->peak && a->peak > 0)
 		score *= p->peak_exp == 0.5 ? sqrt(sm / a->peak)
 					    : powi_or_pow(sm / a->peak, p->peak_exp);
 	a->peak = sm > a->peak * p->peak_decay ? sm : a->peak * p->peak_decay;

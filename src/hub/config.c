@@ -190,7 +190,7 @@ static const struct opt opts[] = {
 	  "id on --allow-anonymous (default on; off = only `mote device add` and the API)", NULL },
 	{ "anomaly-threshold", OPT_FRACTION, POFF(insight.anomaly_threshold), 0, "SCORE",
 	  "an anomaly score at or above it makes a metric anomalous and raises an alert "
-	  "anomaly:METRIC (default 0.5, the detector's alarm level; docs/analytics.md)", NULL },
+	  "anomaly:METRIC (default 0.51, the threshold NAB scoring chose for the detector; docs/analytics.md)", NULL },
 	{ "anomaly-clear-after", OPT_U32, POFF(insight.clear_after_s), 86400, "SEC",
 	  "an anomalous metric is normal again, and its alert cleared, after this long "
 	  "without an anomalous score (default 60)", NULL },

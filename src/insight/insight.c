@@ -61,7 +61,7 @@ void insight_set_model(struct idev *d, const char *model)
 void insight_config_defaults(struct insight_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
-	cfg->anomaly_threshold = 0.5;
+	cfg->anomaly_threshold = 0.51; /* the threshold NAB scoring swept for the detector */
 	cfg->clear_after_s = 60;
 	cfg->max_metrics = 16;
 	cfg->save_every_s = 600;
