@@ -35,6 +35,14 @@ function sized(el, props) {
   return el;
 }
 const clock = (ms) => new Date(ms).toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
+// A time of day, with seconds when it is close (minutes alone would say
+// "between 10:36 and 10:36"), with the date when it is not today.
+function when(ms, from = Date.now()) {
+  const d = new Date(ms);
+  if (Math.abs(ms - from) < 1200e3) return d.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  if (d.toDateString() === new Date().toDateString()) return clock(ms);
+  return d.toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
+}
 
 // ---- the device page: analytics panel + anomaly markers ----
 
@@ -190,13 +198,15 @@ export function insightView(id) {
 
 // ---- what if ----
 
-const HORIZONS = [['15m', 900], ['1h', 3600], ['3h', 10800], ['6h', 21600], ['24h', 86400]];
+const HORIZONS = [['15 min', 900], ['hour', 3600], ['3 h', 10800], ['6 h', 21600], ['24 h', 86400],
+  ['7 days', 7 * 86400], ['30 days', 30 * 86400]];
 const SCENARIOS = [
   ['hold', 'Nothing changes'],
   ['setpoint', 'Change the setpoint to…'],
   ['power', 'Change the power (kW) to…'],
   ['off', 'Turn it off'],
   ['on', 'Turn it on'],
+  ['wear', 'Wear: the vibration trend'],
 ];
 
 function whatIf(id, url) {
@@ -219,12 +229,13 @@ function whatIf(id, url) {
     h('span', { class: 'k hist' }, 'recent history'), h('span', { class: 'k mean' }, 'predicted mean'),
     h('span', { class: 'k band' }, '90 % band'), h('span', { class: 'k thr' }, 'alert threshold'));
   const valueLabel = h('label', {}, 'Value ', value);
+  const delayLabel = h('label', {}, 'after ', delay, ' min');
   const el = h('section', { class: 'panel ins-whatif' },
     h('div', { class: 'panel-head' }, h('h2', {}, 'What if'),
       h('span', { class: 'muted small' }, 'the model fitted to this device\'s history, run forward')),
     h('div', { class: 'toolbar ins-form' },
       h('label', {}, 'Scenario ', scenario), valueLabel,
-      h('label', {}, 'after ', delay, ' min'),
+      delayLabel,
       h('label', {}, 'Horizon ', horizon), run),
     message, legend, chartEl, crossings);
 
@@ -232,6 +243,9 @@ function whatIf(id, url) {
     const needs = scenario.value === 'setpoint' || scenario.value === 'power';
     value.disabled = !needs;
     valueLabel.classList.toggle('off', !needs);
+    const timed = scenario.value !== 'hold' && scenario.value !== 'wear';
+    delay.disabled = !timed;
+    delayLabel.classList.toggle('off', !timed);
   }
   syncValue();
 
@@ -256,13 +270,15 @@ function whatIf(id, url) {
       sc[kind] = v;
     } else if (kind === 'off' || kind === 'on') {
       sc.on = kind === 'on';
+    } else if (kind === 'wear') {
+      body.metric = 'vibration'; // the wear trend takes no scenario
     }
     const d = delay.value.trim() === '' ? 0 : Number(delay.value);
     if (!Number.isFinite(d)) {
       say('error', 'The delay must be a number of minutes; nothing was run.');
       return;
     }
-    if (kind !== 'hold' && d) sc.at_s = d * 60; // out of range: the hub says why (400)
+    if (kind !== 'hold' && kind !== 'wear' && d) sc.at_s = d * 60; // out of range: the hub says why (400)
     if (Object.keys(sc).length) body.scenario = sc;
     busy = true;
     run.disabled = true;
@@ -291,8 +307,8 @@ function whatIf(id, url) {
       case 404: return `There is no device '${id}'.`;
       case 409: return `The model cannot answer this yet: ${e.message}. It learns from this device's own `
         + 'telemetry (a few minutes of it, and a setpoint change to learn what a setpoint does); try again later.';
-      case 422: return `No simulation for this device: ${e.message}. What-if runs on the models whose physics `
-        + 'the hub knows (pump, motor, hvac).';
+      case 422: return `Not simulated: ${e.message}. What-if runs the models whose physics the hub knows: `
+        + 'pump and motor (temperature from power or setpoint, the vibration trend), hvac (room temperature from its setpoint).';
       default: return `Not run: ${e.message}`;
     }
   }
@@ -405,16 +421,17 @@ function whatIf(id, url) {
       : s.setpoint != null ? `setpoint ${fmtNum(s.setpoint)}${after} (${s.input} ${inp(s.from)} → ${inp(s.to)})`
         : s.from === s.to ? `${s.input} holding at ${inp(s.from)}`
           : `${s.input} ${inp(s.from)} → ${inp(s.to)}${after}`;
-    say('ok', `${label(r.metric)} under ${what}: ${end ? `${fmtNum(end.mean)} ${unit} expected at ${clock(end.t)}`
+    say('ok', `${label(r.metric)} under ${what}: ${end ? `${fmtNum(end.mean)} ${unit} expected at ${when(end.t, r.start)}`
       + ` (90 %: ${fmtNum(end.lo)} – ${fmtNum(end.hi)} ${unit})` : 'no points'}.`
       + `${s.extrapolating ? ' The input is outside anything the history showed: the band does not cover that.' : ''}`);
     const ths = r.thresholds || [];
     fill(crossings, ths.length ? ths.map((t) => {
+      const rel = (ms) => duration((ms - r.start) / 1000);
       const words = t.crosses
-        ? `crosses ${t.direction} ${fmtNum(t.value)} ${unit} at ${clock(t.at)} (in ${duration((t.at - r.start) / 1000)})`
-          + `${t.earliest != null && t.latest != null ? `, between ${clock(t.earliest)} and ${clock(t.latest)}` : ''}`
+        ? `crosses ${t.direction} ${fmtNum(t.value)} ${unit} in ${rel(t.at)} (${when(t.at, r.start)})`
+          + `${t.earliest != null && t.latest != null ? `; the draws cross between ${rel(t.earliest)} and ${rel(t.latest)}` : ''}`
         : `stays ${t.direction === 'above' ? 'below' : 'above'} ${fmtNum(t.value)} ${unit} over the horizon`
-          + `${t.earliest != null ? ` (some draws cross from ${clock(t.earliest)})` : ''}`;
+          + `${t.earliest != null ? ` (some draws cross from ${rel(t.earliest)} on)` : ''}`;
       return h('li', { testid: 'whatif-crossing', data: { rule: t.rule, crosses: !!t.crosses },
         class: t.crosses ? 'bad' : '' },
       h('strong', {}, `Alert rule ${t.rule}${t.severity ? ` (${t.severity})` : ''}: `), words,
