@@ -70,7 +70,7 @@ def main():
         r = scores[prof]
         rows.append("| %s | **%.2f** | %.4f | %.6f |" % (prof, r["score"], r["raw"], r["threshold"]))
     body = "\n".join([
-        "* date: %s; machine: %s; mote %s (`%s`)" % (date, sections.machine(), sections.commit(), mote),
+        "* date: %s; machine: %s; mote %s (`%s`)" % (date, sections.machine(), sections.commit(), os.path.relpath(mote, ROOT)),
         "* data: the %d-window, 31-file part of the NAB v1.1 corpus in `../shared/data/nab` (%d points); one "
         "detector per file with the global settings of `mote_anomaly_params_default` (src/analytics/anomaly.c), "
         "nothing chosen per file; the scorer sweeps one threshold over all files, as NAB does"
