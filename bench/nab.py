@@ -11,13 +11,14 @@ do not count), the median of ROUNDS runs of `--repeat REPEAT`. Rewrites the
 """
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+import sections  # bench/sections.py: machine, commit, the RESULTS.md section
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.normpath(os.environ.get("MOTE_SHARED_DIR", os.path.join(ROOT, "..", "shared")))
@@ -29,47 +30,8 @@ REPEAT = int(os.environ.get("NAB_REPEAT", "20"))
 TITLE = "## j) NAB anomaly detection (issue 8): mote analyze nab, NAB v1.1 scores and detector speed"
 
 
-def machine():
-    model = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%d CPUs (`nproc`), %s, kernel %s" % (os.cpu_count() or 0, model, platform.release())
-
-
-def commit():
-    try:
-        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def section(body):
     return TITLE + "\n\n" + body.rstrip() + "\n\n"
-
-
-def write_section(results_md, text):
-    try:
-        with open(results_md) as f:
-            md = f.read()
-    except FileNotFoundError:
-        md = ""
-    pat = re.compile(r"^## j\) .*?(?=^## |\Z)", re.S | re.M)
-    if pat.search(md):
-        md = pat.sub(lambda _m: text, md, count=1)
-    elif "\n## Reading" in md:
-        i = md.index("\n## Reading") + 1
-        md = md[:i] + text + md[i:]
-    else:
-        md = md.rstrip() + "\n\n" + text
-    with open(results_md, "w") as f:
-        f.write(md)
 
 
 def main():
@@ -108,7 +70,7 @@ def main():
         r = scores[prof]
         rows.append("| %s | **%.2f** | %.4f | %.6f |" % (prof, r["score"], r["raw"], r["threshold"]))
     body = "\n".join([
-        "* date: %s; machine: %s; mote %s (`%s`)" % (date, machine(), commit(), mote),
+        "* date: %s; machine: %s; mote %s (`%s`)" % (date, sections.machine(), sections.commit(), os.path.relpath(mote, ROOT)),
         "* data: the %d-window, 31-file part of the NAB v1.1 corpus in `../shared/data/nab` (%d points); one "
         "detector per file with the global settings of `mote_anomaly_params_default` (src/analytics/anomaly.c), "
         "nothing chosen per file; the scorer sweeps one threshold over all files, as NAB does"
@@ -129,7 +91,7 @@ def main():
         "Reference (published NAB v1.1 scoreboard, full 58-file corpus): Numenta HTM 70.5 / 62.6 / 75.2, "
         "ARTime 74.9, CAD OSE 69.9; the target of issue 8 is standard >= 70 on these files.",
     ])
-    write_section(results_md, section(body))
+    sections.replace_section(results_md, "j", section(body))
     print("bench j: standard %.2f, reward_low_FP_rate %.2f, reward_low_FN_rate %.2f, %s points/s"
           % (scores["standard"]["score"], scores["reward_low_FP_rate"]["score"],
              scores["reward_low_FN_rate"]["score"], format(int(rate), ",")))

@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 
+import sections  # bench/sections.py: machine, commit, the RESULTS.md section
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.environ.get("MOTE_CMAPSS_DIR", os.path.join(ROOT, "..", "shared", "data", "cmapss"))
 MOTE = os.environ.get("MOTE", os.path.join(ROOT, "build-release", "mote"))
@@ -35,24 +37,6 @@ def run(*args):
     if r.returncode != 0:
         sys.exit("bench/rul.py: %s failed: %s" % (" ".join(argv), r.stderr))
     return r.stdout
-
-
-def machine():
-    model = "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return "%d CPUs (`nproc`), %s" % (os.cpu_count() or 0, model)
-
-
-def commit():
-    r = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], stdout=subprocess.PIPE, text=True)
-    return r.stdout.strip() or "?"
 
 
 def main():
@@ -102,20 +86,10 @@ def main():
         "| training (%s) | %s s, %s XGBoost thread | |\n"
         "| estimates/s (saved model, batch of 100 test engines, features + every booster) | %s (median of 3) | |\n"
         "%s\n"
-        % (now, machine(), load, commit(), os.path.relpath(MOTE, ROOT), os.path.relpath(DATA, ROOT), cmd,
+        % (now, sections.machine(), load, sections.commit(), os.path.relpath(MOTE, ROOT), os.path.relpath(DATA, ROOT), cmd,
            m.group(1), m.group(2), c.group(1), c.group(2), c.group(3), c.group(4), t.group(1), t.group(2), THREADS,
            "{:,.0f}".format(statistics.median(rates)), spread))
-    with open(results) as f:
-        text = f.read()
-    old = re.search(r"^## k\).*?(?=^## |\Z)", text, re.M | re.S)
-    if old:
-        text = text[:old.start()] + section + text[old.end():]
-    else:
-        at = re.search(r"^## Reading", text, re.M)
-        pos = at.start() if at else len(text)
-        text = text[:pos] + section + text[pos:]
-    with open(results, "w") as f:
-        f.write(text)
+    sections.replace_section(results, "k", section)
     print("bench/rul.py: FD001 RMSE %s PHM08 %s, CV RMSE %s -> %s" % (m.group(1), m.group(2), c.group(1), results))
 
 

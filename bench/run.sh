@@ -31,9 +31,14 @@ cmake --build build-release -j "$(nproc)" --target mote -- --no-print-directory 
 ulimit -n 20000 2>/dev/null || echo "bench: could not raise the fd limit to 20000 (hard limit $(ulimit -Hn))"
 
 mkdir -p bench/out bench/plots
-raw="bench/out/raw-$(date +%Y%m%d-%H%M%S).jsonl"
-MOTE="$PWD/build-release/mote" "$PY" bench/scenarios.py "$raw"
-"$PY" bench/report.py "$raw" bench/RESULTS.md
+# The broker scenarios (a-i) against the peers; skipped when only the
+# analytics ones (j, k) are asked for (`make bench SCENARIOS=j,k`).
+broker_scen=$(echo ",${SCENARIOS:-a,b,c,d,e,f,g,h,i}," | sed 's/,[jk]\b//g; s/^,//; s/,$//')
+if [ -n "$broker_scen" ]; then
+  raw="bench/out/raw-$(date +%Y%m%d-%H%M%S).jsonl"
+  SCENARIOS="$broker_scen" MOTE="$PWD/build-release/mote" "$PY" bench/scenarios.py "$raw"
+  "$PY" bench/report.py "$raw" bench/RESULTS.md
+fi
 
 # Analytics (issue 8) is not a broker-against-peer run: each script measures
 # mote's own detector / estimator on public data and rewrites its own section
@@ -45,4 +50,4 @@ for s in j:nab k:rul; do
     MOTE="$PWD/build-release/mote" "$PY" "$script" bench/RESULTS.md
   fi
 done
-echo "bench: results in bench/RESULTS.md, plots in bench/plots/, raw in $raw"
+echo "bench: results in bench/RESULTS.md, plots in bench/plots/${raw:+, raw in $raw}"

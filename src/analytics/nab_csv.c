@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 __attribute__((format(printf, 4, 5))) static enum mote_err
 fail(struct nab_csv_error *err, enum mote_err code, uint32_t line, const char *fmt, ...)
 {
@@ -24,38 +26,16 @@ fail(struct nab_csv_error *err, enum mote_err code, uint32_t line, const char *f
 	return code;
 }
 
-static int digits(const char *s, size_t n, int *out)
-{
-	int v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 1;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 enum mote_err nab_parse_timestamp(const char *s, size_t len, int64_t *ms)
 {
 	int y, mo, d, h, mi, se, frac = 0;
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-	if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') || s[13] != ':' ||
-	    s[16] != ':')
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != ' ' && s[10] != 'T') ||
+	    s[13] != ':' || s[16] != ':')
 		return MOTE_EMALFORMED;
-	if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) ||
-	    !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &se))
+	if (!mote_parse_digits(s, 4, &y) || !mote_parse_digits(s + 5, 2, &mo) ||
+	    !mote_parse_digits(s + 8, 2, &d) || !mote_parse_digits(s + 11, 2, &h) ||
+	    !mote_parse_digits(s + 14, 2, &mi) || !mote_parse_digits(s + 17, 2, &se))
 		return MOTE_EMALFORMED;
 	if (len > 19) {
 		/* fraction of a second: up to 9 digits, milliseconds kept */
@@ -74,7 +54,8 @@ enum mote_err nab_parse_timestamp(const char *s, size_t len, int64_t *ms)
 		return MOTE_EMALFORMED;
 	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return MOTE_EMALFORMED;
-	*ms = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60000 + (int64_t)se * 1000 + frac;
+	*ms = ((mote_days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 + mi) * 60000 +
+	      (int64_t)se * 1000 + frac;
 	return MOTE_OK;
 }
 

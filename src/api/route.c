@@ -19,6 +19,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "base/clock.h"
+
 /*
  * The table. Scopes: read may GET (except webhooks: their URLs can carry
  * credentials); write may also change devices, twins and alerts; admin may
@@ -351,17 +353,6 @@ static bool digits(const char *s, size_t n, unsigned maxd, uint64_t *out)
 	return true;
 }
 
-/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; the usual era split). */
-static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
-{
-	y -= m <= 2;
-	const int64_t era = (y >= 0 ? y : y - 399) / 400;
-	const unsigned yoe = (unsigned)(y - era * 400);
-	const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-	const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + (int64_t)doe - 719468;
-}
-
 static unsigned days_in_month(unsigned y, unsigned m)
 {
 	static const unsigned dm[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
@@ -422,7 +413,7 @@ static bool rfc3339(const char *s, int64_t *ms)
 	} else {
 		return false;
 	}
-	int64_t days = days_from_civil((int64_t)y, (unsigned)mo, (unsigned)d);
+	int64_t days = mote_days_from_civil((int64_t)y, (unsigned)mo, (unsigned)d);
 	int64_t secs = days * 86400 + (int64_t)(h * 3600 + mi * 60 + se) - off_s;
 	int64_t v = secs * 1000 + frac_ms;
 	if (v < 0 || v > MAX_TIME_MS)

@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/clock.h"
+
 #define TELEMETRY_DEPTH 4              /* levels of nested objects in the plain format */
 #define SENML_REL_LIMIT 268435456.0    /* 2^28 s: smaller times are relative (RFC 8428 4.5.3) */
 #define TIME_MAX_S 253402300799.0      /* 9999-12-31T23:59:59Z */
@@ -316,39 +318,17 @@ static enum mote_err senml(struct dec *d, const cJSON *root)
 	return MOTE_OK;
 }
 
-static int digits(const char *s, int n, int *out)
-{
-	int x = 0;
-	for (int i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		x = x * 10 + (s[i] - '0');
-	}
-	*out = x;
-	return 1;
-}
-
-/* days since 1970-01-01 of a proleptic Gregorian date */
-static int64_t days_from_civil(int y, int m, int d)
-{
-	y -= m <= 2;
-	int64_t era = (y >= 0 ? y : y - 399) / 400;
-	int64_t yoe = y - era * 400;
-	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
 bool telemetry_parse_rfc3339(const char *s, int64_t *ms)
 {
 	int Y, M, D, h, m, sec, frac = 0, tz = 0;
 	size_t len = strlen(s), i = 19;
-	if (len < 20 || !digits(s, 4, &Y) || s[4] != '-' || !digits(s + 5, 2, &M) || s[7] != '-' ||
-	    !digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-	    !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &m) || s[16] != ':' ||
-	    !digits(s + 17, 2, &sec))
+	if (len < 20 || !mote_parse_digits(s, 4, &Y) || s[4] != '-' ||
+	    !mote_parse_digits(s + 5, 2, &M) || s[7] != '-' || !mote_parse_digits(s + 8, 2, &D) ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !mote_parse_digits(s + 11, 2, &h) ||
+	    s[13] != ':' || !mote_parse_digits(s + 14, 2, &m) || s[16] != ':' ||
+	    !mote_parse_digits(s + 17, 2, &sec))
 		return 0;
-	static const int mdays[] = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	if (M < 1 || M > 12 || D < 1 || D > mdays[M - 1] || h > 23 || m > 59 || sec > 60)
 		return 0;
 	if (M == 2 && D == 29 && !((Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0))
@@ -369,8 +349,8 @@ bool telemetry_parse_rfc3339(const char *s, int64_t *ms)
 		i++;
 	} else if (s[i] == '+' || s[i] == '-') {
 		int th, tm;
-		if (!digits(s + i + 1, 2, &th) || s[i + 3] != ':' || !digits(s + i + 4, 2, &tm) ||
-		    th > 23 || tm > 59)
+		if (!mote_parse_digits(s + i + 1, 2, &th) || s[i + 3] != ':' ||
+		    !mote_parse_digits(s + i + 4, 2, &tm) || th > 23 || tm > 59)
 			return 0;
 		tz = (th * 60 + tm) * (s[i] == '+' ? 1 : -1);
 		i += 6;
@@ -379,7 +359,8 @@ bool telemetry_parse_rfc3339(const char *s, int64_t *ms)
 	}
 	if (s[i])
 		return 0;
-	int64_t secs = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec - tz * 60;
+	int64_t secs = mote_days_from_civil(Y, (unsigned)M, (unsigned)D) * 86400 + h * 3600 +
+		       m * 60 + sec - tz * 60;
 	*ms = secs * 1000 + frac;
 	return 1;
 }
