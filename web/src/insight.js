@@ -118,6 +118,7 @@ export function insightView(id) {
       h('span', { class: 'muted small ins-episodes' }, m.anomalies ? `${m.anomalies} episode${m.anomalies === 1 ? '' : 's'}` : ''));
     }) : h('div', { class: 'muted' }, 'No scores yet: the detectors start with the device\'s telemetry.'));
     msg.textContent = a && a.updated ? `Updated ${fmtTime(a.updated)}.` : '';
+    what.adapt(a);
   }
 
   async function refresh() {
@@ -238,6 +239,25 @@ function whatIf(id, url) {
       delayLabel,
       h('label', {}, 'Horizon ', horizon), run),
     message, legend, chartEl, crossings);
+
+  // Scenarios the device's learned models cannot run are greyed out, once
+  // the section says so (before that the hub's 409/422 explains).
+  function adapt(a) {
+    const models = Object.values((a && a.models) || {});
+    const inputs = new Set(models.map((m) => m.input).filter(Boolean));
+    const off = {
+      power: models.length > 0 && !inputs.has('power'),
+      wear: !!(a && a.metrics && Object.keys(a.metrics).length) && !a.rul,
+    };
+    for (const o of scenario.options) {
+      const no = !!off[o.value];
+      if (o.disabled !== no) {
+        o.disabled = no;
+        o.title = no ? 'not for this device\'s model' : '';
+      }
+    }
+    if (scenario.selectedOptions[0] && scenario.selectedOptions[0].disabled) { scenario.value = 'hold'; syncValue(); }
+  }
 
   function syncValue() {
     const needs = scenario.value === 'setpoint' || scenario.value === 'power';
@@ -442,6 +462,7 @@ function whatIf(id, url) {
 
   return {
     el,
+    adapt,
     destroy() { if (ro) ro.disconnect(); if (plot) plot.destroy(); },
   };
 }
