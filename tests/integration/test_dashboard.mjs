@@ -177,20 +177,14 @@ async function valueChanges(metric) {
   });
 }
 
-// A row click opens the device page. The table is rebuilt at most once a
-// second from live events; a click whose press and release straddle a
-// rebuild lands on two different rows and is no click, so it is repeated
-// (and counted: a user would click again too).
-let missedClicks = 0;
+// One click on a row opens the device page. The table keeps its rows across
+// its once-a-second renders (fleet.js), so a click is never lost to a render:
+// the click is made once, and must navigate.
 async function openDevice(id) {
   const name = (await ok('GET', `/api/v1/devices/${id}`)).name;
+  await page.locator(`[data-testid="fleet-table"] tr[data-device="${id}"]`).click();
+  await until(`the address of ${id} after one click`, () => page.url().endsWith(`#/devices/${id}`), 5000);
   await until(`the page of ${id}`, async () => {
-    if (!page.url().endsWith(`#/devices/${id}`)) {
-      await page.locator(`[data-testid="fleet-table"] tr[data-device="${id}"]`).click();
-      const went = await until('the address to change', () => page.url().endsWith(`#/devices/${id}`), 2000)
-        .catch(() => false);
-      if (!went) { missedClicks++; return false; }
-    }
     const title = await byId('device-title').textContent();
     return title.includes(id) || (name && title.includes(name));
   });
@@ -471,6 +465,8 @@ try {
       }, 60000);
       if (learning) console.log(`# what-if: ${learning} run(s) answered 409 while the model learned`);
       assert(/Temperature under power .*→ 9 kW/i.test(m.text) && /expected at/.test(m.text), m.text);
+      // looked at as a user would: in view (the panel is below the charts)
+      await byId('whatif-chart').scrollIntoViewIfNeeded();
       await until('the what-if chart drawn with its band', () => byId('whatif-chart').evaluate((el) => {
         const c = el.querySelector('canvas');
         if (!c || !c.width) return false;
@@ -481,7 +477,9 @@ try {
           if (px[i] > 150 && px[i + 2] < 90) orange++;
           if (px[i + 2] > 120 && px[i] < 90) blue++;
         }
-        return orange > 30 && blue > 30;
+        // the history is short here (a minute of a fast fleet against a
+        // 15-minute horizon): a thin stub of blue at the left is enough
+        return orange > 30 && blue > 10;
       }));
       const li = byId('whatif-crossing', `[data-rule="${rule.id}"]`);
       await until('the rule\'s crossing in words', () => li.isVisible());
@@ -581,7 +579,6 @@ try {
   killAll();
   // the logs were printed above on failure
   fs.rmSync(dir, { recursive: true, force: true });
-  if (missedClicks) console.log(`# ${missedClicks} row click(s) were lost to a table rebuild and repeated`);
   console.log(`${failed ? 'FAILED' : 'passed'} in ${((Date.now() - T0) / 1000).toFixed(1)} s; screenshots in ${SHOTS}`);
 }
 process.exit(failed ? 1 : 0);

@@ -50,6 +50,10 @@ export function fleetPage(root, { go }) {
   h('option', { value: 'offline' }, 'Offline'));
   const summary = h('div', { class: 'cards' });
   const tbody = h('tbody');
+  // One <tr> per device, kept across renders (id -> row): a render changes
+  // only the cells whose content changed, so a click whose press and
+  // release straddle a render still lands on the same row and cell.
+  const rows = new Map();
   const note = h('p', { class: 'muted empty' }, 'Loading…');
   const error = h('div', { class: 'error', hidden: true });
   // Sortable columns: click a heading, click again to reverse.
@@ -120,7 +124,6 @@ export function fleetPage(root, { go }) {
     const tags = [...new Set(devices.flatMap((d) => tagText(d.tags)))].sort();
     fillSelect(selTag, 'Any tag', tags, filt.tag);
 
-    clear(tbody);
     const key = keys[sort.col];
     const cmp = (x, y) => {
       const a = key(x), b = key(y);
@@ -135,28 +138,51 @@ export function fleetPage(root, { go }) {
       const on = el.dataset.sort === sort.col;
       el.setAttribute('aria-sort', on ? (sort.dir > 0 ? 'ascending' : 'descending') : 'none');
     }
-    for (const d of shown) {
-      const a = alerts.get(d.id);
-      const hl = health(d, a);
-      tbody.append(h('tr', { data: { device: d.id }, tabindex: 0,
-        on: { click: () => go(`#/devices/${encodeURIComponent(d.id)}`),
-          keydown: (e) => { if (e.key === 'Enter') go(`#/devices/${encodeURIComponent(d.id)}`); } } },
-      h('td', { data: { col: 'status' } }, statusCell(d)),
-      h('td', { data: { col: 'device' } }, h('div', { class: 'id' }, d.id),
-        d.name && d.name !== d.id ? h('div', { class: 'muted small' }, d.name) : null),
-      h('td', { data: { col: 'model' } }, d.model || '–'),
-      h('td', { data: { col: 'tags' } }, tagText(d.tags).map((t) => h('span', { class: 'tag' }, t))),
-      h('td', { data: { col: 'last_seen' }, title: fmtTime(d.last_seen) }, ago(d.last_seen, now)),
-      h('td', { data: { col: 'health' } }, healthBadge(hl, HEALTH_WORD, fleetHealthIndex(d.id))),
-      h('td', { data: { col: 'alerts' }, class: 'num' },
-        a ? h('span', { class: `badge sev-${a.worst}` }, String(a.count)) : h('span', { class: 'muted' }, '0'))));
-    }
+    const wanted = shown.map((d) => rowFor(d, now));
+    const same = wanted.length === tbody.children.length && wanted.every((tr, i) => tbody.children[i] === tr);
+    if (!same) tbody.replaceChildren(...wanted);
+    const keep = new Set(shown.map((d) => d.id));
+    for (const id of rows.keys()) if (!keep.has(id)) rows.delete(id);
     note.textContent = devices.length === 0
       ? 'No devices yet. Devices appear here when they connect or are registered (POST /api/v1/devices).'
       : matching.length === 0 ? 'No device matches the search and filters.'
         : matching.length > shown.length
           ? `Showing ${shown.length} of ${matching.length} devices: search or filter to find the others.` : '';
     note.hidden = !note.textContent;
+  }
+
+  // The device's row, its cells brought up to date. A cell is refilled only
+  // when what it shows changed (sig: the values it is drawn from).
+  function rowFor(d, now) {
+    let tr = rows.get(d.id);
+    if (!tr) {
+      const open = () => go(`#/devices/${encodeURIComponent(d.id)}`);
+      tr = h('tr', { data: { device: d.id }, tabindex: 0,
+        on: { click: open, keydown: (e) => { if (e.key === 'Enter') open(); } } },
+      ...['status', 'device', 'model', 'tags', 'last_seen', 'health', 'alerts'].map((col) =>
+        h('td', { data: { col }, class: col === 'alerts' ? 'num' : null })));
+      rows.set(d.id, tr);
+    }
+    const a = alerts.get(d.id);
+    const hl = health(d, a);
+    const idx = fleetHealthIndex(d.id);
+    const cell = (col, sig, ...content) => {
+      const td = tr.querySelector(`td[data-col="${col}"]`);
+      if (td.dataset.sig === sig) return td;
+      td.dataset.sig = sig;
+      fill(td, ...content);
+      return td;
+    };
+    cell('status', String(d.online), statusCell(d));
+    cell('device', `${d.id}|${d.name}`, h('div', { class: 'id' }, d.id),
+      d.name && d.name !== d.id ? h('div', { class: 'muted small' }, d.name) : null);
+    cell('model', d.model || '', d.model || '–');
+    cell('tags', tagText(d.tags).join(','), ...tagText(d.tags).map((t) => h('span', { class: 'tag' }, t)));
+    cell('last_seen', ago(d.last_seen, now), ago(d.last_seen, now)).title = fmtTime(d.last_seen);
+    cell('health', `${hl.level}|${idx ?? ''}`, healthBadge(hl, HEALTH_WORD, idx));
+    cell('alerts', a ? `${a.worst}|${a.count}` : '0',
+      a ? h('span', { class: `badge sev-${a.worst}` }, String(a.count)) : h('span', { class: 'muted' }, '0'));
+    return tr;
   }
 
   function card(title, value, sub, cls) {
