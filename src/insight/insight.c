@@ -6,10 +6,9 @@
  * tuned on NAB, where anomalies are episodes and an alarm a little late
  * inside the window still counts), or the extreme-deviation guard's if
  * higher: a value more than 10 mean absolute deviations from the EW mean
- * scores from 0 up to 1 at 20. The detector averages its evidence over a
- * few points and waits out its warm-up, so a sensor reading 55 C above
- * everything it ever said would otherwise be scored late or not at all;
- * for alerting on machines, that reading is the one that must not wait.
+ * scores from 0 up to 1 at 20. The detector is tuned for NAB's scoring (one
+ * early alarm per event, then a quiet period at a tenth of the score); an
+ * alert must instead stay open while the readings stay extreme.
  *
  * An anomaly episode of a metric begins with a score at or above the
  * threshold (an alert "anomaly:METRIC" is raised, its severity from the
