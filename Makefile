@@ -16,7 +16,10 @@ SAN_BUILD   ?= build-san
 TSAN_BUILD  ?= build-tsan
 FUZZ_BUILD  ?= build-fuzz
 FUZZ_SECONDS ?= 300
-TEST_FUZZ_SECONDS ?= 10
+TEST_FUZZ_SECONDS ?= 5
+# Test passes run one more test than there are CPUs: most integration tests
+# wait on sockets and timers, so the CPUs have room (make test < 20 min).
+TEST_JOBS   ?= $(shell echo $$(( $$(nproc) + 1 )))
 DATA        ?= data
 
 .PHONY: all build deps run test test-unit test-san test-tsan test-fuzz bench fuzz clean format
@@ -36,13 +39,13 @@ run: deps
 	@BUILD=$(BUILD) DATA=$(DATA) exec scripts/run.sh
 
 test: deps build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure -j $(TEST_JOBS)
 	$(MAKE) --no-print-directory test-san test-tsan test-fuzz
 
 test-san:
 	@cmake -S . -B $(SAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DMOTE_SANITIZE=ON >/dev/null
 	@cmake --build $(SAN_BUILD) -j $(JOBS) -- --no-print-directory
-	MOTE_TEST_THREADS=4 ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(JOBS)
+	MOTE_TEST_THREADS=4 ctest --test-dir $(SAN_BUILD) --output-on-failure -j $(TEST_JOBS)
 
 # The broker runs one event loop per thread: ThreadSanitizer checks what
 # crosses between them (exit status 66 on a report fails the test).
@@ -51,7 +54,7 @@ test-tsan:
 	  -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" >/dev/null
 	@cmake --build $(TSAN_BUILD) -j $(JOBS) -- --no-print-directory
 	TSAN_OPTIONS="halt_on_error=0 exitcode=66" MOTE_TEST_THREADS=4 \
-	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(JOBS)
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j $(TEST_JOBS)
 
 test-fuzz:
 	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -83,7 +83,7 @@ static void usage(FILE *out)
 		DEVICES_MAX);
 }
 
-static int usage_error(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
