@@ -39,6 +39,22 @@ static int is_blank(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
+/* The next blank-separated field of the line at *q (up to eol): its start,
+ * with *q moved to its end; NULL when only blanks are left. */
+static const char *next_field(const char **q, const char *eol)
+{
+	const char *s = *q;
+	while (s < eol && is_blank(*s))
+		s++;
+	if (s == eol)
+		return NULL;
+	const char *e = s;
+	while (e < eol && !is_blank(*e))
+		e++;
+	*q = e;
+	return s;
+}
+
 /* Copies field [p, e) into buf as a C string; 0 if it is too long. */
 static int field_copy(const char *p, const char *e, char buf[FIELD_MAX + 1])
 {
@@ -143,13 +159,9 @@ enum mote_err cmapss_parse(const char *name, const char *text, size_t len, struc
 		long unit = 0, cycle = 0;
 		int col = 0;
 		for (;;) {
-			while (q < eol && is_blank(*q))
-				q++;
-			if (q == eol)
+			const char *f = next_field(&q, eol);
+			if (!f)
 				break;
-			const char *f = q;
-			while (q < eol && !is_blank(*q))
-				q++;
 			if (col == CMAPSS_COLUMNS) {
 				fail(err, errlen, name, line, "more than %d columns",
 				     CMAPSS_COLUMNS);
@@ -301,18 +313,12 @@ enum mote_err cmapss_parse_truth(const char *name, const char *text, size_t len,
 			rc = MOTE_EMALFORMED;
 			goto out;
 		}
-		while (q < eol && is_blank(*q))
-			q++;
-		if (q == eol)
+		const char *f = next_field(&q, eol);
+		if (!f)
 			continue;
-		const char *f = q;
-		while (q < eol && !is_blank(*q))
-			q++;
 		const char *after = q;
-		while (after < eol && is_blank(*after))
-			after++;
 		long v;
-		if (after != eol) {
+		if (next_field(&after, eol)) {
 			fail(err, errlen, name, line, "more than one value (one RUL per line)");
 			rc = MOTE_EMALFORMED;
 			goto out;

@@ -297,26 +297,30 @@ static void score_point(struct insight *in, struct idev *d, const struct telemet
 
 /* ---- models ---- */
 
+/* The first point of metric among pts[0..n), or NULL. */
 static const struct telemetry_point *find_point(const struct telemetry_point *pts, size_t n,
-						const char *metric, int64_t ts)
+						const char *metric)
 {
 	for (size_t i = 0; metric && i < n; i++)
-		if (pts[i].ts_ms == ts && strcmp(pts[i].metric, metric) == 0)
+		if (strcmp(pts[i].metric, metric) == 0)
 			return &pts[i];
 	return NULL;
 }
 
-/* The models learn from the samples that carry their metrics together. */
+/*
+ * The models learn from the samples that carry their metrics together: a
+ * run of consecutive points with one timestamp (a JSON object, or SenML
+ * records at one time) is one sample, looked through once, so a pack costs
+ * linear time on the pipeline thread.
+ */
 static void feed_models(struct idev *d, const struct telemetry_point *pts, size_t n)
 {
 	const struct profile *pf = d->prof;
 	struct imodels *mo = &d->mod;
-	int64_t done_ts = INT64_MIN;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0, j; i < n; i = j) {
 		int64_t ts = pts[i].ts_ms;
-		if (ts == done_ts)
-			continue;
-		done_ts = ts;
+		for (j = i + 1; j < n && pts[j].ts_ms == ts; j++)
+			;
 		double t = (double)ts / 1000.0;
 		if (mo->samples > 0) {
 			double dt = t - mo->last_t;
@@ -336,8 +340,8 @@ static void feed_models(struct idev *d, const struct telemetry_point *pts, size_
 		}
 		if (!mo->init)
 			continue;
-		const struct telemetry_point *y = find_point(pts, n, pf->out_metric, ts);
-		const struct telemetry_point *u = find_point(pts, n, pf->in_metric, ts);
+		const struct telemetry_point *y = find_point(pts + i, j - i, pf->out_metric);
+		const struct telemetry_point *u = find_point(pts + i, j - i, pf->in_metric);
 		if (y && pf->in_is_setpoint && d->have_setpoint)
 			fc_first_order_add(&mo->thermal, t, y->value, d->setpoint);
 		else if (y && u)
@@ -347,7 +351,7 @@ static void feed_models(struct idev *d, const struct telemetry_point *pts, size_
 		if (u && pf->power_by_setpoint && d->have_setpoint && d->setpoint > 0 &&
 		    u->value > 0 && t - d->setpoint_t > 3 * mo->thermal.block_s)
 			fc_linear_add(&mo->power, log(d->setpoint), log(u->value));
-		const struct telemetry_point *w = find_point(pts, n, pf->wear_metric, ts);
+		const struct telemetry_point *w = find_point(pts + i, j - i, pf->wear_metric);
 		if (w)
 			fc_trend_add(&mo->wear, t, w->value);
 		d->models_dirty = true;
