@@ -320,16 +320,19 @@ static void finish_sessions(struct replay *rp, uint64_t *sessions, uint64_t *que
 			while (s) {
 				struct session *next = s->hnext;
 				uint64_t off = s->offline_wall_ms ? s->offline_wall_ms : now;
-				uint64_t gone_s = now > off ? (now - off) / 1000u : 0;
+				/* In ms: whole seconds would give each restart up
+				 * to a second more of life. */
+				uint64_t gone_ms = now > off ? now - off : 0;
+				uint64_t life_ms = (uint64_t)s->expiry_s * 1000u;
 				if (s->expiry_s == 0 ||
-				    (s->expiry_s != SESSION_NEVER_EXPIRES && gone_s >= s->expiry_s)) {
+				    (s->expiry_s != SESSION_NEVER_EXPIRES && gone_ms >= life_ms)) {
 					session_destroy(s); /* expired while we were down */
 				} else {
 					deliver_restore_finish(s);
 					s->offline_wall_ms = off;
 					if (s->expiry_s != SESSION_NEVER_EXPIRES)
 						loop_timer_start(b->loop, &s->expiry_timer,
-								 (uint64_t)(s->expiry_s - gone_s) * 1000u);
+								 life_ms - gone_ms);
 					(*sessions)++;
 					*queued += s->queue.count + s->inflight_count;
 				}

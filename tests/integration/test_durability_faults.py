@@ -64,10 +64,13 @@ class DiskFull(DurableCase):
         open(fault, "w").close()
         failed_at = time.monotonic()
         # The hub learns of the full disk at its next write: a new persistent
-        # subscription is written, and its SUBACK does not wait for the disk.
+        # session is written. Once the failure is known, a persistent
+        # session's SUBACK does not wait for the disk. (One that reached the
+        # hub before is held until the disk heals, like a PUBACK at the
+        # onset: so the SUBSCRIBE goes after the log line, not before.)
         trig = self.persistent(b, "df-trigger", create=True)
-        self.assertEqual(trig.subscribe("df/none", 1), [1])
         b.wait_log(r"event=journal_write_failed\b.*errno=28")
+        self.assertEqual(trig.subscribe("df/none", 1), [1])
         r5 = self.raw(b)
         r5.connect("df-raw5")
         r5.send(publish("df/t", b"refused qos1", qos=1, packet_id=1))
