@@ -76,6 +76,15 @@ class DurableCase(PeerCase):
     def start_broker(self, extra_args=None, **kw):
         return super().start_broker(extra_args=extra_args, **kw)
 
+    def written(self, peer):
+        """Return once what the hub holds of peer's connection (its session,
+        its will) is on disk. CONNACK is not held for the journal
+        (docs/durability.md), but a QoS 1 PUBACK is when a persistent
+        session subscribes anywhere, and the records of one client id are
+        written in order (its shard stages them): so a QoS 1 publish to a
+        topic nobody reads is a barrier."""
+        self.assertLess(peer.publish("written/" + peer.name, b"", 1), 0x80)
+
     def persistent(self, broker, client_id, version=V5, create=False, expiry=LONG, **kw):
         """A connected paho Peer with a kept session: 3.1.1 clean session 0, or
         5.0 with Session Expiry `expiry`; create=True starts the session anew."""

@@ -507,13 +507,17 @@ class WillsAfterCrash(DurableCase):
         sub = self.persistent(b, "will-sub", create=True)
         self.assertEqual(sub.subscribe("will/#", 1), [1])
         sub.disconnect()
-        self.peer(b, "will-311", V311, will=Will("will/311", b"gone 311", 1))
-        self.peer(b, "will-5", V5, props=connect_props(SessionExpiryInterval=60),
-                  will=Will("will/5", b"gone 5", 1, props=will_props(WillDelayInterval=0)))
-        self.peer(b, "will-ret", V5, will=Will("will/ret", b"retained will", 1, True))
+        # Each will is on disk before the crash (CONNACK does not wait for it).
+        self.written(self.peer(b, "will-311", V311, will=Will("will/311", b"gone 311", 1)))
+        self.written(self.peer(b, "will-5", V5, props=connect_props(SessionExpiryInterval=60),
+                               will=Will("will/5", b"gone 5", 1,
+                                         props=will_props(WillDelayInterval=0))))
+        self.written(self.peer(b, "will-ret", V5,
+                               will=Will("will/ret", b"retained will", 1, True)))
         polite = self.peer(b, "will-polite", V5, will=Will("will/polite", b"must not", 1))
         polite.disconnect()
-        time.sleep(0.2)  # nothing to wait for: the polite will must not appear
+        # Its will's end on disk too: the same client id again, then the barrier.
+        self.written(self.peer(b, "will-polite", V5))
         b.restart(kill=True)
 
         s = self.persistent(b, "will-sub")
@@ -540,9 +544,10 @@ class WillsAfterCrash(DurableCase):
         # then waits past that delay to show the will was cancelled.
         delays = {"back": 6, "gone": 2}
         for name, delay in delays.items():
-            self.peer(b, "wd-" + name, V5, props=connect_props(SessionExpiryInterval=60),
-                      will=Will("wd/" + name, name.encode(), 1,
-                                props=will_props(WillDelayInterval=delay)))
+            self.written(self.peer(b, "wd-" + name, V5,
+                                   props=connect_props(SessionExpiryInterval=60),
+                                   will=Will("wd/" + name, name.encode(), 1,
+                                             props=will_props(WillDelayInterval=delay))))
         killed = time.monotonic()
         b.restart(kill=True)
         back = self.persistent(b, "wd-back", expiry=60)

@@ -354,6 +354,11 @@ class SessionExpiryRestart(DurableCase):
         self.assertEqual(s.subscribe("se/t", 1), [1])
         s.disconnect()
         offline = time.monotonic()
+        # The hub has taken every DISCONNECT (its offline record is staged
+        # then); the QoS 1 PUBACK below waits for a later record, so after
+        # it the offline times are on disk (the tests kill the hub).
+        for cid in ("se-short", "se-early", "se-long", "se-311"):
+            b.wait_log(r'event=disconnect .*client="?%s"?( |$)' % cid)
         p = self.peer(b, "se-pub")
         self.assertEqual(p.publish("se/t", b"offline 1", 1), 0)
         p.close()
