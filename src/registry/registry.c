@@ -29,16 +29,20 @@
 #define ERROR_MAX 256
 #define SERIAL_MAX 80
 
+/*
+ * One per registered device, kept for every device (a fleet can be
+ * 100,000): strings are sized to what they hold, not to their maximum.
+ */
 struct dev {
 	struct dev *next;       /* hash chain */
-	char id[ID_MAX + 1];
-	char model[MODEL_MAX + 1];
-	char serial[SERIAL_MAX + 1];
+	char *model;            /* owned, NULL when none */
+	char *serial;           /* owned, NULL when none */
 	char *last_error;       /* owned, NULL when none */
 	int64_t last_seen;      /* 0: never */
 	uint64_t invalid;
 	unsigned connections;   /* live connections (a takeover overlaps) */
 	bool dirty;             /* runtime fields differ from the table */
+	char id[];              /* NUL-terminated, at most ID_MAX */
 };
 
 struct registry {
@@ -87,15 +91,50 @@ static enum mote_err grow(struct registry *r)
 	return MOTE_OK;
 }
 
+/*
+ * Sets an owned string field to s (truncated to max bytes; NULL or "" clears
+ * it). Unchanged when equal, so a reconnect with the same serial allocates
+ * nothing. MOTE_ENOMEM leaves the old value.
+ */
+static enum mote_err set_field(char **field, const char *s, size_t max)
+{
+	size_t n = s ? strnlen(s, max) : 0;
+	if (*field && n && strncmp(*field, s, n) == 0 && (*field)[n] == '\0')
+		return MOTE_OK;
+	char *copy = NULL;
+	if (n) {
+		copy = malloc(n + 1);
+		if (!copy)
+			return MOTE_ENOMEM;
+		memcpy(copy, s, n);
+		copy[n] = '\0';
+	}
+	free(*field);
+	*field = copy;
+	return MOTE_OK;
+}
+
+static void dev_free(struct dev *d)
+{
+	free(d->model);
+	free(d->serial);
+	free(d->last_error);
+	free(d);
+}
+
 static struct dev *insert(struct registry *r, const char *id, const char *model)
 {
 	if (r->count + 1 > r->nslots && grow(r) != MOTE_OK)
 		return NULL;
-	struct dev *d = calloc(1, sizeof *d);
+	size_t idlen = strnlen(id, ID_MAX);
+	struct dev *d = calloc(1, sizeof *d + idlen + 1);
 	if (!d)
 		return NULL;
-	snprintf(d->id, sizeof d->id, "%s", id);
-	snprintf(d->model, sizeof d->model, "%s", model ? model : "");
+	memcpy(d->id, id, idlen);
+	if (set_field(&d->model, model, MODEL_MAX) != MOTE_OK) {
+		free(d);
+		return NULL;
+	}
 	size_t k = hash_id(id) & (r->nslots - 1);
 	d->next = r->slots[k];
 	r->slots[k] = d;
@@ -112,8 +151,7 @@ static void unlink_dev(struct registry *r, const char *id)
 			*pp = d->next;
 			if (d->connections)
 				r->online--;
-			free(d->last_error);
-			free(d);
+			dev_free(d);
 			r->count--;
 			return;
 		}
@@ -125,8 +163,7 @@ static void clear_index(struct registry *r)
 	for (size_t i = 0; i < r->nslots; i++) {
 		for (struct dev *d = r->slots[i], *next; d; d = next) {
 			next = d->next;
-			free(d->last_error);
-			free(d);
+			dev_free(d);
 		}
 		r->slots[i] = NULL;
 	}
@@ -164,7 +201,7 @@ static enum mote_err load(struct registry *r)
 		for (size_t i = 0; i < r->nslots; i++)
 			for (struct dev *d = r->slots[i]; d; d = d->next)
 				if (d->connections && nkeep < r->online) {
-					memcpy(keep[nkeep].id, d->id, sizeof d->id);
+					snprintf(keep[nkeep].id, sizeof keep[nkeep].id, "%s", d->id);
 					keep[nkeep++].n = d->connections;
 				}
 	}
@@ -187,8 +224,10 @@ static enum mote_err load(struct registry *r)
 			break;
 		}
 		const unsigned char *s = sqlite3_column_text(st, 2);
-		if (s)
-			snprintf(d->serial, sizeof d->serial, "%s", s);
+		if (s && set_field(&d->serial, (const char *)s, SERIAL_MAX) != MOTE_OK) {
+			err = MOTE_ENOMEM;
+			break;
+		}
 		s = sqlite3_column_text(st, 3);
 		if (s)
 			d->last_error = strdup((const char *)s);
@@ -279,7 +318,7 @@ bool registry_refresh(struct registry *r)
 	if (r->removed && r->count && (before = malloc(r->count * sizeof *before))) {
 		for (size_t i = 0; i < r->nslots; i++)
 			for (struct dev *d = r->slots[i]; d; d = d->next)
-				memcpy(before[n++], d->id, sizeof d->id);
+				snprintf(before[n++], sizeof *before, "%s", d->id);
 	}
 	if (load(r) != MOTE_OK)
 		MOTE_WARN("registry", "event=reload_failed why=\"%s\"", sqlite3_errmsg(r->db));
@@ -298,13 +337,13 @@ bool registry_exists(struct registry *r, const char *id)
 const char *registry_model(struct registry *r, const char *id)
 {
 	struct dev *d = find(r, id);
-	return d ? d->model : NULL;
+	return d ? (d->model ? d->model : "") : NULL;
 }
 
 const char *registry_cert_serial(struct registry *r, const char *id)
 {
 	struct dev *d = find(r, id);
-	return d && d->serial[0] ? d->serial : NULL;
+	return d ? d->serial : NULL;
 }
 
 uint64_t registry_count(struct registry *r)
@@ -482,8 +521,8 @@ enum mote_err registry_update(struct registry *r, const char *id, const char *na
 		return MOTE_ENOTFOUND;
 	}
 	struct dev *d = find(r, id);
-	if (d && model)
-		snprintf(d->model, sizeof d->model, "%s", model);
+	if (d && model && set_field(&d->model, model, MODEL_MAX) != MOTE_OK)
+		MOTE_WARN("registry", "event=index_stale device=%s why=\"out of memory\"", id);
 	r->data_version = data_version(r->db);
 	return MOTE_OK;
 }
@@ -499,8 +538,9 @@ void registry_set_online(struct registry *r, const char *id, bool online, int64_
 	if (online) {
 		if (d->connections++ == 0)
 			r->online++;
-		if (cert_serial)
-			snprintf(d->serial, sizeof d->serial, "%s", cert_serial);
+		if (cert_serial && set_field(&d->serial, cert_serial, SERIAL_MAX) != MOTE_OK)
+			MOTE_WARN("registry", "event=serial_not_kept device=%s why=\"out of memory\"",
+				  id);
 	} else if (d->connections > 0 && --d->connections == 0) {
 		r->online--;
 	}
@@ -558,7 +598,7 @@ enum mote_err registry_flush(struct registry *r)
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_int64(st, 2, d->last_seen);
 			sqlite3_bind_int(st, 3, d->connections > 0);
-			if (d->serial[0])
+			if (d->serial)
 				sqlite3_bind_text(st, 4, d->serial, -1, SQLITE_STATIC);
 			else
 				sqlite3_bind_null(st, 4);

@@ -68,7 +68,8 @@ enum mote_err registry_all_offline(struct registry *r);
 
 uint64_t registry_count(struct registry *r);
 uint64_t registry_online_count(struct registry *r);
-/* The device's certificate serial (hex), or NULL. */
+/* The device's certificate serial (hex), or NULL. Valid until the next call
+ * that changes the registry. */
 const char *registry_cert_serial(struct registry *r, const char *id);
 
 struct registry_filter {

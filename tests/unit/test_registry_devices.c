@@ -215,9 +215,13 @@ static void connection_state(void **state)
 	struct fx *f = *state;
 	char err[256];
 	assert_int_equal(registry_add(f->r, "d1", NULL, NULL, NULL, 1, err, sizeof err), MOTE_OK);
+	assert_string_equal(registry_model(f->r, "d1"), ""); /* none given */
+	assert_null(registry_cert_serial(f->r, "d1"));
 	registry_set_online(f->r, "d1", true, 100, "ABCD");
+	assert_string_equal(registry_cert_serial(f->r, "d1"), "ABCD");
 	/* A session takeover: the new connection comes before the old one ends. */
 	registry_set_online(f->r, "d1", true, 110, "ABCD");
+	assert_string_equal(registry_cert_serial(f->r, "d1"), "ABCD");
 	registry_set_online(f->r, "d1", false, 120, NULL);
 	assert_int_equal(registry_online_count(f->r), 1);
 	registry_set_error(f->r, "d1", "record 1: \"v\" is not a number", 130);
@@ -236,6 +240,10 @@ static void connection_state(void **state)
 
 	registry_set_online(f->r, "d1", false, 150, NULL);
 	assert_int_equal(registry_online_count(f->r), 0);
+	/* A renewed certificate: the new serial replaces the old one. */
+	registry_set_online(f->r, "d1", true, 151, "0123456789ABCDEF");
+	registry_set_online(f->r, "d1", false, 152, NULL);
+	assert_string_equal(registry_cert_serial(f->r, "d1"), "0123456789ABCDEF");
 	/* The hub restarts: nobody is online until they connect again. */
 	registry_set_online(f->r, "d1", true, 160, NULL);
 	registry_flush(f->r);
@@ -260,7 +268,7 @@ static void another_process(void **state)
 	registry_on_removed(f->r, on_removed, f);
 	assert_int_equal(registry_add(f->r, "a", NULL, NULL, NULL, 1, err, sizeof err), MOTE_OK);
 	assert_int_equal(registry_add(f->r, "b", NULL, NULL, NULL, 1, err, sizeof err), MOTE_OK);
-	registry_set_online(f->r, "b", true, 5, NULL);
+	registry_set_online(f->r, "b", true, 5, "B1");
 	assert_false(registry_refresh(f->r)); /* our own writes are no news */
 
 	/* `mote device` in another process: its own connection and registry. */
@@ -280,8 +288,9 @@ static void another_process(void **state)
 	assert_false(registry_exists(f->r, "a"));
 	assert_int_equal(f->nremoved, 1);
 	assert_string_equal(f->removed[0], "a");
-	/* The live connection of b survived the reload. */
+	/* The live connection of b survived the reload, its serial read back. */
 	assert_int_equal(registry_online_count(f->r), 1);
+	assert_string_equal(registry_cert_serial(f->r, "b"), "B1");
 }
 
 int main(void)
