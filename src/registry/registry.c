@@ -38,6 +38,7 @@ struct dev {
 	char *model;            /* owned, NULL when none */
 	char *serial;           /* owned, NULL when none */
 	char *last_error;       /* owned, NULL when none */
+	int64_t last_error_at;  /* ms; 0: none, or before the column existed */
 	int64_t last_seen;      /* 0: never */
 	uint64_t invalid;
 	unsigned connections;   /* live connections (a takeover overlaps) */
@@ -210,7 +211,7 @@ static enum mote_err load(struct registry *r)
 	enum mote_err err = MOTE_OK;
 	if (sqlite3_prepare_v2(r->db,
 			       "SELECT id, model, cert_serial, last_error, last_seen, "
-			       "invalid_payloads FROM devices",
+			       "invalid_payloads, last_error_at FROM devices",
 			       -1, &st, NULL) != SQLITE_OK) {
 		free(keep);
 		return MOTE_EIO;
@@ -233,6 +234,7 @@ static enum mote_err load(struct registry *r)
 			d->last_error = strdup((const char *)s);
 		d->last_seen = sqlite3_column_int64(st, 4);
 		d->invalid = (uint64_t)sqlite3_column_int64(st, 5);
+		d->last_error_at = sqlite3_column_int64(st, 6);
 	}
 	if (err == MOTE_OK && rc != SQLITE_DONE)
 		err = MOTE_EIO;
@@ -249,6 +251,27 @@ static enum mote_err load(struct registry *r)
 	return err;
 }
 
+/* A mote.db from before last_error_at (session 6 and older) gets the column;
+ * its old errors have no time (0) and count as old ones. */
+static int add_missing_columns(sqlite3 *db, char **msg)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('devices') "
+					"WHERE name = 'last_error_at'",
+				    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return SQLITE_OK;
+	if (rc != SQLITE_DONE)
+		return rc;
+	return sqlite3_exec(db, "ALTER TABLE devices ADD COLUMN last_error_at INTEGER NOT NULL "
+				"DEFAULT 0",
+			    NULL, NULL, msg);
+}
+
 enum mote_err registry_open(sqlite3 *db, struct registry **out, char *err, size_t errcap)
 {
 	static const char schema[] =
@@ -262,10 +285,12 @@ enum mote_err registry_open(sqlite3 *db, struct registry **out, char *err, size_
 		" online INTEGER NOT NULL DEFAULT 0,"
 		" cert_serial TEXT,"
 		" last_error TEXT,"
-		" invalid_payloads INTEGER NOT NULL DEFAULT 0"
+		" invalid_payloads INTEGER NOT NULL DEFAULT 0,"
+		" last_error_at INTEGER NOT NULL DEFAULT 0"
 		") WITHOUT ROWID";
 	char *msg = NULL;
-	if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+	if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK ||
+	    add_missing_columns(db, &msg) != SQLITE_OK) {
 		snprintf(err, errcap, "cannot create the devices table: %s",
 			 msg ? msg : sqlite3_errmsg(db));
 		sqlite3_free(msg);
@@ -570,6 +595,7 @@ void registry_set_error(struct registry *r, const char *id, const char *msg, int
 		d->last_error = copy;
 	}
 	d->invalid++;
+	d->last_error_at = now_ms;
 	d->last_seen = now_ms;
 	d->dirty = true;
 	r->any_dirty = true;
@@ -584,8 +610,8 @@ enum mote_err registry_flush(struct registry *r)
 		return MOTE_EIO;
 	if (sqlite3_prepare_v2(r->db,
 			       "UPDATE devices SET last_seen = ?2, online = ?3, cert_serial = "
-			       "COALESCE(?4, cert_serial), last_error = ?5, invalid_payloads = ?6 "
-			       "WHERE id = ?1",
+			       "COALESCE(?4, cert_serial), last_error = ?5, invalid_payloads = ?6, "
+			       "last_error_at = ?7 WHERE id = ?1",
 			       -1, &st, NULL) != SQLITE_OK) {
 		sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
 		return MOTE_EIO;
@@ -607,6 +633,7 @@ enum mote_err registry_flush(struct registry *r)
 			else
 				sqlite3_bind_null(st, 5);
 			sqlite3_bind_int64(st, 6, (sqlite3_int64)d->invalid);
+			sqlite3_bind_int64(st, 7, d->last_error_at);
 			if (sqlite3_step(st) != SQLITE_DONE) {
 				err = MOTE_EIO;
 				break;

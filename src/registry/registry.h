@@ -8,7 +8,10 @@
  * A device as the API shows it:
  *   {"id":"pump-7","name":"Pump 7","model":"pump","tags":{"site":"north"},
  *    "created":1733380000000,"last_seen":1733380100000,"online":true,
- *    "cert_serial":"3A9F...","last_error":null,"invalid_payloads":0}
+ *    "cert_serial":"3A9F...","last_error":null,"invalid_payloads":0,
+ *    "last_error_at":null}
+ * last_error_at: when last_error was set (ms), null when never (or before
+ * the hub kept the time).
  * tags is an object of string values (filter: tag=site:north or tag=site).
  *
  * Threading: one thread per registry object (the pipeline, or the CLI).

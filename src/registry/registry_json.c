@@ -14,7 +14,7 @@
 #include "registry/registry_int.h"
 
 #define COLUMNS "id, name, model, tags, created, last_seen, online, cert_serial, " \
-		"last_error, invalid_payloads"
+		"last_error, invalid_payloads, last_error_at"
 
 static cJSON *row_json(sqlite3_stmt *st)
 {
@@ -44,6 +44,11 @@ static cJSON *row_json(sqlite3_stmt *st)
 	else
 		cJSON_AddNullToObject(o, "last_error");
 	cJSON_AddNumberToObject(o, "invalid_payloads", (double)sqlite3_column_int64(st, 9));
+	int64_t err_at = sqlite3_column_int64(st, 10);
+	if (err_at)
+		cJSON_AddNumberToObject(o, "last_error_at", (double)err_at);
+	else
+		cJSON_AddNullToObject(o, "last_error_at");
 	return o;
 }
 

@@ -9,6 +9,7 @@
   /api/v1/devices/{id} revokes its certificate, the live connection is closed, and a reconnect is refused.
 """
 import json
+import time
 import os
 import shutil
 import ssl
@@ -129,6 +130,8 @@ class AnonymousHub(unittest.TestCase):
         wait_for(lambda: state().get("invalid_payloads") == len(bad), 10,
                  "every invalid payload counted on the device")
         self.assertTrue(state()["last_error"])
+        # when it happened, by the hub's clock (ms): the dashboard's health uses it
+        self.assertLess(abs(state()["last_error_at"] - time.time() * 1000), 60000)
         path = "/api/v1/devices/sensor-3/telemetry/latest"
         status, _, body = self.b.api("GET", path, token=self.token)
         self.assertEqual(status, 200)

@@ -96,6 +96,7 @@ static void add_and_show(void **state)
 			    "north");
 	assert_int_equal((int)cJSON_GetObjectItem(d, "created")->valuedouble, 1000);
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_seen")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_error_at")));
 	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(d, "online")));
 	cJSON_Delete(d);
 
@@ -236,6 +237,7 @@ static void connection_state(void **state)
 	assert_string_equal(cJSON_GetObjectItem(d, "cert_serial")->valuestring, "ABCD");
 	assert_int_equal((int)cJSON_GetObjectItem(d, "invalid_payloads")->valuedouble, 1);
 	assert_non_null(strstr(cJSON_GetObjectItem(d, "last_error")->valuestring, "not a number"));
+	assert_int_equal((int)cJSON_GetObjectItem(d, "last_error_at")->valuedouble, 130);
 	cJSON_Delete(d);
 
 	registry_set_online(f->r, "d1", false, 150, NULL);
@@ -293,10 +295,53 @@ static void another_process(void **state)
 	assert_string_equal(registry_cert_serial(f->r, "b"), "B1");
 }
 
+/* A mote.db written before last_error_at existed: the column is added, old
+ * rows read back with no error time, and new errors get one. */
+static void table_from_before_last_error_at(void **state)
+{
+	struct fx *f = *state;
+	char err[256];
+	registry_close(f->r);
+	f->r = NULL;
+	assert_int_equal(sqlite3_exec(f->db, "DROP TABLE devices;"
+				      "CREATE TABLE devices (id TEXT PRIMARY KEY,"
+				      " name TEXT NOT NULL DEFAULT '', model TEXT NOT NULL DEFAULT '',"
+				      " tags TEXT NOT NULL DEFAULT '{}', created INTEGER NOT NULL,"
+				      " last_seen INTEGER NOT NULL DEFAULT 0,"
+				      " online INTEGER NOT NULL DEFAULT 0, cert_serial TEXT,"
+				      " last_error TEXT, invalid_payloads INTEGER NOT NULL DEFAULT 0"
+				      ") WITHOUT ROWID;"
+				      "INSERT INTO devices(id, model, created, last_error, invalid_payloads)"
+				      " VALUES ('old-1', 'pump', 5, 'bad json', 2);",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(registry_open(f->db, &f->r, err, sizeof err), MOTE_OK);
+	assert_string_equal(registry_model(f->r, "old-1"), "pump");
+	struct mote_reply rep = { 0 };
+	registry_get_json(f->r, "old-1", &rep);
+	cJSON *d = reply_doc(&rep, 200);
+	assert_string_equal(cJSON_GetObjectItem(d, "last_error")->valuestring, "bad json");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(d, "last_error_at")));
+	cJSON_Delete(d);
+
+	registry_set_error(f->r, "old-1", "still bad", 777);
+	assert_int_equal(registry_flush(f->r), MOTE_OK);
+	registry_get_json(f->r, "old-1", &rep);
+	d = reply_doc(&rep, 200);
+	assert_int_equal((int)cJSON_GetObjectItem(d, "last_error_at")->valuedouble, 777);
+	assert_int_equal((int)cJSON_GetObjectItem(d, "invalid_payloads")->valuedouble, 3);
+	cJSON_Delete(d);
+	/* Opening again finds the column there and adds nothing. */
+	registry_close(f->r);
+	assert_int_equal(registry_open(f->db, &f->r, err, sizeof err), MOTE_OK);
+	assert_true(registry_exists(f->r, "old-1"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(add_and_show, setup, teardown),
+		cmocka_unit_test_setup_teardown(table_from_before_last_error_at, setup, teardown),
 		cmocka_unit_test_setup_teardown(refuses_bad_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(rest_create_update_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(connection_state, setup, teardown),
