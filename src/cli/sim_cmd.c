@@ -54,7 +54,11 @@ static void usage(FILE *out)
 		"                        certificates DIR/devices/ID.pem + .key, issued from the\n"
 		"                        fleet CA when missing\n"
 		"  --certs DIR           device certificates DIR/ID.pem and DIR/ID.key (made\n"
-		"                        elsewhere); needs --ca\n"
+		"                        elsewhere, or by claim); needs --ca\n"
+		"  --claim-cert FILE     provisioning by claim: a device with no certificate in\n"
+		"  --claim-key FILE      --certs DIR first connects with this claim certificate\n"
+		"                        (`mote pki claim`), sends a CSR for a key it makes and\n"
+		"                        keeps the certificate the hub answers with there\n"
 		"  --ca FILE             the CA that signed the hub's certificate (default\n"
 		"                        DIR/ca.pem with --pki)\n"
 		"  --api URL             register every device first through the hub's REST API\n"
@@ -203,7 +207,7 @@ static void progress(struct sim_fleet *f, struct sim_stats *prev, double secs)
 enum {
 	O_MQTT = 256, O_MQTTS, O_DEVICES, O_MODELS, O_PREFIX, O_PKI, O_CERTS, O_CA, O_API,
 	O_TOKEN, O_INTERVAL, O_SEED, O_FAULT_RATE, O_SPEED, O_DURATION, O_THREADS,
-	O_CONNECT_RATE, O_QUIET, O_VERBOSE, O_API_WAIT,
+	O_CONNECT_RATE, O_QUIET, O_VERBOSE, O_API_WAIT, O_CLAIM_CERT, O_CLAIM_KEY,
 };
 
 int cli_sim(int argc, char **argv)
@@ -217,6 +221,8 @@ int cli_sim(int argc, char **argv)
 		{ "pki", required_argument, NULL, O_PKI },
 		{ "certs", required_argument, NULL, O_CERTS },
 		{ "ca", required_argument, NULL, O_CA },
+		{ "claim-cert", required_argument, NULL, O_CLAIM_CERT },
+		{ "claim-key", required_argument, NULL, O_CLAIM_KEY },
 		{ "api", required_argument, NULL, O_API },
 		{ "token", required_argument, NULL, O_TOKEN },
 		{ "api-wait", required_argument, NULL, O_API_WAIT },
@@ -267,6 +273,8 @@ int cli_sim(int argc, char **argv)
 		case O_PKI: cfg.pki_dir = optarg; break;
 		case O_CERTS: cfg.certs_dir = optarg; break;
 		case O_CA: cfg.ca_file = optarg; break;
+		case O_CLAIM_CERT: cfg.claim_cert = optarg; break;
+		case O_CLAIM_KEY: cfg.claim_key = optarg; break;
 		case O_API: cfg.api_url = optarg; break;
 		case O_TOKEN: cfg.token = optarg; break;
 		case O_API_WAIT: {
@@ -348,8 +356,17 @@ int cli_sim(int argc, char **argv)
 		rc = usage_error("--certs needs --ca FILE (the CA that signed the hub)");
 		goto out;
 	}
-	if (!cfg.tls && (cfg.pki_dir || cfg.certs_dir || cfg.ca_file)) {
-		rc = usage_error("--pki, --certs and --ca are for --mqtts");
+	if (!cfg.tls && (cfg.pki_dir || cfg.certs_dir || cfg.ca_file || cfg.claim_cert)) {
+		rc = usage_error("--pki, --certs, --ca and --claim-cert are for --mqtts");
+		goto out;
+	}
+	if (!cfg.claim_cert != !cfg.claim_key) {
+		rc = usage_error("--claim-cert and --claim-key go together");
+		goto out;
+	}
+	if (cfg.claim_cert && !cfg.certs_dir) {
+		rc = usage_error("--claim-cert needs --certs DIR: where the certificates the "
+				 "devices get by claim are kept");
 		goto out;
 	}
 	if (cfg.token && !cfg.api_url) {

@@ -77,6 +77,20 @@ enum mote_err mote_pki_sign_csr(const char *dir, const char *csr_file, const cha
 				int days, int force, char *cert_path, char *err, size_t errlen);
 
 /*
+ * The device's side of provisioning by claim: a new key pair (EC P-256, as
+ * mote_pki_issue makes) written to key_path (0600, replacing the file), and
+ * a PEM certificate request for CN=id signed with it, in *csr (NUL-ended,
+ * *csr_len bytes without the NUL; the caller frees it). MOTE_EINVAL for an
+ * id that is not a valid device id.
+ */
+enum mote_err mote_pki_make_csr(const char *id, const char *key_path, char **csr,
+				size_t *csr_len, char *err, size_t errlen);
+/* The hub's answer to that request (PEM: the certificate, then the CA) saved
+ * to path (0644, replacing it) once its first certificate names CN=id. */
+enum mote_err mote_pki_save_cert(const char *path, const char *id, const void *pem, size_t len,
+				 char *err, size_t errlen);
+
+/*
  * Revokes every unrevoked certificate of device `what`, or else the one with
  * serial `what` (hex, as in index.txt and `openssl x509 -serial`), then writes
  * DIR/crl.pem. *count (may be NULL) receives how many were revoked.

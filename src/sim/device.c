@@ -173,6 +173,11 @@ static enum mote_err tr_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeo
 	}
 }
 
+struct mote_transport dev_transport(struct sim_dev *d)
+{
+	return (struct mote_transport){ .ctx = d, .send = tr_send, .recv = tr_recv };
+}
+
 /* ---- helpers --------------------------------------------------------------- */
 
 static struct sim_fleet *fleet_of(const struct sim_dev *d)
@@ -727,7 +732,7 @@ void dev_setup(struct sim_fleet *f, struct sim_dev *d, unsigned index, uint64_t 
 	d->s.fd = -1;
 
 	struct mote_client_cfg cc = {
-		.transport = { .ctx = d, .send = tr_send, .recv = tr_recv },
+		.transport = dev_transport(d),
 		.clock = mote_posix_clock(),
 		.tx_buf = d->tx, .tx_cap = sizeof d->tx,
 		.rx_buf = d->rx, .rx_cap = sizeof d->rx,

@@ -11,6 +11,7 @@
  *   - A stop runs on each worker's own thread (loop_wake), which sends every
  *     device's DISCONNECT and leaves loop_run; then the threads are joined.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,8 +96,8 @@ static void audit_issued(struct sim_fleet *f, struct audit **a, bool *failed, co
 
 /* TLS context of one device, issuing its certificate when --pki has none. */
 static enum mote_err device_tls(struct sim_fleet *f, struct sim_dev *d, const char *ca,
-				unsigned *issued, struct audit **log, bool *log_failed,
-				char *err, size_t errcap)
+				struct tls_client *claim, unsigned *issued, struct audit **log,
+				bool *log_failed, char *err, size_t errcap)
 {
 	const struct sim_config *cfg = &f->cfg;
 	char cert[PATH_MAX], key[PATH_MAX], e[512];
@@ -119,6 +120,14 @@ static enum mote_err device_tls(struct sim_fleet *f, struct sim_dev *d, const ch
 	} else {
 		snprintf(cert, sizeof cert, "%s/%s.pem", cfg->certs_dir, d->id);
 		snprintf(key, sizeof key, "%s/%s.key", cfg->certs_dir, d->id);
+		if (claim && (!file_exists(cert) || !file_exists(key))) {
+			rc = sim_claim_device(f, claim, d->id, cert, key, e, sizeof e);
+			if (rc != MOTE_OK) {
+				snprintf(err, errcap, "provisioning %s by claim: %s", d->id, e);
+				return rc;
+			}
+			(*issued)++;
+		}
 	}
 	rc = tls_client_new(ca, cert, key, &d->tls, e, sizeof e);
 	if (rc != MOTE_OK) {
@@ -136,8 +145,10 @@ static enum mote_err setup_tls(struct sim_fleet *f, char *err, size_t errcap)
 	unsigned issued = 0;
 	uint64_t last = mote_mono_ms();
 	struct audit *log = NULL;
+	struct tls_client *claim = NULL; /* owned: the batch's claim certificate */
 	bool log_failed = false;
 	enum mote_err rc = MOTE_OK;
+	char e[512];
 
 	if (cfg->ca_file)
 		snprintf(ca, sizeof ca, "%s", cfg->ca_file);
@@ -152,18 +163,35 @@ static enum mote_err setup_tls(struct sim_fleet *f, char *err, size_t errcap)
 			 "missing) or --certs DIR (DIR/ID.pem and DIR/ID.key)");
 		return MOTE_EINVAL;
 	}
+	if (cfg->claim_cert) {
+		if (!cfg->certs_dir || !cfg->claim_key) {
+			snprintf(err, errcap, "--claim-cert needs --claim-key and --certs DIR (where "
+				 "the certificates it gets are kept)");
+			return MOTE_EINVAL;
+		}
+		if (mkdir(cfg->certs_dir, 0700) != 0 && errno != EEXIST) {
+			snprintf(err, errcap, "%s: %s", cfg->certs_dir, strerror(errno));
+			return MOTE_EIO;
+		}
+		rc = tls_client_new(ca, cfg->claim_cert, cfg->claim_key, &claim, e, sizeof e);
+		if (rc != MOTE_OK) {
+			snprintf(err, errcap, "the claim certificate: %s", e);
+			return rc;
+		}
+	}
 	for (unsigned i = 0; i < cfg->devices; i++) {
 		if (cancelled(f)) {
 			snprintf(err, errcap, "stopped while preparing certificates");
 			rc = MOTE_EAGAIN;
 			goto out;
 		}
-		rc = device_tls(f, &f->devs[i], ca, &issued, &log, &log_failed, err, errcap);
+		rc = device_tls(f, &f->devs[i], ca, claim, &issued, &log, &log_failed, err,
+				errcap);
 		if (rc != MOTE_OK)
 			goto out;
 		if (issued && mote_mono_ms() - last > 5000) {
-			MOTE_INFO("sim", "event=certificates_progress done=%u of=%u issued=%u", i + 1,
-				  cfg->devices, issued);
+			MOTE_INFO("sim", "event=certificates_progress done=%u of=%u %s=%u", i + 1,
+				  cfg->devices, claim ? "provisioned" : "issued", issued);
 			last = mote_mono_ms();
 		}
 	}
@@ -171,7 +199,11 @@ out:
 	if (log && audit_flush(log) != MOTE_OK)
 		MOTE_WARN("sim", "event=audit_failed dir=%s why=\"write failed\"", cfg->pki_dir);
 	audit_close(log);
-	if (issued)
+	tls_client_free(claim);
+	if (issued && claim)
+		MOTE_INFO("sim", "event=certificates_provisioned count=%u dir=%s how=claim", issued,
+			  cfg->certs_dir);
+	else if (issued)
 		MOTE_INFO("sim", "event=certificates_issued count=%u dir=%s", issued, cfg->pki_dir);
 	return rc;
 }

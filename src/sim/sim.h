@@ -42,6 +42,9 @@ struct sim_config {
 	const char *prefix;      /* "" or e.g. "site1-" */
 	const char *pki_dir;     /* --pki: issue missing device certificates */
 	const char *certs_dir;   /* --certs: DIR/ID.pem + DIR/ID.key */
+	/* --claim-cert/--claim-key: a device missing from certs_dir gets its
+	 * certificate by claim first (provisioning by claim), saved there. */
+	const char *claim_cert, *claim_key;
 	const char *ca_file;     /* the CA that signed the hub (--ca, or PKI/ca.pem) */
 	const char *api_url;     /* --api: register devices first */
 	const char *token;

@@ -123,6 +123,16 @@ void dev_setup(struct sim_fleet *f, struct sim_dev *d, unsigned index, uint64_t 
 enum mote_err dev_start(struct sim_dev *d, uint64_t delay_ms);
 /* On the worker's thread: DISCONNECT if up, close, stop timers. */
 void dev_stop(struct sim_dev *d);
+/* The SDK transport over d->s (blocking up to the SDK's timeouts, with
+ * poll), for a client whose buffers are d's. */
+struct mote_transport dev_transport(struct sim_dev *d);
+
+/* claim.c: device id gets its certificate by claim (the connection uses the
+ * claim's TLS context): key to key_path (0600), certificate to cert_path.
+ * Blocking, at most 20 s. err says what failed and what to check. */
+enum mote_err sim_claim_device(struct sim_fleet *f, struct tls_client *claim, const char *id,
+			       const char *cert_path, const char *key_path, char *err,
+			       size_t errcap);
 
 /* register.c */
 enum mote_err sim_register(struct sim_fleet *f, char *err, size_t errcap);

@@ -333,6 +333,70 @@ class TlsTest(unittest.TestCase):
             b.stop()
 
 
+class ClaimTest(unittest.TestCase):
+    def test_devices_provision_themselves_by_claim(self):
+        # docs/security.md "Provisioning by claim", as a production batch does it:
+        # the batch shares the claim certificate; each device makes its own key.
+        tmp = tempfile.mkdtemp(prefix="mote-sim-claim-")
+        pki = Pki(tmp)
+        pki.mote("claim", "line9", "--prefix", "c-", "--max", "3")
+        tls_port = harness.free_port()
+        b = Broker(http=True, extra_args=["--mqtts", "%s:%d" % (HOST, tls_port),
+                                          "--pki", pki.dir]).start()
+        tok = b.token("read")
+        mine = os.path.join(tmp, "device-certs")
+        args = ["--mqtts", "%s:%d" % (HOST, tls_port), "--certs", mine, "--ca", pki.ca,
+                "--claim-cert", pki.p("claims", "line9.pem"),
+                "--claim-key", pki.p("claims", "line9.key"), "--prefix", "c-"]
+        devs = ["c-pump-001", "c-motor-002", "c-hvac-003"]
+        sim = Sim(b, args + ["--devices", "3", "--interval-ms", "300"])
+        try:
+            for dev in devs:
+                wait_for(lambda: set(latest(b, tok, dev)) >= METRICS[dev.split("-")[1]], 30,
+                         "telemetry of %s on its own certificate" % dev)
+            for dev in devs:
+                key = os.path.join(mine, dev + ".key")
+                self.assertEqual(os.stat(key).st_mode & 0o777, 0o600, key)
+                # the hub signed this very key: the certificate matches it
+                pub = [subprocess.run(["openssl"] + cmd, capture_output=True, text=True,
+                                      check=True).stdout
+                       for cmd in (["x509", "-in", os.path.join(mine, dev + ".pem"), "-noout",
+                                    "-pubkey"],
+                                   ["pkey", "-in", key, "-pubout"])]
+                self.assertEqual(pub[0], pub[1], dev)
+                st, _, body = api(b, tok, "GET", "/api/v1/devices/" + dev)
+                self.assertEqual(st, 200)
+                self.assertTrue(body["online"] and body["cert_serial"], body)
+            self.assertEqual(os.listdir(mine).count("c-pump-001.key.part"), 0)
+            # the PKI's index counts them against the claim
+            with open(pki.p("index.txt")) as f:
+                by_claim = sorted(line.split("\t")[3] for line in f
+                                  if line.rstrip("\n").endswith("\tline9"))
+            self.assertEqual(by_claim, sorted(devs))
+            self.assertIn("event=certificates_provisioned count=3", sim.log())
+            self.assertEqual(sim.stop(), 0, sim.log())
+
+            # A fourth device would exceed the claim's maximum: the hub refuses
+            # its CONNECT and mote sim stops with a sentence, nothing left half-made.
+            over = Sim(b, args + ["--devices", "4", "--duration", "5"], name="sim-over")
+            rc = over.proc.wait(timeout=40)
+            over.kill()  # closes its log
+            self.assertNotEqual(rc, 0, over.log())
+            self.assertIn("provisioning c-pump-004 by claim", over.log())
+            self.assertIn("refused", over.log())
+            self.assertNotIn("Sanitizer", over.log())  # its exit is non-zero anyway
+            self.assertEqual(sorted(f for f in os.listdir(mine) if "004" in f), [])
+            # the three come back on the certificates they have, no claim needed
+            again = Sim(b, args + ["--devices", "3", "--duration", "2"], name="sim-again")
+            rc = again.proc.wait(timeout=30)
+            again.kill()
+            self.assertEqual(rc, 0, again.log())
+            self.assertNotIn("certificates_provisioned", again.log())
+        finally:
+            sim.kill()
+            b.stop()
+
+
 class LifecycleTest(unittest.TestCase):
     def test_reconnects_after_the_hub_restarts_and_stops_on_sigint(self):
         b = Broker(http=True).start()
@@ -372,7 +436,7 @@ class UsageTest(unittest.TestCase):
         r = self.run_sim("--help")
         self.assertEqual(r.returncode, 0)
         for opt in ["--mqtt", "--mqtts", "--devices", "--models", "--prefix", "--pki",
-                    "--certs", "--ca", "--api", "--token", "--interval-ms", "--seed",
+                    "--certs", "--ca", "--claim-cert", "--claim-key", "--api", "--token", "--interval-ms", "--seed",
                     "--fault-rate", "--speed", "--duration", "--quiet"]:
             self.assertIn(opt + " ", r.stdout)
 
@@ -384,6 +448,10 @@ class UsageTest(unittest.TestCase):
             (["--mqtt", "127.0.0.1:1883", "--models", "pump,boiler"], "--models"),
             (["--mqtt", "127.0.0.1:1883", "--interval-ms", "5"], "--interval-ms"),
             (["--mqtts", "127.0.0.1:8883"], "certificates"),
+            (["--mqtts", "127.0.0.1:8883", "--pki", "p", "--claim-cert", "c.pem",
+              "--claim-key", "c.key"], "--certs DIR"),
+            (["--mqtts", "127.0.0.1:8883", "--certs", "d", "--ca", "ca.pem",
+              "--claim-cert", "c.pem"], "--claim-key"),
             (["--mqtt", "127.0.0.1:1883", "--api", "http://x"], "--token"),
             (["--mqtt", "127.0.0.1:1883", "--prefix", "a/b"], "--prefix"),
             (["--mqtt", "127.0.0.1:1883", "--bogus"], "--bogus"),

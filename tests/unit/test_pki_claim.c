@@ -330,6 +330,59 @@ static void test_good_csr(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* The device's side: its key and CSR (mote_pki_make_csr), the hub's signing,
+ * and the answer saved (mote_pki_save_cert) only when it names the device. */
+static void test_device_side(void **state)
+{
+	struct fx *f = *state;
+	char key[PATH_MAX], cert[PATH_MAX], serial[68];
+	char *csr = NULL, *pem = NULL;
+	size_t csr_len = 0, len = 0;
+	struct stat st;
+
+	claim_ok(f, "batch2", "fan-", 5);
+	path_of(key, f, "fan-1.key");
+	path_of(cert, f, "fan-1.pem");
+	assert_int_equal(mote_pki_make_csr("fan-1", key, &csr, &csr_len, f->err, sizeof f->err),
+			 MOTE_OK);
+	assert_int_equal(strlen(csr), csr_len);
+	assert_non_null(strstr(csr, "-----BEGIN CERTIFICATE REQUEST-----"));
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(mote_pki_claim_sign(f->dir, "batch2", "fan-1", csr, csr_len, &pem, &len,
+					     serial, f->err, sizeof f->err),
+			 MOTE_OK);
+	/* Not for another device, not garbage, not empty: nothing written. */
+	assert_int_equal(mote_pki_save_cert(cert, "fan-2", pem, len, f->err, sizeof f->err),
+			 MOTE_EPROTO);
+	assert_non_null(strstr(f->err, "fan-1"));
+	assert_int_equal(mote_pki_save_cert(cert, "fan-1", "not a pem", 9, f->err, sizeof f->err),
+			 MOTE_EPROTO);
+	assert_int_equal(mote_pki_save_cert(cert, "fan-1", pem, 0, f->err, sizeof f->err),
+			 MOTE_EPROTO);
+	assert_false(exists(f, "fan-1.pem"));
+	assert_int_equal(mote_pki_save_cert(cert, "fan-1", pem, len, f->err, sizeof f->err),
+			 MOTE_OK);
+	/* The certificate is for the key the device kept. */
+	X509 *x = load_cert(f, "fan-1.pem");
+	FILE *fp = fopen(key, "r");
+	assert_non_null(fp);
+	EVP_PKEY *k = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
+	fclose(fp);
+	assert_non_null(k);
+	assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(x), k), 1);
+	EVP_PKEY_free(k);
+	X509_free(x);
+	free(pem);
+	free(csr);
+	/* Not a device id: no key, no request. */
+	path_of(key, f, "bad.key");
+	assert_int_equal(mote_pki_make_csr("../x", key, &csr, &csr_len, f->err, sizeof f->err),
+			 MOTE_EINVAL);
+	assert_null(csr);
+	assert_false(exists(f, "bad.key"));
+}
+
 static void test_key_types(void **state)
 {
 	struct fx *f = *state;
@@ -573,6 +626,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_claim_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_good_csr, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_side, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_csrs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_template_rules, setup, teardown),
