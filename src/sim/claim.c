@@ -172,7 +172,12 @@ static enum mote_err ask(struct sim_dev *d, const char *id, const char *csr, siz
 			return MOTE_ETIMEDOUT;
 		}
 		rc = mote_client_process(&d->mc, ms > 500 ? 500 : ms);
-		if (rc != MOTE_OK && rc != MOTE_ETIMEDOUT && rc != MOTE_EAGAIN) {
+		if (rc == MOTE_EAGAIN)
+			rc = MOTE_OK; /* a signal: Ctrl-C is looked at between devices */
+		if (rc == MOTE_OK && mote_client_state(&d->mc) != MOTE_CLIENT_CONNECTED)
+			rc = mote_client_error(&d->mc) != MOTE_OK ? mote_client_error(&d->mc)
+								   : MOTE_ECLOSED;
+		if (rc != MOTE_OK) {
 			snprintf(err, errcap, "waiting for the certificate: %s", mote_strerror(rc));
 			return rc;
 		}
