@@ -24,7 +24,6 @@
 
 #include "base/clock.h"
 #include "pki/pki.h"
-#include "sdk/port/posix/transport_tcp.h"
 #include "sim/sim_int.h"
 #include "tls/tls.h"
 
@@ -40,19 +39,13 @@ struct answer {
 	bool too_big;
 };
 
-static bool topic_is(const struct mqtt_publish *p, const char *t)
-{
-	size_t n = strlen(t);
-	return p->topic.len == n && memcmp(p->topic.p, t, n) == 0;
-}
-
 static void on_answer(struct mote_client *c, const struct mqtt_publish *p, void *user)
 {
 	struct answer *a = user;
 	(void)c;
 	if (a->kind)
 		return;
-	int kind = topic_is(p, a->t_cert) ? 1 : topic_is(p, a->t_rejected) ? 2 : 0;
+	int kind = sim_topic_is(p, a->t_cert) ? 1 : sim_topic_is(p, a->t_rejected) ? 2 : 0;
 	if (!kind)
 		return;
 	if (p->payload.len > ANSWER_MAX) {
@@ -213,17 +206,8 @@ enum mote_err sim_claim_device(struct sim_fleet *f, struct tls_client *claim, co
 		snprintf(err, errcap, "%s", e);
 		goto out;
 	}
-	struct mote_client_cfg cc = {
-		.transport = dev_transport(d),
-		.clock = mote_posix_clock(),
-		.tx_buf = d->tx, .tx_cap = sizeof d->tx,
-		.rx_buf = d->rx, .rx_cap = sizeof d->rx,
-		.inflight = d->inflight, .inflight_len = SIM_INFLIGHT,
-		.send_timeout_ms = CLAIM_TIMEOUT_MS,
-		.cb = { .on_publish = on_answer },
-		.user = &a,
-	};
-	if ((rc = mote_client_init(&d->mc, &cc)) != MOTE_OK) {
+	const struct mote_client_cb cb = { .on_publish = on_answer };
+	if ((rc = dev_client_init(d, CLAIM_TIMEOUT_MS, &cb, &a)) != MOTE_OK) {
 		snprintf(err, errcap, "SDK client: %s", mote_strerror(rc));
 		goto out;
 	}

@@ -173,9 +173,20 @@ static enum mote_err tr_recv(void *ctx, uint8_t *buf, size_t cap, uint32_t timeo
 	}
 }
 
-struct mote_transport dev_transport(struct sim_dev *d)
+enum mote_err dev_client_init(struct sim_dev *d, uint32_t send_timeout_ms,
+			      const struct mote_client_cb *cb, void *user)
 {
-	return (struct mote_transport){ .ctx = d, .send = tr_send, .recv = tr_recv };
+	struct mote_client_cfg cc = {
+		.transport = { .ctx = d, .send = tr_send, .recv = tr_recv },
+		.clock = mote_posix_clock(),
+		.tx_buf = d->tx, .tx_cap = sizeof d->tx,
+		.rx_buf = d->rx, .rx_cap = sizeof d->rx,
+		.inflight = d->inflight, .inflight_len = SIM_INFLIGHT,
+		.send_timeout_ms = send_timeout_ms,
+		.cb = *cb,
+		.user = user,
+	};
+	return mote_client_init(&d->mc, &cc);
 }
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -389,22 +400,16 @@ static void on_twin(struct sim_dev *d, enum sim_twin_msg kind, const void *paylo
 		d->report_pending = true;
 }
 
-static bool topic_is(const struct mqtt_publish *p, const char *t)
-{
-	size_t n = strlen(t);
-	return p->topic.len == n && memcmp(p->topic.p, t, n) == 0;
-}
-
 static void on_publish(struct mote_client *c, const struct mqtt_publish *pub, void *user)
 {
 	struct sim_dev *d = user;
 	(void)c;
 
-	if (topic_is(pub, d->t_delta))
+	if (sim_topic_is(pub, d->t_delta))
 		on_twin(d, SIM_TWIN_DELTA, pub->payload.p, pub->payload.len);
-	else if (topic_is(pub, d->t_get_acc))
+	else if (sim_topic_is(pub, d->t_get_acc))
 		on_twin(d, SIM_TWIN_GET, pub->payload.p, pub->payload.len);
-	else if (topic_is(pub, d->t_upd_acc))
+	else if (sim_topic_is(pub, d->t_upd_acc))
 		on_twin(d, SIM_TWIN_ACCEPTED, pub->payload.p, pub->payload.len);
 }
 
@@ -731,17 +736,8 @@ void dev_setup(struct sim_fleet *f, struct sim_dev *d, unsigned index, uint64_t 
 	d->state = D_WAIT;
 	d->s.fd = -1;
 
-	struct mote_client_cfg cc = {
-		.transport = dev_transport(d),
-		.clock = mote_posix_clock(),
-		.tx_buf = d->tx, .tx_cap = sizeof d->tx,
-		.rx_buf = d->rx, .rx_cap = sizeof d->rx,
-		.inflight = d->inflight, .inflight_len = SIM_INFLIGHT,
-		.send_timeout_ms = SETUP_TIMEOUT_MS,
-		.cb = { .on_publish = on_publish },
-		.user = d,
-	};
-	(void)mote_client_init(&d->mc, &cc);
+	const struct mote_client_cb cb = { .on_publish = on_publish };
+	(void)dev_client_init(d, SETUP_TIMEOUT_MS, &cb, d);
 }
 
 enum mote_err dev_start(struct sim_dev *d, uint64_t delay_ms)

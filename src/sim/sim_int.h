@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <string.h>
 
 #include "net/loop.h"
 #include "net/tcp.h"
@@ -123,9 +124,17 @@ void dev_setup(struct sim_fleet *f, struct sim_dev *d, unsigned index, uint64_t 
 enum mote_err dev_start(struct sim_dev *d, uint64_t delay_ms);
 /* On the worker's thread: DISCONNECT if up, close, stop timers. */
 void dev_stop(struct sim_dev *d);
-/* The SDK transport over d->s (blocking up to the SDK's timeouts, with
- * poll), for a client whose buffers are d's. */
-struct mote_transport dev_transport(struct sim_dev *d);
+/* Whether a received PUBLISH is on topic t. */
+static inline bool sim_topic_is(const struct mqtt_publish *p, const char *t)
+{
+	size_t n = strlen(t);
+	return p->topic.len == n && memcmp(p->topic.p, t, n) == 0;
+}
+
+/* d->mc over d->s with d's buffers (its transport blocks up to the SDK's
+ * timeouts, with poll); cb and user as in struct mote_client_cfg. */
+enum mote_err dev_client_init(struct sim_dev *d, uint32_t send_timeout_ms,
+			      const struct mote_client_cb *cb, void *user);
 
 /* claim.c: device id gets its certificate by claim (the connection uses the
  * claim's TLS context): key to key_path (0600), certificate to cert_path.
