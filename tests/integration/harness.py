@@ -24,6 +24,7 @@ Usage:
         ... b.host, b.port, b.log() ...
 """
 import os
+import random
 import re
 import shutil
 import signal
@@ -46,7 +47,35 @@ def mote_only(fn):
     return unittest.skipIf(broker_kind() != "mote", "checks mote-specific behaviour")(fn)
 
 
+def _ephemeral_low():
+    """The first port of the kernel's range for outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
+    """A port nobody listens on, for a server a test starts.
+
+    Chosen at random below the ephemeral range and checked by binding it: a
+    port from bind(0) lies in that range, where the outgoing connections of
+    tests running beside this one may take it before the server binds it
+    (it happened: "Address already in use" at the hub's start)."""
+    hi = _ephemeral_low() - 1
+    lo = 10000 if hi > 12000 else 1024
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randint(lo, hi)
+        s = socket.socket()
+        try:
+            s.bind((HOST, port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
     s = socket.socket()
     s.bind((HOST, 0))
     port = s.getsockname()[1]

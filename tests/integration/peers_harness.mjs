@@ -24,15 +24,28 @@ export const brokerKind = () => process.env.MOTE_TEST_BROKER || 'mote';
 export const isMote = () => brokerKind() === 'mote';
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-export function freePort() {
-  return new Promise((resolve, reject) => {
+// Whether a server could listen on port now.
+function canListen(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, HOST, () => srv.close(() => resolve(true)));
   });
+}
+
+// A port nobody listens on, for a server a test starts: at random below the
+// kernel's ephemeral range (as harness.py's free_port, which says why).
+export async function freePort() {
+  let low = 32768;
+  try {
+    low = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]) || low;
+  } catch { /* keep the default */ }
+  const lo = low > 12000 ? 10000 : 1024, hi = low - 1;
+  for (let i = 0; i < 200; i++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo + 1));
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port in ${lo}..${hi}`);
 }
 
 function moteBin() {
