@@ -9,6 +9,7 @@
  * wind-up", after which one sample swings the parameters wildly).
  */
 #include "analytics/forecast.h"
+#include "analytics/stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -368,22 +369,6 @@ static void draw_params(const struct fc_rls *r, double L[FC_RLS_MAX][FC_RLS_MAX]
 	memcpy(theta, r->theta, sizeof(double) * r->n);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-/* The q-quantile of sorted v[0..n) (n > 0), linear between ranks. */
-static double quantile(const double *v, size_t n, double q)
-{
-	double pos = q * (double)(n - 1);
-	size_t i = (size_t)pos;
-	if (i + 1 >= n)
-		return v[n - 1];
-	return v[i] + (pos - (double)i) * (v[i + 1] - v[i]);
-}
-
 static bool crossed(double v, double thr, bool rising)
 {
 	return rising ? v >= thr : v <= thr;
@@ -465,9 +450,10 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 			double v = state[d] + sd * normal(&rng);
 			obs[d] = mc->logscale ? exp(v) : v;
 		}
-		qsort(obs, draws, sizeof *obs, cmp_double);
-		out[p] = (struct fc_point){ .t_s = t, .mean = mean_v, .lo = quantile(obs, draws, 0.05),
-					    .hi = quantile(obs, draws, 0.95) };
+		stats_sort(obs, draws);
+		out[p] = (struct fc_point){ .t_s = t, .mean = mean_v,
+					    .lo = stats_quantile(obs, draws, 0.05),
+					    .hi = stats_quantile(obs, draws, 0.95) };
 		*n = ++p;
 	}
 	if (cross) {
@@ -476,15 +462,15 @@ static enum mote_err run_mc(const struct mc *mc, const struct fc_predict_opts *o
 		cross->mean_crosses = isfinite(mean_cross);
 		cross->early_t_s = cross->late_t_s = INFINITY;
 		if (o->have_threshold) {
-			qsort(tcross, draws, sizeof *tcross, cmp_double);
+			stats_sort(tcross, draws);
 			size_t hit = 0;
 			while (hit < draws && isfinite(tcross[hit]))
 				hit++;
 			cross->fraction = (double)hit / draws;
 			if (hit > 0) {
-				cross->early_t_s = quantile(tcross, hit, 0.05);
+				cross->early_t_s = stats_quantile(tcross, hit, 0.05);
 				if (cross->fraction >= 0.95)
-					cross->late_t_s = quantile(tcross, draws, 0.95);
+					cross->late_t_s = stats_quantile(tcross, draws, 0.95);
 			}
 		}
 	}

@@ -23,6 +23,7 @@
 
 #include "analytics/rul.h"
 #include "analytics/rul_features.h"
+#include "analytics/stats.h"
 #include "base/file.h"
 
 struct rul_model {
@@ -263,20 +264,6 @@ static enum mote_err build_matrix(const struct rul_model *m, const struct rul_se
 	return MOTE_OK;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
-static double quantile(const double *sorted, size_t n, double q)
-{
-	double at = q * (double)(n - 1);
-	size_t i = (size_t)at;
-	double f = at - (double)i;
-	return i + 1 < n ? sorted[i] * (1 - f) + sorted[i + 1] * f : sorted[n - 1];
-}
-
 static int iv_bin(const struct rul_model *m, double est)
 {
 	int b = (int)(est / m->p.cap * RUL_IV_BINS);
@@ -347,7 +334,7 @@ static enum mote_err fit_interval(struct rul_model *m, const float *x, const flo
 		goto out;
 	}
 	memcpy(all, res, sizeof(double) * k);
-	qsort(all, k, sizeof *all, cmp_double);
+	stats_sort(all, k);
 	for (int b = 0; b < RUL_IV_BINS; b++) {
 		size_t c = 0;
 		for (size_t i = 0; i < k; i++)
@@ -355,13 +342,13 @@ static enum mote_err fit_interval(struct rul_model *m, const float *x, const flo
 				one[c++] = res[i];
 		const double *q = all;
 		if (c >= 50) {
-			qsort(one, c, sizeof *one, cmp_double);
+			stats_sort(one, c);
 			q = one;
 		} else {
 			c = k;
 		}
-		m->nm.iv_lo[b] = quantile(q, c, 0.1);
-		m->nm.iv_hi[b] = quantile(q, c, 0.9);
+		m->nm.iv_lo[b] = stats_quantile(q, c, 0.1);
+		m->nm.iv_hi[b] = stats_quantile(q, c, 0.9);
 	}
 	m->nm.iv_bins = RUL_IV_BINS;
 	free(all);
